@@ -1,0 +1,78 @@
+"""proposed: block-wise encryption for ViT (Qi, MaungMaung, Kinoshita, Kiya 2022).
+
+Block scrambling of M x M blocks with key K1, then ONE pixel shuffle K2 shared by every
+(M/2) x (M/2) sub-block of every block and image; channels move together. Both keys compose
+into a single pixel index map, applied as one gather per batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ppattack.cipher import Cipher, KeyField, log2_factorial, parse_int_param
+from ppattack.functional import block_pixel_index, gather_pixels, invert_permutation
+from ppattack.keys import Key, Shape
+
+
+def subblock_pixel_index(height: int, width: int, block_size: int, pixel_perm: np.ndarray) -> np.ndarray:
+    """Pixel index map of the shared in-sub-block shuffle: ``v'(k) = v(pixel_perm[k])``.
+
+    Positions inside each (M/2)x(M/2) sub-block are numbered row-major. Returns int64
+    ``(height * width,)``: output pixel p comes from input pixel ``map[p]``.
+    """
+    half = block_size // 2
+    rows, cols = np.divmod(np.arange(height * width), width)
+    k = (rows % half) * half + cols % half
+    src_rows = rows - rows % half + pixel_perm[k] // half
+    src_cols = cols - cols % half + pixel_perm[k] % half
+    return src_rows * width + src_cols
+
+
+class Proposed(Cipher):
+    """Block scrambling (K1) + one shared pixel shuffle in every sub-block (K2), for ViT."""
+
+    name = "proposed"
+    paper = "Qi, MaungMaung, Kinoshita, Kiya: Privacy-preserving image classification using vision transformer (2022)"
+    component_permutation = True
+
+    def __init__(self, block_size: int = 16) -> None:
+        block_size = parse_int_param("block_size", block_size, minimum=2, even=True)
+        super().__init__(block_size=block_size)
+        self.block_size = block_size
+
+    def check_shape(self, shape: Shape) -> None:
+        super().check_shape(shape)
+        self.check_block_divides(shape, self.block_size)
+
+    def _counts(self, shape: Shape) -> tuple[int, int]:
+        _, h, w = shape
+        return (h // self.block_size) * (w // self.block_size), (self.block_size // 2) ** 2
+
+    def key_fields(self, shape: Shape) -> dict[str, KeyField]:
+        blocks, positions = self._counts(shape)
+        return {"block_perm": KeyField((blocks,), permutation=True),
+                "pixel_perm": KeyField((positions,), permutation=True)}
+
+    def key_space_bits(self, shape: Shape) -> float:
+        blocks, positions = self._counts(shape)
+        return log2_factorial(blocks) + log2_factorial(positions)
+
+    def separable_bits(self, shape: Shape) -> float:
+        blocks, positions = self._counts(shape)
+        return max(log2_factorial(blocks), log2_factorial(positions))
+
+    def index_map(self, key: Key) -> np.ndarray:
+        """The composed pixel map: ciphertext pixel p = plain pixel ``map[p]``."""
+        _, h, w = key.shape
+        scramble = block_pixel_index(h, w, self.block_size, key.material["block_perm"])
+        shuffle = subblock_pixel_index(h, w, self.block_size, key.material["pixel_perm"])
+        # Encrypted = shuffle(scramble(x)): out[p] = scrambled[shuffle[p]] = x[scramble[shuffle[p]]].
+        return scramble[shuffle]
+
+    def compile(self, key: Key, device: torch.device) -> dict[str, torch.Tensor]:
+        forward = self.index_map(key)
+        return {"forward": torch.from_numpy(forward).to(device),
+                "inverse": torch.from_numpy(invert_permutation(forward)).to(device)}
+
+    def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor], inverse: bool) -> torch.Tensor:
+        return gather_pixels(x, plan["inverse" if inverse else "forward"])

@@ -1,0 +1,24 @@
+"""ppattack: a security benchmark for learnable (perceptual) image encryption.
+
+    import ppattack
+    cipher = ppattack.create_cipher("proposed", block_size=16)
+    key = cipher.generate_key((3, 224, 224), seed=0)
+    y = cipher.encrypt(x, key); x2 = cipher.decrypt(y, key)
+"""
+__version__ = "0.1.0"
+
+from .attack import Attack, AttackResult  # noqa: E402
+from .cipher import Cipher, KeyField, UnitTransforms  # noqa: E402
+from .errors import (DataError, KeyFileError, ParameterError, PluginError,  # noqa: E402
+                     PPAttackError, ShapeError, UnknownComponentError)
+from .keys import Key, load_key, save_key  # noqa: E402
+from .registry import create_attack, create_cipher, list_attacks, list_ciphers  # noqa: E402
+from .threat import THREAT_MODELS, ThreatView  # noqa: E402
+
+__all__ = [
+    "UnitTransforms",
+    "Attack", "AttackResult", "Cipher", "DataError", "Key", "KeyField", "KeyFileError",
+    "PPAttackError", "ParameterError", "PluginError", "ShapeError", "THREAT_MODELS",
+    "ThreatView", "UnknownComponentError", "create_attack", "create_cipher", "list_attacks",
+    "list_ciphers", "load_key", "save_key", "__version__",
+]

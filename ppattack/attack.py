@@ -1,0 +1,121 @@
+"""The attack base class: the ceremony around an attack's math.
+
+A subclass sets ``name``, ``paper`` and ``threat_models`` (the first is the default), takes its
+parameters as explicit keyword arguments, and implements ``fit`` (optional training on what the
+view grants) and ``reconstruct`` (ciphertexts -> plain-shaped uint8 images). The base class
+resolves presets, seeds, the device, timing and no-grad; one call runs it::
+
+    attack = ppattack.create_attack("fr", preset="quick")
+    result = attack(view)          # view: a ThreatView built by the harness
+    result.images                  # uint8 (N, C, H, W) reconstructions
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+from .threat import ThreatView, check_threat_model
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; other values are passed to torch."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device cuda was requested but CUDA is not available: use --device cpu")
+    return resolved
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class AttackResult:
+    """Reconstructions (uint8, plain shape) plus attack-specific facts and timings (seconds)."""
+
+    images: torch.Tensor
+    facts: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    attack_seconds: float = 0.0
+
+
+class Attack:
+    """Base class of all attacks. Subclasses set ``name``, ``paper`` and ``threat_models``."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    threat_models: ClassVar[tuple[str, ...]] = ("coa",)
+    #: preset name -> default parameter values of this attack for that preset.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, *, preset: str = "quick", threat: str | None = None, seed: int = 0,
+                 device: str | torch.device = "auto"):
+        threat = self.threat_models[0] if threat is None else check_threat_model(threat)
+        if threat not in self.threat_models:
+            raise ParameterError(f"attack '{self.name}' supports threat models "
+                                 f"{', '.join(self.threat_models)}, not '{threat}'")
+        self.preset = preset
+        self.threat_model = threat
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def preset_value(self, name: str, value: Any) -> Any:
+        """``value`` when the user gave one, else this preset's default for ``name``."""
+        if value is not None:
+            return value
+        try:
+            return self.presets[self.preset][name]
+        except KeyError:
+            raise ParameterError(f"attack '{self.name}' has no '{self.preset}' preset value for "
+                                 f"{name}: pass --param {name}=...") from None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved parameters, recorded in result.json (subclasses extend)."""
+        return {"preset": self.preset, "threat": self.threat_model, "seed": self.seed}
+
+    # -- the math (subclasses) -----------------------------------------------------------------
+    def fit(self, view: ThreatView) -> None:
+        """Learn whatever the attack needs from the view (default: nothing)."""
+
+    def reconstruct(self, view: ThreatView) -> torch.Tensor | AttackResult:
+        """Restore ``view.ciphertexts`` to uint8 images of ``view.plain_shape``."""
+        raise NotImplementedError
+
+    # -- the ceremony --------------------------------------------------------------------------
+    def __call__(self, view: ThreatView) -> AttackResult:
+        if view.threat_model != self.threat_model:
+            raise ParameterError(f"attack '{self.name}' runs under '{self.threat_model}' but was "
+                                 f"given a '{view.threat_model}' view")
+        seed_everything(self.seed)
+        start = time.perf_counter()
+        self.fit(view)
+        trained = time.perf_counter()
+        with torch.no_grad():
+            out = self.reconstruct(view)
+        done = time.perf_counter()
+        result = out if isinstance(out, AttackResult) else AttackResult(out)
+        expected = (view.ciphertexts.shape[0], *view.plain_shape)
+        if result.images.dtype != torch.uint8 or tuple(result.images.shape) != expected:
+            raise RuntimeError(f"attack '{self.name}' returned {result.images.dtype} "
+                               f"{tuple(result.images.shape)}, expected uint8 {expected}")
+        result.train_seconds = trained - start
+        result.attack_seconds = done - trained
+        return result

@@ -1,0 +1,1 @@
+"""ppattack's built-in attacks, registered in pyproject.toml under ``ppattack.attacks``."""

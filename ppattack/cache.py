@@ -1,0 +1,48 @@
+"""Content-addressed cache of trained networks (attack models, classifiers).
+
+An entry's address is the SHA-256 of a JSON identity holding everything that determines the
+trained weights (cipher and params, attack and params, data identity, seed, code version).
+Entries are tensors-only ``torch.save`` files written atomically and read with
+``weights_only=True``; a damaged entry is ignored and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import __version__
+from .data import cache_dir
+from .io import atomic_torch_save, torch_load
+
+log = logging.getLogger(__name__)
+#: Bump when a change to training code changes what a cached network would be.
+CODE_VERSION = f"{__version__}-1"
+
+
+def address(kind: str, identity: dict[str, Any]) -> str:
+    """Stable hex digest of ``identity`` (JSON-serialisable) plus the code version."""
+    text = json.dumps({"kind": kind, "code": CODE_VERSION, **identity}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached(kind: str, identity: dict[str, Any], build: Callable[[], dict[str, Any]],
+           enabled: bool = True) -> tuple[dict[str, Any], bool]:
+    """Return ``(state, hit)``: the stored state for ``identity``, or ``build()`` stored afresh.
+
+    ``state`` must hold only tensors and plain Python values (a state_dict, metrics).
+    """
+    path = cache_dir() / "models" / kind / f"{address(kind, identity)}.pt"
+    if enabled and path.exists():
+        try:
+            return torch_load(path), True
+        except Exception as e:  # never trust a damaged entry
+            log.warning("ignoring unreadable cache entry %s (%s)", path, e)
+    state = build()
+    if enabled:
+        atomic_torch_save(path, state)
+    return state, False

@@ -1,0 +1,233 @@
+"""The cipher base class: the contract every built-in and third-party cipher implements.
+
+A subclass defines the scheme's parameters as explicit keyword arguments, its key fields,
+key-space size, and how a key compiles into index maps and masks (``compile``) and how those
+are applied (``apply``). The base class owns the ceremony: shape and dtype checks, key
+generation from a CSPRNG or a seed, key validation, and caching each compiled key per device.
+
+Example (a complete third-party cipher: a global inversion with no key)::
+
+    class Invert(ppattack.Cipher):
+        \"\"\"Negative image: 255 - x.\"\"\"
+        name = "invert"
+        paper = "none"
+
+        def key_fields(self, shape):
+            return {}
+
+        def key_space_bits(self, shape):
+            return 0.0
+
+        def compile(self, key, device):
+            return None
+
+        def apply(self, x, plan, inverse):
+            return 255 - x
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from .errors import KeyFileError, ParameterError, ShapeError
+from .keys import Key, Shape, as_int_array, check_permutation, check_range
+from .rng import KeyRNG
+
+
+@dataclass(frozen=True)
+class KeyField:
+    """One array of key material: its shape, and either a permutation or values in [0, high)."""
+
+    shape: tuple[int, ...]
+    high: int = 2
+    permutation: bool = False
+
+    def draw(self, rng: KeyRNG) -> np.ndarray:
+        if self.permutation:
+            rows = [rng.permutation(self.shape[-1]) for _ in range(math.prod(self.shape[:-1]))]
+            return np.stack(rows).reshape(self.shape) if rows else np.zeros(self.shape, np.int64)
+        return rng.integers(self.high, self.shape)
+
+
+@dataclass(frozen=True)
+class UnitTransforms:
+    """A small public set of transforms applied independently to each unit (pixel or block).
+
+    An edge-based solver searches this set per unit (pe: 48 per pixel; etc: 96 per block;
+    etc-gray: 16 per block). ``undo(units, t)`` applies the INVERSE of candidate ``t`` to a
+    batch of units ``(M, C, s, s)`` uint8 (``s = unit_size``), giving candidate plain units.
+    """
+
+    unit: str  # "pixel" or "block"
+    unit_size: int
+    count: int
+    undo: Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def log2_factorial(n: int) -> float:
+    """log2(n!) computed with lgamma (never a factorial)."""
+    return math.lgamma(n + 1) / math.log(2)
+
+
+class Cipher:
+    """Base class of all ciphers. Subclasses set ``name`` (the registry key) and ``paper``."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    invertible: ClassVar[bool] = True
+    #: "shared": one key encrypts every image; "per-image": every image gets its own key.
+    key_reuse: ClassVar[str] = "shared"
+    #: Number of channels the cipher takes (protocol: RGB).
+    channels: ClassVar[int] = 3
+    #: True when encryption only moves pixel components around (what keyrec and the model
+    #: transformation need); negative-positive or nibble ciphers are not.
+    component_permutation: ClassVar[bool] = False
+    #: Block side in pixels for block-wise ciphers, None otherwise (instances set it).
+    block_size: int | None = None
+
+    def __init__(self, **params: Any):
+        self._params = dict(params)
+        self._plans: weakref.WeakKeyDictionary[Key, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """The cipher's parameters (what a key file stores under ``params``)."""
+        return dict(self._params)
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the class docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- shapes --------------------------------------------------------------------------------
+    def check_shape(self, shape: Shape) -> None:
+        """Raise :class:`ShapeError` if the cipher cannot take plain images of ``shape`` (C, H, W)."""
+        if len(shape) != 3 or any(int(s) <= 0 for s in shape):
+            raise ShapeError(f"image shape must be C,H,W with positive sizes, got {tuple(shape)}")
+        if shape[0] != self.channels:
+            raise ShapeError(f"cipher '{self.name}' takes {self.channels}-channel images, "
+                             f"got {shape[0]} channels: convert the images to RGB")
+
+    def check_block_divides(self, shape: Shape, block_size: int) -> None:
+        """Helper for block ciphers: H and W must be multiples of ``block_size``."""
+        _, h, w = shape
+        if h % block_size or w % block_size:
+            fit = (max(block_size, h // block_size * block_size),
+                   max(block_size, w // block_size * block_size))
+            raise ShapeError(f"image size {h}x{w} is not a multiple of block_size {block_size} "
+                             f"for cipher '{self.name}': resize or crop to e.g. {fit[0]}x{fit[1]}, "
+                             "or choose another block_size")
+
+    def unit_transforms(self, shape: Shape) -> UnitTransforms | None:
+        """The per-unit candidate set, for ciphers whose units each get one of few transforms."""
+        return None
+
+    def encrypted_shape(self, shape: Shape) -> Shape:
+        """Shape (C, H, W) of a ciphertext for plain images of ``shape``."""
+        return tuple(shape)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def key_fields(self, shape: Shape) -> Mapping[str, KeyField]:
+        """The arrays of key material for images of ``shape`` (ciphers.md's key JSON)."""
+        raise NotImplementedError
+
+    def key_space_bits(self, shape: Shape) -> float:
+        """log2 of the number of keys for images of ``shape``."""
+        raise NotImplementedError
+
+    def separable_bits(self, shape: Shape) -> float:
+        """Bits of the largest key part an attacker can recover on its own (default: all)."""
+        return self.key_space_bits(shape)
+
+    def generate_key(self, shape: Shape, seed: int | None = None) -> Key:
+        """A new key for images of ``shape``: from the OS CSPRNG, or deterministic for ``seed``."""
+        shape = tuple(int(s) for s in shape)
+        self.check_shape(shape)
+        rng = KeyRNG(seed)
+        material = {name: field.draw(rng) for name, field in self.key_fields(shape).items()}
+        return Key(self.name, self.params, shape, material)
+
+    def parse_material(self, raw: Mapping[str, Any], shape: Shape) -> dict[str, Any]:
+        """Validate JSON key material against :meth:`key_fields`; errors name the field."""
+        fields = self.key_fields(shape)
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise KeyFileError(f"field 'material.{unknown[0]}' is not a key field of cipher "
+                               f"'{self.name}' (expected {sorted(fields)})")
+        material = {}
+        for name, field in fields.items():
+            if name not in raw:
+                raise KeyFileError(f"field 'material.{name}' is missing")
+            array = as_int_array(raw[name], name, field.shape)
+            if field.permutation:
+                check_permutation(array, name)
+            else:
+                check_range(array, name, field.high)
+            material[name] = array
+        return material
+
+    def check_key(self, key: Key) -> None:
+        """Raise :class:`KeyFileError` if ``key`` was not made for this cipher and parameters."""
+        if key.cipher != self.name or dict(key.params) != self.params:
+            raise KeyFileError(f"the key is for cipher '{key.cipher}' {dict(key.params)}, not "
+                               f"'{self.name}' {self.params}: use the matching key or cipher")
+
+    # -- encryption ----------------------------------------------------------------------------
+    def compile(self, key: Key, device: torch.device) -> Any:
+        """Turn ``key`` into index maps / masks on ``device`` (called once per key and device)."""
+        raise NotImplementedError
+
+    def apply(self, x: torch.Tensor, plan: Any, inverse: bool) -> torch.Tensor:
+        """Encrypt (``inverse=False``) or decrypt a checked uint8 batch with a compiled plan."""
+        raise NotImplementedError
+
+    def encrypt(self, x: torch.Tensor, key: Key) -> torch.Tensor:
+        """Encrypt a uint8 batch ``(N, C, H, W)`` of the key's shape; same dtype and device."""
+        self._check_batch(x, key, key.shape, "plain images")
+        return self.apply(x, self._plan(key, x.device), inverse=False)
+
+    def decrypt(self, y: torch.Tensor, key: Key) -> torch.Tensor:
+        """Invert :meth:`encrypt` for ciphertexts ``(N, C', H', W')`` made with ``key``."""
+        if not self.invertible:
+            raise ParameterError(f"cipher '{self.name}' cannot be decrypted")
+        self._check_batch(y, key, self.encrypted_shape(key.shape), "ciphertexts")
+        return self.apply(y, self._plan(key, y.device), inverse=True)
+
+    def _check_batch(self, x: torch.Tensor, key: Key, shape: Shape, what: str) -> None:
+        self.check_key(key)
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ShapeError(f"{what} must be a uint8 tensor (N, C, H, W), got {got}")
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise ShapeError(f"{what} have shape {tuple(x.shape[1:])} but the key was made for "
+                             f"{tuple(shape)}: make a key for this shape or resize the images")
+
+    def _plan(self, key: Key, device: torch.device) -> Any:
+        per_device = self._plans.setdefault(key, {})
+        if str(device) not in per_device:
+            per_device[str(device)] = self.compile(key, device)
+        return per_device[str(device)]
+
+
+def parse_int_param(name: str, value: Any, *, minimum: int = 1, even: bool = False) -> int:
+    """Validate an integer parameter given in code or as a command-line string."""
+    try:
+        number = int(value)
+        if isinstance(value, float) and number != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter {name} must be an integer, got {value!r}") from None
+    if number < minimum or (even and number % 2):
+        need = f"an even integer >= {minimum}" if even else f"an integer >= {minimum}"
+        raise ParameterError(f"parameter {name} must be {need}, got {number}")
+    return number

@@ -1,0 +1,274 @@
+"""The ``ppattack`` command line: parsing and printing only; the work is in the library.
+
+Exit status: 0 success, 1 a check failed, 2 bad usage or bad input (one line on stderr, no
+traceback unless ``--debug``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import DataError, PPAttackError, ShapeError
+
+log = logging.getLogger("ppattack")
+
+# -- shared options (defined once, stacked on commands) --------------------------------------------
+
+cipher_option = click.option("--cipher", "cipher_name", required=True, metavar="NAME",
+                             help="Registered cipher name (see `ppattack list ciphers`).")
+param_option = click.option("--param", "params", multiple=True, metavar="K=V",
+                            help="Parameter override, repeatable (e.g. block_size=16).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+key_option = click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+                          metavar="KEY.json", help="Key file made by `ppattack keygen`.")
+out_dir_option = click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                              metavar="OUTDIR", help="Output folder (created if missing).")
+
+
+def parse_shape(value: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) <= 0:
+        raise ShapeError(f"--shape must be C,H,W with three positive integers, e.g. 3,224,224 (got {value!r})")
+    return shape  # type: ignore[return-value]
+
+
+def shape_option(default: str | None = None):
+    return click.option("--shape", default=default, required=default is None, metavar="C,H,W",
+                        help="Plain image shape" + (f" (default {default})." if default else "."))
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+# -- the group: turns library errors into one line and exit status 2 --------------------------------
+
+class PPAttackGroup(click.Group):
+    def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        extra.pop("standalone_mode", None)
+        try:
+            code = super().main(argv, prog_name or "ppattack", standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            if debug:
+                raise
+            where = e.ctx.command_path if getattr(e, "ctx", None) else "ppattack"
+            click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(2)
+        except PPAttackError as e:
+            if debug:
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=PPAttackGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ppattack")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def cli(debug: bool, verbose: bool) -> None:
+    """ppattack: test learnable image encryption against attacks."""
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = RichHandler(console=console(stderr=True), show_time=False, show_path=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+
+
+# -- list / info ---------------------------------------------------------------------------------------
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["ciphers", "attacks", "datasets", "all"]), default="all")
+@json_option
+def list_command(what: str, as_json: bool) -> None:
+    """List installed ciphers, attacks and datasets."""
+    from .data import DATASET_NAMES
+    from .registry import ATTACKS, CIPHERS
+
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if what in ("ciphers", "all"):
+        rows["ciphers"] = [{"name": n, "key_reuse": c.key_reuse, "summary": c.summary()}
+                           for n, c in ((n, CIPHERS.get(n)) for n in CIPHERS.names())]
+    if what in ("attacks", "all"):
+        rows["attacks"] = [{"name": n, "threat_models": list(a.threat_models), "summary": a.summary()}
+                           for n, a in ((n, ATTACKS.get(n)) for n in ATTACKS.names())]
+    if what in ("datasets", "all"):
+        rows["datasets"] = [{"name": n} for n in DATASET_NAMES]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    out = console()
+    for section, items in rows.items():
+        table = Table(title=section, title_justify="left")
+        for column in items[0] if items else ["name"]:
+            table.add_column(column)
+        for item in items:
+            table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in item.values()))
+        out.print(table)
+
+
+def cipher_card(cipher_name: str, params: tuple[str, ...], shape: tuple[int, int, int]) -> dict[str, Any]:
+    from .params import parse_assignments
+    from .registry import create_cipher
+
+    cipher = create_cipher(cipher_name, **parse_assignments(params))
+    cipher.check_shape(shape)
+    return {"cipher": cipher.name, "summary": cipher.summary(), "params": cipher.params,
+            "shape": list(shape), "encrypted_shape": list(cipher.encrypted_shape(shape)),
+            "key_space_bits": round(cipher.key_space_bits(shape), 2),
+            "separable_bits": round(cipher.separable_bits(shape), 2),
+            "invertible": cipher.invertible, "key_reuse": cipher.key_reuse, "paper": cipher.paper}
+
+
+@cli.command()
+@cipher_option
+@param_option
+@shape_option(default="3,224,224")
+@json_option
+def info(cipher_name: str, params: tuple[str, ...], shape: str, as_json: bool) -> None:
+    """Show a cipher's card: key space, separable part, invertibility, key reuse."""
+    card = cipher_card(cipher_name, params, parse_shape(shape))
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, title=f"cipher {card['cipher']}", title_justify="left")
+    for name, value in card.items():
+        text = f"{value:.2f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        table.add_row(name, text)
+    console().print(table)
+
+
+# -- keys and files ------------------------------------------------------------------------------------
+
+@cli.command()
+@cipher_option
+@param_option
+@shape_option()
+@click.option("--seed", type=int, default=None, help="Deterministic key (tests only); default: OS CSPRNG.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="KEY.json")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | None, out_path: str,
+           force: bool) -> None:
+    """Generate a key and write it (permissions 0600). The key is never printed."""
+    from .keys import save_key
+    from .params import parse_assignments
+    from .registry import create_cipher
+
+    if Path(out_path).exists() and not force:
+        raise DataError(f"{out_path} exists: refusing to overwrite a key (data encrypted with it "
+                        "would be lost); pass --force or choose another file")
+    cipher = create_cipher(cipher_name, **parse_assignments(params))
+    key = cipher.generate_key(parse_shape(shape), seed=seed)
+    save_key(key, out_path)
+    click.echo(f"wrote {cipher.name} key for shape {','.join(map(str, key.shape))} to {out_path} "
+               f"({cipher.key_space_bits(key.shape):.2f} key-space bits)", err=True)
+
+
+def _transform_files(key_path: str, inputs: tuple[str, ...], out_dir: str, decrypt: bool) -> None:
+    from .files import transform_files
+    from .keys import load_key
+
+    written = transform_files(load_key(key_path), [Path(p) for p in inputs], Path(out_dir), decrypt=decrypt)
+    click.echo(f"wrote {len(written)} image(s) to {out_dir}", err=True)
+
+
+@cli.command()
+@key_option
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@out_dir_option
+def encrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
+    """Encrypt image files or folders to PNG files in OUTDIR (same names, folder structure kept)."""
+    _transform_files(key_path, inputs, out_dir, decrypt=False)
+
+
+@cli.command()
+@key_option
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@out_dir_option
+def decrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
+    """Decrypt PNG ciphertexts made by `ppattack encrypt` into OUTDIR."""
+    _transform_files(key_path, inputs, out_dir, decrypt=True)
+
+
+# -- run -----------------------------------------------------------------------------------------------
+
+@cli.command()
+@cipher_option
+@click.option("--attack", "attack_name", required=True, metavar="NAME", help="Registered attack name.")
+@click.option("--dataset", default=None, metavar="D", help="samples | cifar10 | cifar100 | folder:PATH (default: the preset's).")
+@click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Where cifar10/100 live (or are downloaded to).")
+@click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper.")
+@param_option
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the victim key and of training.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Result folder (default runs/<cipher>-<attack>-<time>).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images.")
+@click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier.")
+@click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa).")
+def run(cipher_name: str, attack_name: str, dataset: str | None, data_root: str | None, preset: str,
+        params: tuple[str, ...], device: str, seed: int, out_dir: str | None, limit: int | None,
+        no_accuracy: bool, threat: str | None) -> None:
+    """Attack a cipher on a dataset and write result.json, report.md and grid.png."""
+    from .harness import RunConfig, run as run_case
+    from .params import parse_assignments
+    from .report import write_run
+
+    config = RunConfig(cipher=cipher_name, attack=attack_name, dataset=dataset, data_root=data_root,
+                       preset=preset, params=parse_assignments(params), device=device, seed=seed,
+                       limit=limit, accuracy=not no_accuracy, threat=threat)
+    with console(stderr=True).status(f"running {attack_name} against {cipher_name} ..."):
+        result = run_case(config)
+    out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    write_run(result, out)
+    print_summary(result.document, out)
+
+
+def print_summary(document: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    metrics, baseline = document["metrics"], document["baseline"]
+    table = Table(title=f"{document['cipher']['name']} vs {document['attack']['name']} "
+                        f"({document['attack']['threat_model']})", title_justify="left")
+    for column in ("metric", "restored", "ciphertext baseline"):
+        table.add_column(column)
+    for label, name in (("SSIM wang (mean)", "ssim"), ("SSIM skimage-legacy", "ssim_skimage_legacy"),
+                        ("PSNR dB (mean)", "psnr")):
+        base = (baseline.get(name) or {}).get("mean")
+        table.add_row(label, _number(metrics[name]["mean"]), _number(base))
+    table.add_row("key space bits", f"{document['cipher']['key_space_bits']:.2f}", "")
+    out_console = console()
+    out_console.print(table)
+    out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else value if isinstance(value, str) else f"{value:.3f}"
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

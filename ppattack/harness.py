@@ -1,0 +1,201 @@
+"""The harness: one case (data, cipher, victim key) attacked under a threat model, then scored.
+
+Following breaching's split, the case holds the ground truth and the attacker gets only a
+:class:`ThreatView`; plaintexts and the key reach nothing but :func:`ppattack.metrics.score`.
+
+    config = RunConfig(cipher="proposed", attack="fr")
+    result = run(config)            # the result.json document (a dict)
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from . import __version__
+from .attack import Attack, resolve_device
+from .cipher import Cipher
+from .data import Roles, assign_roles, load_dataset
+from .errors import ParameterError
+from .keys import Key
+from .metrics import score
+from .params import accepted_parameters
+from .presets import get_preset
+from .registry import ATTACKS, CIPHERS
+from .threat import ThreatView
+
+log = logging.getLogger(__name__)
+RESULT_SCHEMA_VERSION = 1
+KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on. ``params`` holds user ``K=V`` overrides (see :func:`resolve`)."""
+
+    cipher: str
+    attack: str
+    dataset: str | None = None
+    data_root: str | None = None
+    preset: str = "quick"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    seed: int = 0
+    limit: int | None = None
+    accuracy: bool = True
+    threat: str | None = None  # None: the attack's default threat model
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A config with the preset merged in and the parameters routed to their component."""
+
+    settings: dict[str, Any]
+    cipher_params: dict[str, Any]
+    attack_params: dict[str, Any]
+
+
+def resolve(config: RunConfig) -> Resolved:
+    """Merge preset and user values (user wins) and route each ``K=V`` to whoever takes it.
+
+    ``cipher.K=V`` / ``attack.K=V`` address one component; a bare ``K`` overrides the preset
+    value of that name if there is one, else goes to the cipher and/or attack accepting it.
+    """
+    settings = get_preset(config.preset)
+    if config.dataset is not None:
+        settings["dataset"] = config.dataset
+    cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
+    attack_accepts = set(accepted_parameters(ATTACKS.get(config.attack))) - {"preset", "seed", "device", "threat"}
+    cipher_params: dict[str, Any] = {}
+    attack_params: dict[str, Any] = {}
+    for name, value in config.params.items():
+        target, _, bare = name.rpartition(".")
+        if target == "cipher" and bare in cipher_accepts:
+            cipher_params[bare] = value
+        elif target == "attack" and bare in attack_accepts:
+            attack_params[bare] = value
+        elif target:
+            raise ParameterError(f"parameter '{name}' is not taken by the {target} "
+                                 f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
+        elif name in settings or name in cipher_accepts or name in attack_accepts:
+            if name in settings:
+                settings[name] = value
+            if name in cipher_accepts:
+                cipher_params[name] = value
+            if name in attack_accepts:
+                attack_params[name] = value
+        else:
+            raise ParameterError(f"no preset value, cipher '{config.cipher}' or attack "
+                                 f"'{config.attack}' takes parameter '{name}' (preset values: "
+                                 f"{sorted(settings)})")
+    if "block_size" in cipher_accepts:
+        cipher_params.setdefault("block_size", settings["block_size"])
+    return Resolved(settings, cipher_params, attack_params)
+
+
+def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
+                roles: Roles) -> ThreatView:
+    """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md)."""
+    device = ciphertexts.device
+    if threat_model == "coa":
+        return ThreatView(threat_model, cipher, key.shape, ciphertexts)
+    public, labels = roles.public.to(device), roles.public_labels.to(device)
+    extra: dict[str, Any] = {}
+    if threat_model == "kpa":
+        known = public[:KNOWN_PAIRS]
+        extra["known_pairs"] = (known, cipher.encrypt(known, key))
+    elif threat_model == "cpa":
+        extra["oracle"] = lambda x: cipher.encrypt(x.to(device), key)
+    elif threat_model == "model":
+        raise ParameterError("the 'model' threat model needs a trained classifier, which this "
+                             "version does not train yet")
+    return ThreatView(threat_model, cipher, key.shape, ciphertexts, public, labels, **extra)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    return {"device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            "python": platform.python_version(), "ppattack": __version__}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The result.json document plus the images it was scored on (uint8, CPU)."""
+
+    document: dict[str, Any]
+    plain: torch.Tensor
+    encrypted: torch.Tensor
+    restored: torch.Tensor
+
+
+def run(config: RunConfig) -> RunResult:
+    """Run one case end to end and return its result (nothing is written)."""
+    started = time.time()
+    resolved = resolve(config)
+    settings = resolved.settings
+    device = resolve_device(config.device)
+    cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
+    attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=config.seed,
+                                    device=device, threat=config.threat, **resolved.attack_params)
+    size = int(settings["image_size"])
+    shape = (3, size, size)
+    cipher.check_shape(shape)  # fail before loading any data
+
+    dataset = load_dataset(settings["dataset"], size, data_root=config.data_root,
+                           max_train=settings.get("max_train"), max_test=settings.get("max_test"))
+    targets = settings.get("targets") if config.limit is None else config.limit
+    roles = assign_roles(dataset, targets)
+
+    key = cipher.generate_key(shape, seed=config.seed)
+    plain = roles.targets.to(device)
+    ciphertexts = cipher.encrypt(plain, key)
+    view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles)
+    log.info("attacking %d %s ciphertexts with %s (%s)", len(plain), cipher.name, attack.name,
+             attack.threat_model)
+    outcome = attack(view)
+
+    comparable = tuple(ciphertexts.shape) == tuple(plain.shape)
+    baseline = score(ciphertexts, plain) if comparable else {
+        "unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
+    document = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "ppattack_version": __version__,
+        "git_commit": _git_commit(),
+        "config": {**asdict(config), "params": dict(config.params), "settings": settings,
+                   "device": str(device)},
+        "seed": config.seed,
+        "dataset": {"name": settings["dataset"], "image_shape": list(shape),
+                    "classes": len(dataset.classes), "splits": roles.sizes()},
+        "cipher": {"name": cipher.name, "params": cipher.params,
+                   "key_space_bits": cipher.key_space_bits(shape),
+                   "separable_bits": cipher.separable_bits(shape),
+                   "key_reuse": cipher.key_reuse, "paper": cipher.paper},
+        "attack": {"name": attack.name, "threat_model": attack.threat_model,
+                   "params": attack.params, "facts": outcome.facts,
+                   "train_seconds": outcome.train_seconds, "attack_seconds": outcome.attack_seconds},
+        "metrics": score(outcome.images, plain),
+        "baseline": baseline,
+        "accuracy": {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
+                     "reason": "skipped (--no-accuracy)" if not config.accuracy
+                     else "classifier training is not available in this version"},
+        "environment": environment(device),
+        "seconds": time.time() - started,
+    }
+    return RunResult(document, plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
+
+
+def _git_commit() -> str | None:
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None

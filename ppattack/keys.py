@@ -1,0 +1,161 @@
+"""Keys: an immutable value holding a cipher's name, parameters, image shape and key material.
+
+A key file is the JSON document of protocol.md::
+
+    {"format": "ppattack-key/1", "cipher": "proposed", "params": {"block_size": 16},
+     "shape": [3, 224, 224], "material": {"block_perm": [...], "pixel_perm": [...]}}
+
+Key files are written with permissions 0600 and are never printed or logged: ``repr(key)``
+hides the material.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import KeyFileError, PPAttackError
+from .io import atomic_write_json
+
+KEY_FORMAT = "ppattack-key/1"
+Shape = tuple[int, int, int]
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value = value.copy()
+        value.setflags(write=False)
+        return value
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Key:
+    """A cipher key. ``material`` maps field names to read-only int64 arrays (or plain values)."""
+
+    cipher: str
+    params: Mapping[str, Any]
+    shape: Shape
+    material: Mapping[str, Any] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "material", _frozen(dict(self.material)))
+
+    def __repr__(self) -> str:
+        return (f"Key(cipher={self.cipher!r}, params={dict(self.params)!r}, "
+                f"shape={self.shape!r}, material=<hidden>)")
+
+    def to_json(self) -> dict[str, Any]:
+        """The key-file document (contains the secret material)."""
+        return {"format": KEY_FORMAT, "cipher": self.cipher, "params": dict(self.params),
+                "shape": list(self.shape), "material": _jsonable(dict(self.material))}
+
+
+def save_key(key: Key, path: str | os.PathLike) -> None:
+    """Write ``key`` as JSON, atomically, readable by the owner only (0600)."""
+    atomic_write_json(path, key.to_json(), mode=0o600)
+
+
+def load_key(path: str | os.PathLike) -> Key:
+    """Read and fully validate a key file; a bad key raises :class:`KeyFileError` naming the field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} does not exist: create one with `ppattack keygen`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KeyFileError(f"key file {path} is not valid JSON ({e}): "
+                           "regenerate it with `ppattack keygen`") from None
+    try:
+        return key_from_json(document)
+    except KeyFileError as e:
+        raise KeyFileError(f"key file {path}: {e}") from None
+
+
+def key_from_json(document: Any) -> Key:
+    """Validate a key document (format, cipher, params, shape, material) and build the Key."""
+    from .registry import create_cipher
+
+    if not isinstance(document, dict):
+        raise KeyFileError("not a key document (expected a JSON object)")
+    for name in ("format", "cipher", "params", "shape", "material"):
+        if name not in document:
+            raise KeyFileError(f"field '{name}' is missing")
+    if document["format"] != KEY_FORMAT:
+        raise KeyFileError(f"field 'format' is {document['format']!r}, expected {KEY_FORMAT!r}")
+    if not isinstance(document["params"], dict):
+        raise KeyFileError("field 'params' must be an object")
+    if not isinstance(document["material"], dict):
+        raise KeyFileError("field 'material' must be an object")
+    shape = document["shape"]
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+        raise KeyFileError(f"field 'shape' must be three positive integers [C, H, W], got {shape!r}")
+    try:
+        cipher = create_cipher(document["cipher"], **document["params"])
+        cipher.check_shape(tuple(shape))
+    except KeyFileError:
+        raise
+    except PPAttackError as e:
+        raise KeyFileError(f"{e}") from None
+    material = cipher.parse_material(document["material"], tuple(shape))
+    return Key(cipher.name, cipher.params, tuple(shape), material)
+
+
+# Validation helpers for ciphers' key fields --------------------------------------------------
+
+def as_int_array(raw: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Convert JSON ``raw`` to an int64 array of exactly ``shape``, or raise naming ``name``."""
+    try:
+        array = np.asarray(raw)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"field 'material.{name}' is not a regular array") from None
+    if array.size and array.dtype.kind not in "iub":
+        raise KeyFileError(f"field 'material.{name}' must hold integers")
+    if array.shape != tuple(shape):
+        raise KeyFileError(f"field 'material.{name}' has shape {list(array.shape)}, "
+                           f"expected {list(shape)}")
+    return array.astype(np.int64)
+
+
+def check_permutation(array: np.ndarray, name: str) -> np.ndarray:
+    """Every row (last axis) of ``array`` must be a permutation of 0..n-1."""
+    n = array.shape[-1]
+    rows = array.reshape(-1, n)
+    expected = np.arange(n)
+    for row in rows:
+        if not np.array_equal(np.sort(row), expected):
+            bad = sorted(set(row.tolist()) ^ set(expected.tolist()))[:3]
+            raise KeyFileError(f"field 'material.{name}' is not a permutation of 0..{n - 1} "
+                               f"(offending values {bad})")
+    return array
+
+
+def check_range(array: np.ndarray, name: str, high: int) -> np.ndarray:
+    """Every value of ``array`` must be in ``[0, high)``."""
+    if array.size and (array.min() < 0 or array.max() >= high):
+        raise KeyFileError(f"field 'material.{name}' must hold values in 0..{high - 1}, "
+                           f"found {int(array.min())}..{int(array.max())}")
+    return array

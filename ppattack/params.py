@@ -1,0 +1,51 @@
+"""Parameters given as ``K=V`` strings and their checked application to components."""
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+from .errors import ParameterError
+
+
+def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``["block_size=16", "mode=shared"]`` -> ``{"block_size": 16, "mode": "shared"}``.
+
+    Values are read as JSON when they parse (numbers, true/false, null, lists), else as strings.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ParameterError(f"parameter {item!r} must look like NAME=VALUE, e.g. block_size=16")
+        try:
+            params[name] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name] = text
+    return params
+
+
+def accepted_parameters(cls: type) -> dict[str, Any]:
+    """Keyword parameters of ``cls.__init__`` with their defaults (``inspect.Parameter.empty`` if none)."""
+    accepted: dict[str, Any] = {}
+    for klass in cls.__mro__:  # **kwargs forwarded to a base class accept the base's names too
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        for p in parameters:
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                accepted.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted
+
+
+def instantiate(cls: type, kind: str, name: str, params: dict[str, Any]) -> Any:
+    """``cls(**params)`` with unknown parameter names reported as a :class:`ParameterError`."""
+    accepted = accepted_parameters(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        listing = ", ".join(accepted) or "none"
+        raise ParameterError(f"{kind} '{name}' has no parameter '{unknown[0]}' (parameters: {listing})")
+    return cls(**params)

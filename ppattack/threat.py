@@ -1,0 +1,54 @@
+"""Threat models and the view of a case that an attacker is allowed to see.
+
+The harness builds a :class:`ThreatView` holding exactly what the attack's threat model
+grants (attacks.md). The view has no field for the victim key or the victim's plain target
+images, so an attack cannot reach them: ground truth goes only to the metrics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .cipher import Cipher
+from .errors import ParameterError
+from .keys import Shape
+
+#: name -> what it grants, in increasing strength.
+THREAT_MODELS: dict[str, str] = {
+    "coa": "victim ciphertexts only (the algorithm is public, the key is not)",
+    "coa+public": "victim ciphertexts, plus the attacker's own public plain images",
+    "kpa": "victim ciphertexts, public images, and (plain, cipher) pairs under the victim key",
+    "cpa": "victim ciphertexts, public images, and an encryption oracle under the victim key",
+    "model": "victim ciphertexts, public images, and the provider's trained model",
+}
+
+
+def check_threat_model(name: str) -> str:
+    if name not in THREAT_MODELS:
+        raise ParameterError(f"unknown threat model '{name}': choose one of {', '.join(THREAT_MODELS)}")
+    return name
+
+
+@dataclass(frozen=True)
+class ThreatView:
+    """What crosses the wire to the attacker. Fields a threat model does not grant are None.
+
+    Shapes: ``ciphertexts`` uint8 ``(N, C', H', W')``; ``public_images`` uint8 ``(P, C, H, W)``;
+    ``known_pairs`` a (plain, cipher) tuple of uint8 batches under the victim key.
+    """
+
+    threat_model: str
+    cipher: Cipher
+    plain_shape: Shape
+    ciphertexts: torch.Tensor
+    public_images: torch.Tensor | None = None
+    public_labels: torch.Tensor | None = None
+    known_pairs: tuple[torch.Tensor, torch.Tensor] | None = None
+    oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
+    model: Any | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.ciphertexts.device
