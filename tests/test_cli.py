@@ -1,0 +1,158 @@
+"""The command line: the protocol's commands, exit codes and one-line errors."""
+from __future__ import annotations
+
+import json
+import stat
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ppattack.cli import cli
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli, list(args))
+
+
+def assert_usage_error(result, fragment):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def save_png(path, height=8, width=8, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(array).save(path)
+    return array
+
+
+@pytest.fixture
+def key_file(tmp_path, cli_runner):
+    path = tmp_path / "key.json"
+    result = invoke(cli_runner, "keygen", "--cipher", "proposed", "--param", "block_size=4",
+                    "--shape", "3,8,8", "-o", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_info_reports_the_seed_key_space(cli_runner):
+    result = invoke(cli_runner, "info", "--cipher", "proposed", "--param", "block_size=16",
+                    "--shape", "3,224,224", "--json")
+    assert result.exit_code == 0
+    card = json.loads(result.stdout)
+    assert card["key_space_bits"] == 1510.84
+    assert card["separable_bits"] == 1214.85
+    assert card["key_reuse"] == "shared" and card["invertible"] is True
+    assert "1510.84" in invoke(cli_runner, "info", "--cipher", "proposed", "--param", "block_size=16",
+                               "--shape", "3,224,224").stdout
+
+
+def test_keygen_writes_0600_and_never_prints_the_key(tmp_path, cli_runner, key_file):
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    material = json.loads(key_file.read_text())["material"]["block_perm"]
+    result = invoke(cli_runner, "keygen", "--cipher", "proposed", "--param", "block_size=4",
+                    "--shape", "3,8,8", "-o", str(tmp_path / "k2.json"))
+    assert str(material) not in result.output
+    assert_usage_error(invoke(cli_runner, "keygen", "--cipher", "proposed", "--param", "block_size=4",
+                              "--shape", "3,8,8", "-o", str(key_file)), "refusing to overwrite")
+
+
+def test_encrypt_decrypt_files_and_folders(tmp_path, cli_runner, key_file):
+    images = {name: save_png(tmp_path / "in" / name, seed=i)
+              for i, name in enumerate(["a.png", "sub/b.png"])}
+    single = save_png(tmp_path / "c.png", seed=9)
+    result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "in"),
+                    str(tmp_path / "c.png"), "-o", str(tmp_path / "enc"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(tmp_path / "enc").as_posix() for p in (tmp_path / "enc").rglob("*.png")) \
+        == ["a.png", "c.png", "sub/b.png"]
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "enc" / "a.png")), images["a.png"])
+    result = invoke(cli_runner, "decrypt", "--key", str(key_file), str(tmp_path / "enc"), "-o", str(tmp_path / "dec"))
+    assert result.exit_code == 0, result.output
+    for name, array in {**images, "c.png": single}.items():
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "dec" / name)), array)
+
+
+def test_wrong_image_size_writes_nothing(tmp_path, cli_runner, key_file):
+    save_png(tmp_path / "in" / "a.png")
+    save_png(tmp_path / "in" / "z.png", height=10, width=10)
+    result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert_usage_error(result, "z.png is 10x10 but the key is for 8x8")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*"))
+
+
+def test_corrupt_key_is_a_one_line_error(tmp_path, cli_runner, key_file):
+    save_png(tmp_path / "a.png")
+    document = json.loads(key_file.read_text())
+    document["material"]["pixel_perm"] = [0, 1, 1, 3]
+    key_file.write_text(json.dumps(document))
+    result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
+    assert_usage_error(result, "material.pixel_perm' is not a permutation")
+    key_file.write_text("{not json")
+    assert_usage_error(invoke(cli_runner, "decrypt", "--key", str(key_file), str(tmp_path / "a.png"),
+                              "-o", str(tmp_path / "o")), "not valid JSON")
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_folder_and_missing_input(tmp_path, cli_runner, key_file):
+    (tmp_path / "empty").mkdir()
+    assert_usage_error(invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "empty"),
+                              "-o", str(tmp_path / "o")), "holds no images")
+    assert_usage_error(invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "nope.png"),
+                              "-o", str(tmp_path / "o")), "does not exist")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["info", "--cipher", "nosuch"], "unknown cipher 'nosuch'"),
+    (["info", "--cipher", "proposed", "--shape", "3,30,30"], "not a multiple of block_size 16"),
+    (["info", "--cipher", "proposed", "--shape", "3,x,1"], "--shape must be C,H,W"),
+    (["info", "--cipher", "proposed", "--param", "block_size"], "must look like NAME=VALUE"),
+    (["run", "--cipher", "proposed", "--attack", "nosuch"], "unknown attack 'nosuch'"),
+    (["run", "--cipher", "proposed", "--attack", "fr", "--param", "block_size=6"], "not a multiple of block_size 6"),
+    (["run", "--cipher", "proposed", "--attack", "fr", "--param", "wat=1"], "takes parameter 'wat'"),
+    (["run", "--cipher", "proposed", "--attack", "fr", "--preset", "huge"], "unknown preset 'huge'"),
+    (["run", "--cipher", "proposed", "--attack", "fr", "--dataset", "folder:/no/such/dir"], "does not exist"),
+    (["run", "--cipher", "proposed", "--attack", "fr", "--device", "cuda:0"], "CUDA is not available"),
+    (["run", "--cipher", "proposed"], "Missing option '--attack'"),
+    (["list", "things"], "Invalid value"),
+])
+def test_bad_input_exits_2_with_one_line(cli_runner, args, fragment):
+    import torch
+
+    if "cuda:0" in args and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert_usage_error(invoke(cli_runner, *args), fragment)
+
+
+def test_debug_shows_the_traceback(cli_runner):
+    result = invoke(cli_runner, "--debug", "info", "--cipher", "nosuch")
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_run_end_to_end_writes_results(tmp_path, cli_runner):
+    out = tmp_path / "run"
+    result = invoke(cli_runner, "run", "--cipher", "proposed", "--attack", "fr", "--limit", "8",
+                    "--no-accuracy", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "result.json").read_text())
+    assert document["cipher"]["name"] == "proposed" and document["attack"]["threat_model"] == "coa"
+    assert document["dataset"]["splits"]["targets"] == 8
+    assert len(document["metrics"]["ssim"]["values"]) == 8
+    assert document["cipher"]["key_space_bits"] == pytest.approx(300.58, abs=0.01)  # 64! * 4! at 32/4
+    assert (out / "report.md").read_text().startswith("# proposed vs fr")
+    assert Image.open(out / "grid.png").size[0] > 0
+    assert not list(out.glob(".*tmp"))
+
+
+def test_run_on_plain_is_a_perfect_control(tmp_path, cli_runner):
+    # fr on `plain` folds values above 127: only a control of the harness, not of an attack.
+    result = invoke(cli_runner, "run", "--cipher", "plain", "--attack", "fr", "--limit", "4",
+                    "--no-accuracy", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert document["baseline"]["ssim"]["mean"] == pytest.approx(1.0)
+    assert document["baseline"]["psnr"]["mean"] == "inf"
