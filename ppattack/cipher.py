@@ -87,6 +87,8 @@ class Cipher:
     #: True when encryption only moves pixel components around (what keyrec and the model
     #: transformation need); negative-positive or nibble ciphers are not.
     component_permutation: ClassVar[bool] = False
+    #: Largest per-component error of decrypt(encrypt(x)) (0: bit-exact; etc-gray: 2).
+    max_round_trip_error: ClassVar[int] = 0
     #: Block side in pixels for block-wise ciphers, None otherwise (instances set it).
     block_size: int | None = None
 

@@ -266,6 +266,35 @@ def _number(value: Any) -> str:
     return "n/a" if value is None else value if isinstance(value, str) else f"{value:.3f}"
 
 
+@cli.command()
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Baseline TOML with the bounds to hold.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Keep the results of runs the check had to make here.")
+@click.argument("result_dirs", nargs=-1, type=click.Path(file_okay=False))
+def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...]) -> int:
+    """Security regression check: exit 1 when a cipher got weaker or an attack stopped working."""
+    from rich.table import Table
+
+    from .check import check as check_bounds, load_baseline
+
+    bounds = load_baseline(baseline_path)
+    with console(stderr=True).status("checking bounds ..."):
+        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None)
+    table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
+    for column in ("case", "bound", "limit", "measured", "margin", "status"):
+        table.add_column(column)
+    for v in verdicts:
+        table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
+                      _number(v.margin), "ok" if v.ok else "REGRESSION")
+    out = console()
+    out.print(table)
+    failed = sum(not v.ok for v in verdicts)
+    out.print(f"{failed} regression(s) in {len(verdicts)} bound(s)" if failed else
+              f"all {len(verdicts)} bound(s) hold (not broken by these attacks, within the bounds)")
+    return 1 if failed else 0
+
+
 def main() -> None:
     cli()
 

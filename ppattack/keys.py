@@ -94,8 +94,12 @@ def load_key(path: str | os.PathLike) -> Key:
         raise KeyFileError(f"key file {path}: {e}") from None
 
 
-def key_from_json(document: Any) -> Key:
-    """Validate a key document (format, cipher, params, shape, material) and build the Key."""
+def key_from_json(document: Any, cipher: Any = None) -> Key:
+    """Validate a key document (format, cipher, params, shape, material) and build the Key.
+
+    ``cipher``: validate against this cipher object instead of the registered one (for
+    ciphers under test that are not installed); the document must name it.
+    """
     from .registry import create_cipher
 
     if not isinstance(document, dict):
@@ -113,8 +117,13 @@ def key_from_json(document: Any) -> Key:
     if (not isinstance(shape, list) or len(shape) != 3
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise KeyFileError(f"field 'shape' must be three positive integers [C, H, W], got {shape!r}")
+    if cipher is not None and document["cipher"] != cipher.name:
+        raise KeyFileError(f"field 'cipher' is {document['cipher']!r}, expected {cipher.name!r}")
     try:
-        cipher = create_cipher(document["cipher"], **document["params"])
+        if cipher is None:
+            cipher = create_cipher(document["cipher"], **document["params"])
+        elif document["params"] != cipher.params:
+            raise KeyFileError(f"field 'params' is {document['params']!r}, expected {cipher.params!r}")
         cipher.check_shape(tuple(shape))
     except KeyFileError:
         raise

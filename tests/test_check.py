@@ -1,0 +1,89 @@
+"""`ppattack check`: bounds from a TOML baseline, results reused or produced, exit codes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ppattack.check import load_baseline
+from ppattack.cli import cli
+from ppattack.errors import DataError, ParameterError
+
+BASELINE = """
+[defaults]
+dataset = "samples"
+preset = "quick"
+limit = 8
+
+[[bound]]
+cipher = "proposed"
+attack = "fr"
+max_ssim = {max_ssim}
+
+[[bound]]
+cipher = "plain"
+attack = "fr"
+min_ssim = 0.2
+"""
+
+
+def write(tmp_path, text, name="baseline.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_baseline_parsing_fills_run_defaults(tmp_path):
+    bounds = load_baseline(write(tmp_path, BASELINE.format(max_ssim=0.3)))
+    assert [b.case.cipher for b in bounds] == ["proposed", "plain"]
+    assert bounds[0].limits == {"max_ssim": 0.3}
+    assert bounds[0].case.dataset == "samples" and bounds[0].case.threat == "coa"
+    assert bounds[0].case.limit == 8
+
+
+@pytest.mark.parametrize("text, error, fragment", [
+    ("[[bound]]\ncipher = 'plain'\nattack = 'fr'\n", ParameterError, "give at least one of"),
+    ("[[bound]]\ncipher = 'plain'\nattack = 'fr'\nmax_sim = 1\n", ParameterError, "unknown key 'max_sim'"),
+    ("[[bound]]\nattack = 'fr'\nmin_ssim = 1\n", ParameterError, "'cipher' is missing"),
+    ("[defaults]\npreset = 'quick'\n", DataError, "no [[bound]] entries"),
+    ("[[bound]\n", DataError, "not valid TOML"),
+])
+def test_bad_baselines_are_clear_errors(tmp_path, text, error, fragment):
+    with pytest.raises(error) as info:
+        load_baseline(write(tmp_path, text))
+    assert fragment in str(info.value)
+
+
+def test_check_runs_missing_results_and_passes(tmp_path, cli_runner):
+    baseline = write(tmp_path, BASELINE.format(max_ssim=0.6))
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "all 2 bound(s) hold" in result.stdout
+    assert len(list((tmp_path / "runs").rglob("result.json"))) == 2
+
+
+def test_check_fails_on_a_weaker_cipher_using_given_results(tmp_path, cli_runner):
+    baseline = write(tmp_path, BASELINE.format(max_ssim=0.6))
+    runs = tmp_path / "runs"
+    assert cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(runs)]).exit_code == 0
+    # Doctor the stored proposed/fr result: the cipher now "leaks" (SSIM 0.95 > 0.6).
+    for path in runs.rglob("result.json"):
+        document = json.loads(path.read_text())
+        if document["cipher"]["name"] == "proposed":
+            document["metrics"]["ssim"]["mean"] = 0.95
+            path.write_text(json.dumps(document))
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(runs)])
+    assert result.exit_code == 1, result.output
+    assert "REGRESSION" in result.stdout and "1 regression(s) in 2 bound(s)" in result.stdout
+
+
+def test_check_fails_when_an_attack_stops_working(tmp_path, cli_runner):
+    text = BASELINE.format(max_ssim=0.6).replace("min_ssim = 0.2", "min_ssim = 0.99")
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(write(tmp_path, text))])
+    assert result.exit_code == 1
+    assert "REGRESSION" in result.stdout
+
+
+def test_check_bad_input_exits_2(tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(tmp_path / "none.toml")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
