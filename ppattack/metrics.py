@@ -6,7 +6,14 @@
 - ``ssim_skimage_legacy``: scikit-image defaults on uint8 RGB (7x7 uniform window), the
   convention of public reproductions.
 - ``psnr``: peak 255, per image.
-All take uint8 batches ``(N, C, H, W)`` and return float64 NumPy arrays of length N.
+- LPIPS: AlexNet, version 0.1, ``normalize=True`` on [0, 1] inputs (:mod:`ppattack.lpips_metric`);
+  null with the reason when the trunk weights cannot be had, never a random trunk.
+All take uint8 batches ``(N, C, H, W)`` and return float64 NumPy arrays of length N;
+:func:`score` summarizes them (mean, median, std, per-image values).
+
+    >>> x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    >>> ssim(x, x).tolist()
+    [1.0, 1.0]
 """
 from __future__ import annotations
 
@@ -17,24 +24,54 @@ import numpy as np
 import torch
 
 from .errors import ShapeError
+from .lpips_metric import LPIPS, describe as describe_lpips
+
+WINDOW = 11  # SSIM "wang": Gaussian window taps (sigma 1.5)
+#: What each metric in result.json means (recorded with every result).
+CONVENTIONS: dict[str, str] = {
+    "ssim": "wang: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, "
+            "per channel over the valid region (5-pixel border dropped), then averaged",
+    "ssim_skimage_legacy": "scikit-image structural_similarity defaults on uint8 RGB: 7x7 "
+                           "uniform window, sample covariance, data range 255",
+    "psnr": "peak 255, per image, in dB (inf for identical images)",
+    "lpips": "lpips v0.1, AlexNet trunk, normalize=True on [0, 1] inputs; lower is more similar",
+}
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
+def _check_pair(x: torch.Tensor, y: torch.Tensor, min_side: int = 1) -> None:
     if x.shape != y.shape or x.ndim != 4:
         raise ShapeError(f"metrics need two batches of equal shape (N, C, H, W), got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if min(x.shape[2:]) < min_side:
+        raise ShapeError(f"SSIM needs images of at least {min_side}x{min_side} pixels, got "
+                         f"{x.shape[2]}x{x.shape[3]}")
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> np.ndarray:
-    """Per-image SSIM "wang" (Gaussian 11 / 1.5, data range 255)."""
+    """Per-image SSIM "wang" (Gaussian 11 / 1.5, data range 255), batched on ``x``'s device.
+
+    Equal to scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255, channel_axis=...)`` to float32 rounding: both
+    keep only the pixels whose whole window lies inside the image.
+
+    Args:
+        x, y: uint8 (or float in [0, 255]) batches of the same shape.
+        chunk: images per kornia call (memory bound).
+
+    Returns:
+        float64 array ``(N,)``.
+
+    Shape:
+        ``(N, C, H, W)`` with ``H, W >= 11``.
+    """
     import kornia
 
-    _check_pair(x, y)
+    _check_pair(x, y, WINDOW)
     values = []
     for start in range(0, len(x), chunk):
         a = x[start:start + chunk].float()
         b = y[start:start + chunk].to(a.device).float()
-        ssim_map = kornia.metrics.ssim(a, b, window_size=11, max_val=255.0, padding="valid")
+        ssim_map = kornia.metrics.ssim(a, b, window_size=WINDOW, max_val=255.0, padding="valid")
         values.append(ssim_map.mean(dim=(1, 2, 3)).double().cpu())
     return torch.cat(values).numpy() if values else np.zeros(0)
 
@@ -43,7 +80,7 @@ def ssim_skimage_legacy(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Per-image SSIM with scikit-image defaults on uint8 RGB (7x7 uniform window)."""
     from skimage.metrics import structural_similarity
 
-    _check_pair(x, y)
+    _check_pair(x, y, 7)
     a = x.detach().cpu().permute(0, 2, 3, 1).numpy()
     b = y.detach().cpu().permute(0, 2, 3, 1).numpy()
     return np.array([structural_similarity(p, q, channel_axis=2, data_range=255)
@@ -70,10 +107,31 @@ def summarize(values: np.ndarray) -> dict[str, Any]:
             "values": [clean(float(v)) for v in values]}
 
 
-def score(restored: torch.Tensor, plain: torch.Tensor) -> dict[str, Any]:
-    """All metrics of ``restored`` against ``plain``, summarized."""
-    return {"ssim": summarize(ssim(restored, plain)),
-            "ssim_skimage_legacy": summarize(ssim_skimage_legacy(restored, plain)),
-            "psnr": summarize(psnr(restored, plain)),
-            "lpips": None,
-            "lpips_unavailable": "LPIPS is not computed by this version"}
+def score(restored: torch.Tensor, plain: torch.Tensor, lpips: LPIPS | str | None = None) -> dict[str, Any]:
+    """All metrics of ``restored`` against ``plain``, summarized.
+
+    Args:
+        lpips: an :class:`~ppattack.lpips_metric.LPIPS` metric, or the reason it is unavailable
+            (see :func:`ppattack.lpips_metric.prepare`); ``None``: not requested.
+
+    Returns:
+        ``{"ssim", "ssim_skimage_legacy", "psnr", "lpips", "lpips_unavailable"}``: summaries
+        (:func:`summarize`); ``lpips`` is ``None`` exactly when ``lpips_unavailable`` says why.
+    """
+    scores: dict[str, Any] = {"ssim": summarize(ssim(restored, plain)),
+                              "ssim_skimage_legacy": summarize(ssim_skimage_legacy(restored, plain)),
+                              "psnr": summarize(psnr(restored, plain)),
+                              "lpips": None, "lpips_unavailable": None}
+    if isinstance(lpips, LPIPS):
+        try:
+            scores["lpips"] = summarize(lpips(restored, plain))
+        except ShapeError as e:
+            scores["lpips_unavailable"] = str(e)
+    else:
+        scores["lpips_unavailable"] = lpips or "LPIPS was not requested"
+    return scores
+
+
+def conventions(lpips: LPIPS | str | None = None) -> dict[str, Any]:
+    """What the metrics mean, for result.json: :data:`CONVENTIONS` plus the LPIPS trunk used."""
+    return {**CONVENTIONS, "lpips_model": describe_lpips(lpips)}

@@ -34,3 +34,23 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def random_alexnet_trunk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FOR TESTS ONLY: a randomly initialised torchvision AlexNet trunk (``features.*`` tensors),
+    to exercise the LPIPS loading code offline. Reports must never use such weights: LPIPS
+    values from a random trunk are meaningless (reports flag any trunk that is not torchvision's)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    with torch.device("meta"):  # only the trunk gets real (random) tensors: fast
+        features = torchvision.models.alexnet().features
+    features = features.to_empty(device="cpu")
+    for layer in features:
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    path = tmp_path_factory.mktemp("lpips") / "random-alexnet-TEST-ONLY.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path

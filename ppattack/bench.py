@@ -1,0 +1,241 @@
+"""A bench: every cipher attacked by every attack under the same run options, side by side.
+
+Each cell is one :func:`ppattack.harness.run` (trained networks come from the model cache, so a
+repeated bench retrains nothing) and keeps its own result folder ``<out>/<cipher>/<attack>/``.
+The combined files go next to them, each written atomically:
+
+- ``bench.json``: the leaderboard and every cell's result document (``schemas/bench.schema.json``);
+- ``leaderboard.md``: a row per cipher: key space, accuracy, the best attack's SSIM and LPIPS,
+  each attack's SSIM;
+- ``grid.png``: the seed's Fig. 4 across ciphers and attacks;
+- ``index.html``: all of it on one self-contained page (images inline).
+
+    result = run_bench(["plain", "proposed"], ["fr"], "runs/bench", preset="quick")
+    result.leaderboard[0]["best_attack"]
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from . import __version__
+from .errors import ParameterError, PPAttackError
+from .harness import RunConfig, _git_commit, resolve, run
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .registry import ATTACKS, CIPHERS, Registry
+from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
+                     mean_of, png, ssim_caption, write_run)
+
+log = logging.getLogger(__name__)
+BENCH_SCHEMA_VERSION = 1
+#: ``progress(done, total, cipher, attack)`` before each cell.
+Progress = Callable[[int, int, str, str], None]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The bench.json document, its leaderboard rows, and the cells that failed."""
+
+    document: dict[str, Any]
+    out_dir: Path
+
+    @property
+    def leaderboard(self) -> list[dict[str, Any]]:
+        return self.document["leaderboard"]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [cell for cell in self.document["cells"] if cell["error"] is not None]
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,a"`` -> ``["a", "b"]``."""
+    names = [part.strip() for part in text.split(",")]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def expand(names: Iterable[str], registry: Registry) -> list[str]:
+    """Check each name against ``registry``; shell wildcards (``*``) expand to the matches."""
+    expanded: list[str] = []
+    for name in names:
+        if any(ch in name for ch in "*?["):
+            matches = registry.names(name)
+            if not matches:
+                raise ParameterError(f"no {registry.kind} matches '{name}' "
+                                     f"(`ppattack list {registry.kind}s` shows all)")
+            expanded += matches
+        else:
+            registry.get(name)  # raises with a suggestion when unknown
+            expanded.append(name)
+    result = list(dict.fromkeys(expanded))
+    if not result:
+        raise ParameterError(f"a bench needs at least one {registry.kind}")
+    return result
+
+
+def cell_params(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
+    """The ``K=V`` parameters this cell takes, and those it does not (taken by other cells)."""
+    taken, ignored = {}, []
+    for name, value in config.params.items():
+        try:
+            resolve(replace(config, params={name: value}))
+            taken[name] = value
+        except ParameterError:
+            ignored.append(name)
+    return taken, ignored
+
+
+def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Path, *,
+              progress: Progress | None = None, **options: Any) -> BenchResult:
+    """Run the cipher x attack matrix and write its files into ``out_dir``.
+
+    Args:
+        ciphers, attacks: registered names (wildcards allowed).
+        out_dir: the bench folder; cell results go to ``<cipher>/<attack>/`` inside it.
+        progress: called before each cell.
+        **options: the :class:`~ppattack.harness.RunConfig` fields other than ``cipher`` and
+            ``attack``, shared by every cell. A ``K=V`` parameter goes to the cells that take it;
+            one that no cell takes is an error.
+
+    A cell that fails with a :class:`~ppattack.errors.PPAttackError` (e.g. an attack that
+    cannot handle a cipher) is recorded with its message and the bench goes on.
+    """
+    started = time.time()
+    ciphers, attacks = expand(ciphers, CIPHERS), expand(attacks, ATTACKS)
+    out = Path(out_dir)
+    configs = [RunConfig(cipher=c, attack=a, **options) for c in ciphers for a in attacks]
+    routed = [cell_params(config) for config in configs]
+    for name in options.get("params", {}):
+        if all(name in ignored for _, ignored in routed):
+            resolve(replace(configs[0], params={name: options["params"][name]}))  # its message
+    cells: list[dict[str, Any]] = []
+    images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    for index, (config, (taken, ignored)) in enumerate(zip(configs, routed)):
+        if progress:
+            progress(index, len(configs), config.cipher, config.attack)
+        folder = f"{config.cipher}/{config.attack}"
+        cell: dict[str, Any] = {"cipher": config.cipher, "attack": config.attack, "folder": None,
+                                "ignored_params": ignored, "error": None, "result": None}
+        try:
+            result = run(replace(config, params=taken))
+        except PPAttackError as e:
+            log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
+            cell["error"] = str(e)
+        else:
+            write_run(result, out / folder)
+            cell.update(folder=folder, result=finite(result.document))
+            images[config.cipher, config.attack] = (result.plain[:GRID_COLUMNS],
+                                                    result.encrypted[:GRID_COLUMNS],
+                                                    result.restored[:GRID_COLUMNS])
+        cells.append(cell)
+    if not images:
+        raise PPAttackError(f"every cell of the bench failed; the first: {cells[0]['cipher']} vs "
+                            f"{cells[0]['attack']}: {cells[0]['error']}")
+    cards = {}  # key spaces of ciphers whose every cell failed
+    for config, (taken, _) in zip(configs, routed):
+        if config.cipher not in cards and not any(c[0] == config.cipher for c in images):
+            cards[config.cipher] = cipher_card(replace(config, params=taken))
+    document = {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "kind": "ppattack-bench",
+        "ppattack_version": __version__,
+        "git_commit": _git_commit(),
+        "ciphers": ciphers,
+        "attacks": attacks,
+        "options": finite({**options, "params": dict(options.get("params", {}))}),
+        "leaderboard": leaderboard(cells, ciphers, attacks, cards),
+        "cells": cells,
+        "seconds": time.time() - started,
+    }
+    grid = png(grid_image(bench_grid_rows(images, cells, ciphers, attacks)))
+    atomic_write_bytes(out / "grid.png", grid)
+    atomic_write_text(out / "leaderboard.md", leaderboard_markdown(document))
+    atomic_write_text(out / "index.html", bench_html(document, grid))
+    atomic_write_json(out / "bench.json", document)
+    return BenchResult(document, out)
+
+
+def cipher_card(config: RunConfig) -> dict[str, Any]:
+    """Key space, separable part and key reuse of ``config``'s cipher at the run's image shape."""
+    try:
+        resolved = resolve(config)
+        size = int(resolved.settings["image_size"])
+        cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
+        shape = (3, size, size)
+        cipher.check_shape(shape)
+        return {"key_space_bits": cipher.key_space_bits(shape), "separable_bits": cipher.separable_bits(shape),
+                "key_reuse": cipher.key_reuse}
+    except PPAttackError:
+        return {}
+
+
+def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str],
+                cards: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """A row per cipher (in the order given): key space, accuracy, the no-attack baseline, the
+    best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores.
+
+    ``cards`` (see :func:`cipher_card`) give the key space of ciphers whose every cell failed.
+    """
+    rows = []
+    for cipher in ciphers:
+        own = [cell for cell in cells if cell["cipher"] == cipher]
+        documents = [cell["result"] for cell in own if cell["result"] is not None]
+        first = documents[0] if documents else None
+        accuracy = next((d["accuracy"] for d in documents
+                         if d["accuracy"].get("protected_model_on_encrypted") is not None
+                         or d["accuracy"].get("plain_model_on_plain") is not None),
+                        first["accuracy"] if first else None)
+        per_attack: dict[str, dict[str, Any]] = {}
+        for cell in own:
+            document = cell["result"]
+            metrics = document["metrics"] if document else None
+            per_attack[cell["attack"]] = {
+                "threat_model": document["attack"]["threat_model"] if document else None,
+                "ssim": mean_of(metrics, "ssim"), "ssim_skimage_legacy": mean_of(metrics, "ssim_skimage_legacy"),
+                "psnr": mean_of(metrics, "psnr"), "lpips": mean_of(metrics, "lpips"),
+                "error": cell["error"]}
+        scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
+        best = max(scored, key=lambda a: per_attack[a]["ssim"]) if scored else None
+        card = first["cipher"] if first else (cards or {}).get(cipher, {})
+        rows.append({
+            "cipher": cipher,
+            "key_space_bits": card.get("key_space_bits"),
+            "separable_bits": card.get("separable_bits"),
+            "key_reuse": card.get("key_reuse"),
+            "accuracy": accuracy,
+            "baseline_ssim": mean_of(first["baseline"], "ssim") if first else None,
+            "baseline_lpips": mean_of(first["baseline"], "lpips") if first else None,
+            "best_attack": best,
+            "best_ssim": per_attack[best]["ssim"] if best else None,
+            "best_lpips": per_attack[best]["lpips"] if best else None,
+            "lpips_unavailable": first["metrics"]["lpips_unavailable"] if first else None,
+            "attacks": per_attack,
+        })
+    return rows
+
+
+def bench_grid_rows(images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                    cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str]) -> list[GridRow]:
+    """Rows: plain, then for each cipher its encrypted images and each attack's restorations
+    (SSIM under each restored image). Failed cells have no row."""
+    ssim_values = {(c["cipher"], c["attack"]): c["result"]["metrics"]["ssim"]["values"]
+                   for c in cells if c["result"] is not None}
+    plain = next(iter(images.values()))[0]
+    rows = [GridRow("plain", plain)]
+    for cipher in ciphers:
+        done = [a for a in attacks if (cipher, a) in images]
+        if not done:
+            continue
+        rows.append(GridRow(f"{cipher}\nencrypted", images[cipher, done[0]][1]))
+        for attack in done:
+            if not torch.equal(images[cipher, attack][0], plain):
+                log.warning("%s vs %s was scored on other target images than the first cell",
+                            cipher, attack)
+            captions = [ssim_caption(v) for v in ssim_values[cipher, attack][:len(plain)]]
+            rows.append(GridRow(f"{cipher}\n{attack}", images[cipher, attack][2], captions))
+    return rows

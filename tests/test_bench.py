@@ -1,0 +1,154 @@
+"""The bench: the cipher x attack matrix, its combined files, the leaderboard and the CLI."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ppattack import bench as bench_module
+from ppattack.bench import expand, leaderboard, run_bench, split_names
+from ppattack.cli import cli
+from ppattack.errors import ParameterError, PPAttackError, UnknownComponentError
+from ppattack.registry import ATTACKS, CIPHERS
+from ppattack.report import CAPTION_HEIGHT, GAP, cell_size
+from ppattack.schemas import validate
+
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory: pytest.TempPathFactory):
+    """`ppattack bench` over plain and proposed with fr, on 4 images (not a tty: plain text)."""
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("bench")
+    result = CliRunner().invoke(cli, ["bench", "--ciphers", "plain,proposed", "--attacks", "fr",
+                                      "--limit", "4", "--no-accuracy", "--out", str(out)])
+    return out, result
+
+
+def test_bench_writes_the_combined_files(bench_out):
+    out, result = bench_out
+    assert result.exit_code == 0, result.output
+    for name in ("bench.json", "leaderboard.md", "grid.png", "index.html"):
+        assert (out / name).is_file(), name
+    for cipher in ("plain", "proposed"):
+        assert {p.name for p in (out / cipher / "fr").iterdir()} == {"result.json", "report.md", "grid.png"}
+    assert not list(out.rglob(".*tmp"))
+    document = json.loads((out / "bench.json").read_text())
+    assert validate(document, "bench") == []
+    assert all(validate(cell["result"], "result") == [] for cell in document["cells"])
+    assert json.loads((out / "proposed" / "fr" / "result.json").read_text()) == document["cells"][1]["result"]
+
+
+def test_leaderboard_rows_and_terminal_table(bench_out):
+    out, result = bench_out
+    document = json.loads((out / "bench.json").read_text())
+    plain, proposed = document["leaderboard"]
+    assert plain["cipher"] == "plain" and plain["key_space_bits"] == 0 and plain["baseline_ssim"] == pytest.approx(1.0)
+    assert proposed["key_space_bits"] == pytest.approx(300.58, abs=0.01)
+    assert proposed["best_attack"] == "fr" and proposed["best_ssim"] == proposed["attacks"]["fr"]["ssim"]
+    assert proposed["accuracy"]["reason"] == "skipped (--no-accuracy)"
+    assert proposed["best_lpips"] is None and "--lpips-weights" in proposed["lpips_unavailable"]
+    # not a tty: the markdown table, the same one leaderboard.md holds
+    header = ("| cipher | key space (bits) | separable (bits) | accuracy plain/plain | accuracy "
+              "protected/encrypted | no-attack SSIM | best attack | best SSIM | best LPIPS | fr SSIM |")
+    assert result.stdout.splitlines()[0] == header
+    assert header in (out / "leaderboard.md").read_text()
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| proposed |"))
+    assert row.startswith("| proposed | 300.58 | 296.00 | n/a | n/a |")
+    assert f"| fr | {proposed['best_ssim']:.3f} | n/a | {proposed['best_ssim']:.3f} |" in row
+
+
+def test_bench_grid_has_a_row_per_cipher_and_attack(bench_out):
+    out, _ = bench_out
+    cell = cell_size(32)
+    # rows: plain; plain encrypted, plain fr (captioned); proposed encrypted, proposed fr (captioned)
+    height = 5 * cell + 2 * CAPTION_HEIGHT + 4 * GAP
+    width, actual_height = Image.open(out / "grid.png").size
+    assert actual_height == height and width > 4 * cell
+
+
+def test_index_html_is_self_contained(bench_out):
+    out, _ = bench_out
+    page = (out / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count('src="data:image/png;base64,') == 1
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
+    assert "<script" not in page and "not broken by these attacks" in page
+    assert page.count("<tr>") == 1 + 2 + 1 + 2  # leaderboard and cells: header + rows each
+
+
+def test_names_and_wildcards():
+    assert split_names(" plain, proposed,,plain ") == ["plain", "proposed"]
+    assert expand(["*"], CIPHERS) == CIPHERS.names()
+    assert expand(["fr"], ATTACKS) == ["fr"]
+    with pytest.raises(UnknownComponentError, match="did you mean proposed"):
+        expand(["proposd"], CIPHERS)
+    with pytest.raises(ParameterError, match="no cipher matches"):
+        expand(["zz*"], CIPHERS)
+
+
+def test_bench_cli_bad_names_exit_2(cli_runner):
+    result = cli_runner.invoke(cli, ["bench", "--ciphers", "proposed,nosuch", "--attacks", "fr"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: unknown cipher 'nosuch'")
+
+
+def test_a_parameter_no_cell_takes_is_an_error(tmp_path: Path):
+    with pytest.raises(ParameterError, match="wat"):
+        run_bench(["proposed"], ["fr"], tmp_path, params={"wat": 1}, limit=2, accuracy=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_runner, monkeypatch):
+    real_run = bench_module.run
+
+    def flaky(config):
+        if config.cipher == "plain":
+            raise PPAttackError("this attack cannot read plain images")
+        return real_run(config)
+
+    monkeypatch.setattr(bench_module, "run", flaky)
+    result = cli_runner.invoke(cli, ["bench", "--ciphers", "plain,proposed", "--attacks", "fr",
+                                     "--limit", "2", "--no-accuracy", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "- plain vs fr failed: this attack cannot read plain images" in result.stdout
+    document = json.loads((tmp_path / "bench.json").read_text())
+    assert validate(document, "bench") == []
+    plain = document["leaderboard"][0]
+    assert plain["best_attack"] is None and plain["attacks"]["fr"]["error"]
+    assert plain["key_space_bits"] == 0  # from the cipher itself when no cell ran
+    assert "| plain | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | error |" in result.stdout
+    def broken(config):
+        raise PPAttackError("broken")
+
+    monkeypatch.setattr(bench_module, "run", broken)
+    with pytest.raises(PPAttackError, match="every cell of the bench failed.*broken"):
+        run_bench(["proposed"], ["fr"], tmp_path / "none", limit=2, accuracy=False)
+    result = cli_runner.invoke(cli, ["bench", "--ciphers", "proposed", "--attacks", "fr",
+                                     "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "every cell of the bench failed" in result.stderr
+
+
+def test_leaderboard_picks_the_best_attack_and_the_accuracy():
+    def cell(cipher, attack, ssim, lpips=None, accuracy=None, error=None):
+        if error:
+            return {"cipher": cipher, "attack": attack, "error": error, "result": None}
+        summary = lambda v: None if v is None else {"mean": v, "median": v, "std": 0.0, "values": [v]}  # noqa: E731
+        return {"cipher": cipher, "attack": attack, "error": None, "result": {
+            "cipher": {"key_space_bits": 10.0, "separable_bits": 5.0, "key_reuse": "shared"},
+            "attack": {"threat_model": "coa"},
+            "metrics": {"ssim": summary(ssim), "ssim_skimage_legacy": summary(ssim), "psnr": summary(10.0),
+                        "lpips": summary(lpips), "lpips_unavailable": None if lpips else "offline"},
+            "baseline": {"ssim": summary(0.2)},
+            "accuracy": accuracy or {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
+                                     "reason": "not trained"}}}
+
+    trained = {"plain_model_on_plain": 0.9, "protected_model_on_encrypted": 0.8, "reason": None}
+    cells = [cell("c", "a1", 0.3, 0.5), cell("c", "a2", 0.6, 0.4, accuracy=trained), cell("c", "a3", None, error="boom")]
+    (row,) = leaderboard(cells, ["c"], ["a1", "a2", "a3"])
+    assert row["best_attack"] == "a2" and row["best_ssim"] == 0.6 and row["best_lpips"] == 0.4
+    assert row["accuracy"] == trained and row["baseline_ssim"] == 0.2
+    assert row["attacks"]["a3"] == {"threat_model": None, "ssim": None, "ssim_skimage_legacy": None,
+                                    "psnr": None, "lpips": None, "error": "boom"}
