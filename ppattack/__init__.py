@@ -7,6 +7,15 @@
 """
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+import sys as _sys  # noqa: E402
+
+# OpenMP threads that spin while waiting slow every CPU run down on a busy machine (measured:
+# `ppattack run` 6.5 s -> 4.6 s on two cores). Only a default: it applies when torch is not yet
+# imported and the user has not chosen a policy.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .attack import Attack, AttackResult  # noqa: E402
 from .cipher import Cipher, KeyField, UnitTransforms  # noqa: E402
 from .errors import (DataError, KeyFileError, ParameterError, PluginError,  # noqa: E402

@@ -11,28 +11,36 @@ resolves presets, seeds, the device, timing and no-grad; one call runs it::
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
+from .cache import cached, tensor_digest
+from .distributed import launched
 from .errors import ParameterError
 from .threat import ThreatView, check_threat_model
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; other values are passed to torch."""
+    """``"auto"`` -> CUDA when present, else CPU; other values are passed to torch.
+
+    Under torchrun, ``"auto"`` and ``"cuda"`` mean this rank's GPU, ``cuda:$LOCAL_RANK``.
+    """
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError("device cuda was requested but CUDA is not available: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if launched() else 0)
     return resolved
 
 
@@ -71,6 +79,9 @@ class Attack:
         self.threat_model = threat
         self.seed = int(seed)
         self.device = resolve_device(device)
+        #: Reuse trained networks from the content-addressed cache (tests switch it off).
+        self.use_cache = True
+        self._fit_facts: dict[str, Any] = {}
 
     @classmethod
     def summary(cls) -> str:
@@ -91,6 +102,31 @@ class Attack:
         """The resolved parameters, recorded in result.json (subclasses extend)."""
         return {"preset": self.preset, "threat": self.threat_model, "seed": self.seed}
 
+    def cache_identity(self, view: ThreatView, **extra: Any) -> dict[str, Any]:
+        """Everything that determines a network this attack trains on ``view``.
+
+        Cipher name and parameters, attack name and resolved parameters (seed included), image
+        shape and the view's data identity; ``extra`` adds what else the training reads (e.g. a
+        digest of the ciphertexts or known pairs). The cache adds the code version.
+        """
+        data = view.data_id
+        if data is None:  # a view built by hand: identify the public data by content
+            data = "unnamed|" + (tensor_digest(view.public_images) if view.public_images is not None else "-")
+        return {"attack": self.name, "params": self.params, "cipher": view.cipher.name,
+                "cipher_params": view.cipher.params, "plain_shape": list(view.plain_shape),
+                "data": data, **extra}
+
+    def trained(self, view: ThreatView, build: Callable[[], dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """The state ``build()`` trains (tensors and plain values), from the cache when present.
+
+        Entries are content-addressed by :meth:`cache_identity` and written atomically, so an
+        interrupted run leaves no partial entry; a damaged entry is rebuilt.
+        """
+        state, hit = cached(f"attack-{self.name}", self.cache_identity(view, **extra), build,
+                            enabled=self.use_cache)
+        self._fit_facts["trained_network"] = "cache hit" if hit else "trained"
+        return state
+
     # -- the math (subclasses) -----------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:
         """Learn whatever the attack needs from the view (default: nothing)."""
@@ -105,6 +141,7 @@ class Attack:
             raise ParameterError(f"attack '{self.name}' runs under '{self.threat_model}' but was "
                                  f"given a '{view.threat_model}' view")
         seed_everything(self.seed)
+        self._fit_facts = {}
         start = time.perf_counter()
         self.fit(view)
         trained = time.perf_counter()
@@ -112,6 +149,7 @@ class Attack:
             out = self.reconstruct(view)
         done = time.perf_counter()
         result = out if isinstance(out, AttackResult) else AttackResult(out)
+        result.facts = {**self._fit_facts, **result.facts}
         expected = (view.ciphertexts.shape[0], *view.plain_shape)
         if result.images.dtype != torch.uint8 or tuple(result.images.shape) != expected:
             raise RuntimeError(f"attack '{self.name}' returned {result.images.dtype} "

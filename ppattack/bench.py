@@ -25,7 +25,8 @@ import torch
 
 from . import __version__
 from .errors import ParameterError, PPAttackError
-from .harness import RunConfig, _git_commit, resolve, run
+from .distributed import gather, init_from_env, local, process_world
+from .harness import RunConfig, RunResult, _git_commit, resolve, run
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .registry import ATTACKS, CIPHERS, Registry
 from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
@@ -91,7 +92,7 @@ def cell_params(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
 
 
 def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Path, *,
-              progress: Progress | None = None, **options: Any) -> BenchResult:
+              progress: Progress | None = None, **options: Any) -> BenchResult | None:
     """Run the cipher x attack matrix and write its files into ``out_dir``.
 
     Args:
@@ -103,9 +104,12 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
             one that no cell takes is an error.
 
     A cell that fails with a :class:`~ppattack.errors.PPAttackError` (e.g. an attack that
-    cannot handle a cipher) is recorded with its message and the bench goes on.
+    cannot handle a cipher) is recorded with its message and the bench goes on. Under torchrun
+    the cells are spread over the processes (:func:`run_cells`); rank 0 writes the files and
+    returns the result, the other ranks return None.
     """
     started = time.time()
+    init_from_env()
     ciphers, attacks = expand(ciphers, CIPHERS), expand(attacks, ATTACKS)
     out = Path(out_dir)
     configs = [RunConfig(cipher=c, attack=a, **options) for c in ciphers for a in attacks]
@@ -113,20 +117,17 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     for name in options.get("params", {}):
         if all(name in ignored for _, ignored in routed):
             resolve(replace(configs[0], params={name: options["params"][name]}))  # its message
+    outcomes = run_cells([replace(config, params=taken) for config, (taken, _) in zip(configs, routed)],
+                         progress)
+    if outcomes is None:  # a torchrun rank other than 0: its cells went to rank 0
+        return None
     cells: list[dict[str, Any]] = []
     images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-    for index, (config, (taken, ignored)) in enumerate(zip(configs, routed)):
-        if progress:
-            progress(index, len(configs), config.cipher, config.attack)
+    for config, (_, ignored), (error, result, rank) in zip(configs, routed, outcomes):
         folder = f"{config.cipher}/{config.attack}"
-        cell: dict[str, Any] = {"cipher": config.cipher, "attack": config.attack, "folder": None,
-                                "ignored_params": ignored, "error": None, "result": None}
-        try:
-            result = run(replace(config, params=taken))
-        except PPAttackError as e:
-            log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
-            cell["error"] = str(e)
-        else:
+        cell: dict[str, Any] = {"cipher": config.cipher, "attack": config.attack, "process": rank,
+                                "folder": None, "ignored_params": ignored, "error": error, "result": None}
+        if result is not None:
             write_run(result, out / folder)
             cell.update(folder=folder, result=finite(result.document))
             images[config.cipher, config.attack] = (result.plain[:GRID_COLUMNS],
@@ -158,6 +159,34 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     atomic_write_text(out / "index.html", bench_html(document, grid))
     atomic_write_json(out / "bench.json", document)
     return BenchResult(document, out)
+
+
+def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
+              ) -> list[tuple[str | None, RunResult | None, int]] | None:
+    """Run each cell: ``(error, None, rank)`` or ``(None, result, rank)`` per config, in order.
+
+    Under torchrun the cells are spread over the processes (cell i on rank i mod W, each cell
+    trained by its rank alone, on its own GPU when there are GPUs) and gathered on rank 0,
+    which gets the list; the other ranks get None.
+    """
+    processes = process_world()
+    mine: dict[int, tuple[str | None, RunResult | None, int]] = {}
+    with local():
+        for index, config in enumerate(configs):
+            if index % processes.size != processes.rank:
+                continue
+            if progress:
+                progress(index, len(configs), config.cipher, config.attack)
+            try:
+                mine[index] = (None, run(config), processes.rank)
+            except PPAttackError as e:
+                log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
+                mine[index] = (str(e), None, processes.rank)
+    gathered = gather(mine, processes)
+    if gathered is None:
+        return None
+    merged = {index: outcome for part in gathered for index, outcome in part.items()}
+    return [merged[index] for index in range(len(configs))]
 
 
 def cipher_card(config: RunConfig) -> dict[str, Any]:

@@ -17,11 +17,22 @@ import torch
 
 from . import __version__
 from .data import cache_dir
+from .distributed import broadcast, world
 from .io import atomic_torch_save, torch_load
 
 log = logging.getLogger(__name__)
 #: Bump when a change to training code changes what a cached network would be.
 CODE_VERSION = f"{__version__}-1"
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """Short SHA-256 of tensors' shapes, dtypes and bytes (the content part of an identity)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:24]
 
 
 def address(kind: str, identity: dict[str, Any]) -> str:
@@ -34,15 +45,18 @@ def cached(kind: str, identity: dict[str, Any], build: Callable[[], dict[str, An
            enabled: bool = True) -> tuple[dict[str, Any], bool]:
     """Return ``(state, hit)``: the stored state for ``identity``, or ``build()`` stored afresh.
 
-    ``state`` must hold only tensors and plain Python values (a state_dict, metrics).
+    ``state`` must hold only tensors and plain Python values (a state_dict, metrics). Under
+    torchrun, rank 0 decides whether the entry exists (every rank then reads it: the cache
+    folder must be shared, as it is on one machine) and rank 0 alone writes a new one; every
+    rank runs ``build()`` together, since training is data parallel.
     """
     path = cache_dir() / "models" / kind / f"{address(kind, identity)}.pt"
-    if enabled and path.exists():
+    if broadcast(enabled and path.exists()):
         try:
             return torch_load(path), True
         except Exception as e:  # never trust a damaged entry
             log.warning("ignoring unreadable cache entry %s (%s)", path, e)
     state = build()
-    if enabled:
+    if enabled and world().is_main:
         atomic_torch_save(path, state)
     return state, False

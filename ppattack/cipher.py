@@ -91,6 +91,8 @@ class Cipher:
     max_round_trip_error: ClassVar[int] = 0
     #: Block side in pixels for block-wise ciphers, None otherwise (instances set it).
     block_size: int | None = None
+    #: dtype of ciphertexts (uint8 images; block-ffx: int32 values beyond 255).
+    ciphertext_dtype: ClassVar[torch.dtype] = torch.uint8
 
     def __init__(self, **params: Any):
         self._params = dict(params)
@@ -193,23 +195,51 @@ class Cipher:
         """Encrypt (``inverse=False``) or decrypt a checked uint8 batch with a compiled plan."""
         raise NotImplementedError
 
-    def encrypt(self, x: torch.Tensor, key: Key) -> torch.Tensor:
-        """Encrypt a uint8 batch ``(N, C, H, W)`` of the key's shape; same dtype and device."""
-        self._check_batch(x, key, key.shape, "plain images")
-        return self.apply(x, self._plan(key, x.device), inverse=False)
+    def image_plan(self, plan: Any, key: Key, indices: np.ndarray, device: torch.device) -> Any:
+        """Per-image ciphers (``key_reuse = "per-image"``): the plan for the images numbered
+        ``indices`` (int64, one per image of the batch), built from the key's compiled ``plan``.
+        Shared-key ciphers never get here."""
+        raise NotImplementedError
 
-    def decrypt(self, y: torch.Tensor, key: Key) -> torch.Tensor:
-        """Invert :meth:`encrypt` for ciphertexts ``(N, C', H', W')`` made with ``key``."""
+    def encrypt(self, x: torch.Tensor, key: Key, *, indices: Any = None) -> torch.Tensor:
+        """Encrypt a uint8 batch ``(N, C, H, W)`` of the key's shape; same dtype and device.
+
+        ``indices``: for per-image ciphers, the images' numbers n (image n is encrypted with the
+        key derived for n; default ``0..N-1``); shared-key ciphers ignore it.
+        """
+        self._check_batch(x, key, key.shape, "plain images")
+        return self.apply(x, self._batch_plan(key, x, indices), inverse=False)
+
+    def decrypt(self, y: torch.Tensor, key: Key, *, indices: Any = None) -> torch.Tensor:
+        """Invert :meth:`encrypt` for ciphertexts ``(N, C', H', W')`` made with ``key``
+        (and, for per-image ciphers, the same ``indices``)."""
         if not self.invertible:
             raise ParameterError(f"cipher '{self.name}' cannot be decrypted")
-        self._check_batch(y, key, self.encrypted_shape(key.shape), "ciphertexts")
-        return self.apply(y, self._plan(key, y.device), inverse=True)
+        self._check_batch(y, key, self.encrypted_shape(key.shape), "ciphertexts", self.ciphertext_dtype)
+        return self.apply(y, self._batch_plan(key, y, indices), inverse=True)
 
-    def _check_batch(self, x: torch.Tensor, key: Key, shape: Shape, what: str) -> None:
+    def _batch_plan(self, key: Key, x: torch.Tensor, indices: Any) -> Any:
+        plan = self._plan(key, x.device)
+        if self.key_reuse != "per-image":
+            return plan
+        if indices is None:
+            numbers = np.arange(len(x), dtype=np.int64)
+        else:
+            numbers = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+            if (numbers.shape != (len(x),) or (numbers.size and numbers.dtype.kind not in "iu")
+                    or (numbers.size and numbers.min() < 0)):
+                raise ParameterError(f"indices must be {len(x)} non-negative integers (one per image), "
+                                     f"got {numbers.dtype} {list(numbers.shape)}")
+            numbers = numbers.astype(np.int64)
+        return self.image_plan(plan, key, numbers, x.device)
+
+    def _check_batch(self, x: torch.Tensor, key: Key, shape: Shape, what: str,
+                     dtype: torch.dtype = torch.uint8) -> None:
         self.check_key(key)
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+        if not isinstance(x, torch.Tensor) or x.dtype != dtype or x.ndim != 4:
             got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ShapeError(f"{what} must be a uint8 tensor (N, C, H, W), got {got}")
+            kind = str(dtype).removeprefix("torch.")
+            raise ShapeError(f"{what} must be a {kind} tensor (N, C, H, W), got {got}")
         if tuple(x.shape[1:]) != tuple(shape):
             raise ShapeError(f"{what} have shape {tuple(x.shape[1:])} but the key was made for "
                              f"{tuple(shape)}: make a key for this shape or resize the images")

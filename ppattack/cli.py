@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
 
 from . import __version__
+from .distributed import shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 
 log = logging.getLogger("ppattack")
@@ -53,6 +56,17 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def status(message: str):
+    """A spinner on stderr while work runs; on torchrun ranks other than 0, nothing."""
+    import contextlib
+
+    from .distributed import launched
+
+    if launched() and os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext(SimpleNamespace(update=lambda *_: None))
+    return console(stderr=True).status(message)
+
+
 # -- the group: turns library errors into one line and exit status 2 --------------------------------
 
 class PPAttackGroup(click.Group):
@@ -76,7 +90,10 @@ class PPAttackGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
-        sys.exit(code if isinstance(code, int) else 0)
+        code = code if isinstance(code, int) else 0
+        if code == 0:
+            shutdown()  # under torchrun: leave the process group together (errors just exit)
+        sys.exit(code)
 
 
 @click.group(cls=PPAttackGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,11 +149,18 @@ def cipher_card(cipher_name: str, params: tuple[str, ...], shape: tuple[int, int
 
     cipher = create_cipher(cipher_name, **parse_assignments(params))
     cipher.check_shape(shape)
+    units = cipher.unit_transforms(shape)
     return {"cipher": cipher.name, "summary": cipher.summary(), "params": cipher.params,
             "shape": list(shape), "encrypted_shape": list(cipher.encrypted_shape(shape)),
             "key_space_bits": round(cipher.key_space_bits(shape), 2),
             "separable_bits": round(cipher.separable_bits(shape), 2),
-            "invertible": cipher.invertible, "key_reuse": cipher.key_reuse, "paper": cipher.paper}
+            "invertible": cipher.invertible, "key_reuse": cipher.key_reuse,
+            "block_size": cipher.block_size,
+            "ciphertext_dtype": str(cipher.ciphertext_dtype).removeprefix("torch."),
+            "component_permutation": cipher.component_permutation,
+            "unit_transforms": None if units is None else {"unit": units.unit, "unit_size": units.unit_size,
+                                                           "count": units.count},
+            "paper": cipher.paper}
 
 
 @cli.command()
@@ -213,35 +237,105 @@ def decrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
 
 # -- run -----------------------------------------------------------------------------------------------
 
+# The options `run` and `bench` share (everything but what to attack and where to write).
+RUN_OPTIONS = (
+    click.option("--dataset", default=None, metavar="D", help="samples | cifar10 | cifar100 | folder:PATH (default: the preset's)."),
+    click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Where cifar10/100 live (or are downloaded to)."),
+    click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper."),
+    param_option,
+    click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the victim key and of training."),
+    click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images."),
+    click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier."),
+    click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa)."),
+    click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+                 help="torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth) for LPIPS "
+                      "(default: $PPATTACK_LPIPS_WEIGHTS, then the torch hub cache; offline "
+                      "without it, LPIPS is reported unavailable)."),
+)
+
+
+def run_options(command):
+    """Stack :data:`RUN_OPTIONS` on a command; it receives them as keyword arguments."""
+    for option in reversed(RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_config_values(options: dict[str, Any]) -> dict[str, Any]:
+    """:class:`~ppattack.harness.RunConfig` keyword arguments from the :data:`RUN_OPTIONS` values."""
+    from .params import parse_assignments
+
+    values = dict(options)
+    values["params"] = parse_assignments(values["params"])
+    values["accuracy"] = not values.pop("no_accuracy")
+    return values
+
+
 @cli.command()
 @cipher_option
 @click.option("--attack", "attack_name", required=True, metavar="NAME", help="Registered attack name.")
-@click.option("--dataset", default=None, metavar="D", help="samples | cifar10 | cifar100 | folder:PATH (default: the preset's).")
-@click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Where cifar10/100 live (or are downloaded to).")
-@click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper.")
-@param_option
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the victim key and of training.")
+@run_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Result folder (default runs/<cipher>-<attack>-<time>).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images.")
-@click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier.")
-@click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa).")
-def run(cipher_name: str, attack_name: str, dataset: str | None, data_root: str | None, preset: str,
-        params: tuple[str, ...], device: str, seed: int, out_dir: str | None, limit: int | None,
-        no_accuracy: bool, threat: str | None) -> None:
+def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any) -> None:
     """Attack a cipher on a dataset and write result.json, report.md and grid.png."""
     from .harness import RunConfig, run as run_case
-    from .params import parse_assignments
     from .report import write_run
 
-    config = RunConfig(cipher=cipher_name, attack=attack_name, dataset=dataset, data_root=data_root,
-                       preset=preset, params=parse_assignments(params), device=device, seed=seed,
-                       limit=limit, accuracy=not no_accuracy, threat=threat)
-    with console(stderr=True).status(f"running {attack_name} against {cipher_name} ..."):
+    config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
+    with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
+    if not world().is_main:  # under torchrun, rank 0 writes the result
+        return
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     write_run(result, out)
     print_summary(result.document, out)
+
+
+@cli.command()
+@click.option("--ciphers", required=True, metavar="A,B,...", help="Comma-separated cipher names (wildcards allowed, e.g. '*').")
+@click.option("--attacks", required=True, metavar="X,Y,...", help="Comma-separated attack names (wildcards allowed).")
+@run_options
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Bench folder (default runs/bench-<time>).")
+def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> None:
+    """Attack every cipher with every attack; write bench.json, leaderboard.md, grid.png and
+    index.html (plus each cell's result folder) and print the leaderboard.
+
+    A cell that fails (e.g. an attack that cannot take a cipher's ciphertexts) is reported in
+    the leaderboard and its notes; the exit status is 2 only when every cell fails."""
+    from .bench import run_bench, split_names
+
+    out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    with status("bench ...") as spinner:
+        result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
+                           progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
+    if result is not None:  # None on torchrun ranks other than 0
+        print_leaderboard(result.document, out)
+
+
+def print_leaderboard(document: dict[str, Any], out: Path) -> None:
+    """The leaderboard: a rich table on a terminal, the markdown table otherwise."""
+    from rich.table import Table
+
+    from .report import bench_notes, leaderboard_table
+
+    headers, rows = leaderboard_table(document)
+    out_console = console()
+    if out_console.is_terminal:
+        table = Table(title="ppattack bench", title_justify="left")
+        for index, header in enumerate(headers):
+            table.add_column(header, justify="left" if index == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        out_console.print(table)
+    else:
+        click.echo("| " + " | ".join(headers) + " |")
+        click.echo("|" + "---|" * len(headers))
+        for row in rows:
+            click.echo("| " + " | ".join(row) + " |")
+    for note in bench_notes(document)[1:]:
+        click.echo(f"- {note}")
+    click.echo(f"results in {out}/ (bench.json, leaderboard.md, grid.png, index.html)")
 
 
 def print_summary(document: dict[str, Any], out: Path) -> None:
@@ -253,12 +347,14 @@ def print_summary(document: dict[str, Any], out: Path) -> None:
     for column in ("metric", "restored", "ciphertext baseline"):
         table.add_column(column)
     for label, name in (("SSIM wang (mean)", "ssim"), ("SSIM skimage-legacy", "ssim_skimage_legacy"),
-                        ("PSNR dB (mean)", "psnr")):
+                        ("PSNR dB (mean)", "psnr"), ("LPIPS (mean)", "lpips")):
         base = (baseline.get(name) or {}).get("mean")
-        table.add_row(label, _number(metrics[name]["mean"]), _number(base))
+        table.add_row(label, _number((metrics[name] or {}).get("mean")), _number(base))
     table.add_row("key space bits", f"{document['cipher']['key_space_bits']:.2f}", "")
     out_console = console()
     out_console.print(table)
+    if metrics.get("lpips_unavailable"):
+        out_console.print(f"LPIPS unavailable: {metrics['lpips_unavailable']}")
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")
 
 

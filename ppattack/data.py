@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .distributed import main_first, world
 from .errors import DataError, UnknownComponentError
 from .io import IMAGE_SUFFIXES, atomic_torch_save, read_image, torch_load
 
@@ -109,8 +110,15 @@ def load_dataset(spec: str, image_size: int, *, data_root: str | os.PathLike | N
                  max_train: int | None = None, max_test: int | None = None) -> Dataset:
     """Load dataset ``spec`` at ``image_size`` x ``image_size``, from the cache when possible.
 
-    ``max_train`` / ``max_test`` keep a fixed pseudo-random subset of each split.
+    ``max_train`` / ``max_test`` keep a fixed pseudo-random subset of each split. Under
+    torchrun, rank 0 downloads and caches first; the other ranks then read its cache.
     """
+    with main_first():
+        return _load_dataset(spec, image_size, data_root, max_train, max_test)
+
+
+def _load_dataset(spec: str, image_size: int, data_root: str | os.PathLike | None,
+                  max_train: int | None, max_test: int | None) -> Dataset:
     if spec == "samples":
         identity = f"samples-{CACHE_VERSION}"
         build = lambda: _build_samples(image_size)  # noqa: E731
@@ -143,9 +151,10 @@ def load_dataset(spec: str, image_size: int, *, data_root: str | os.PathLike | N
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             log.warning("ignoring unreadable dataset cache %s (%s)", path, e)
     dataset = _subset(build(), max_train, max_test)
-    atomic_torch_save(path, {"classes": list(dataset.classes),
-                             "train_images": dataset.train_images, "train_labels": dataset.train_labels,
-                             "test_images": dataset.test_images, "test_labels": dataset.test_labels})
+    if world().is_main:
+        atomic_torch_save(path, {"classes": list(dataset.classes),
+                                 "train_images": dataset.train_images, "train_labels": dataset.train_labels,
+                                 "test_images": dataset.test_images, "test_labels": dataset.test_labels})
     return dataset
 
 

@@ -40,6 +40,10 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
 def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: bool) -> list[Path]:
     """Encrypt (or decrypt) every input image with ``key`` into PNG files under ``out_dir``."""
     cipher = create_cipher(key.cipher, **key.params)
+    if cipher.ciphertext_dtype != torch.uint8:
+        kind = str(cipher.ciphertext_dtype).removeprefix("torch.")
+        raise DataError(f"cipher {cipher.name} makes {kind} ciphertexts, which PNG files cannot hold: "
+                        "use the Python API (cipher.encrypt / cipher.decrypt) for this cipher")
     shape = cipher.encrypted_shape(key.shape) if decrypt else key.shape
     mode = "L" if shape[0] == 1 else "RGB"
     pairs = plan_outputs(inputs, out_dir)
@@ -59,7 +63,9 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
     for start in range(0, len(pairs), BATCH):
         chunk = pairs[start:start + BATCH]
         batch = torch.stack([read_image(source, mode) for source, _ in chunk])
-        result = cipher.decrypt(batch, key) if decrypt else cipher.encrypt(batch, key)
+        numbers = range(start, start + len(chunk))  # per-image ciphers: image n of the sorted inputs
+        result = (cipher.decrypt(batch, key, indices=numbers) if decrypt
+                  else cipher.encrypt(batch, key, indices=numbers))
         for (_, target), image in zip(chunk, result):
             written.append(write_png(target, image))
     return written

@@ -18,11 +18,16 @@ import torch
 
 from . import __version__
 from .attack import Attack, resolve_device
+from .cache import tensor_digest
 from .cipher import Cipher
+from .classifier import measure_accuracy
 from .data import Roles, assign_roles, load_dataset
+from .distributed import init_from_env, world
 from .errors import ParameterError
 from .keys import Key
-from .metrics import score
+from .keyscore import score_recovery
+from .lpips_metric import prepare as prepare_lpips
+from .metrics import conventions, score
 from .params import accepted_parameters
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
@@ -48,6 +53,7 @@ class RunConfig:
     limit: int | None = None
     accuracy: bool = True
     threat: str | None = None  # None: the attack's default threat model
+    lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ def resolve(config: RunConfig) -> Resolved:
     value of that name if there is one, else goes to the cipher and/or attack accepting it.
     """
     settings = get_preset(config.preset)
+    settings.setdefault("known_pairs", KNOWN_PAIRS)
     if config.dataset is not None:
         settings["dataset"] = config.dataset
     cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
@@ -98,22 +105,69 @@ def resolve(config: RunConfig) -> Resolved:
 
 
 def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
-                roles: Roles) -> ThreatView:
-    """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md)."""
+                roles: Roles, *, dataset: str = "unnamed", known_pairs: int = KNOWN_PAIRS,
+                model: Any = None) -> ThreatView:
+    """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md).
+
+    ``dataset`` names the data in the view's ``data_id``; ``known_pairs`` is how many
+    (plain, cipher) pairs the kpa model grants (taken from the public images); ``model`` is
+    what the model threat grants (:func:`provider_model`).
+    """
     device = ciphertexts.device
+    data_id = f"{dataset}|{tuple(key.shape)}|{threat_model}"
+    # The attacker gets its own cipher object (the harness's caches compiled plans per key) and
+    # copies of its images (slices would share storage with the victim's training images).
+    public_cipher = type(cipher)(**cipher.params)
     if threat_model == "coa":
-        return ThreatView(threat_model, cipher, key.shape, ciphertexts)
-    public, labels = roles.public.to(device), roles.public_labels.to(device)
-    extra: dict[str, Any] = {}
+        return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, data_id=data_id)
+    public, labels = roles.public.to(device).clone(), roles.public_labels.to(device).clone()
+    data_id += f"|public={len(public)}:{tensor_digest(roles.public, roles.public_labels)}"
+    extra: dict[str, Any] = {"data_id": data_id}
+    # Per-image ciphers number the victim's images: the targets are 0..N-1, the known pairs
+    # N..N+k-1, and every image the oracle encrypts takes the next unused number.
+    first_free = len(ciphertexts)
     if threat_model == "kpa":
-        known = public[:KNOWN_PAIRS]
-        extra["known_pairs"] = (known, cipher.encrypt(known, key))
+        known = public[:int(known_pairs)]
+        numbers = torch.arange(len(known)) + first_free
+        extra["known_pairs"] = (known, cipher.encrypt(known, key, indices=numbers))
     elif threat_model == "cpa":
-        extra["oracle"] = lambda x: cipher.encrypt(x.to(device), key)
+        extra["oracle"] = _numbering_oracle(cipher, key, first_free, device)
     elif threat_model == "model":
-        raise ParameterError("the 'model' threat model needs a trained classifier, which this "
-                             "version does not train yet")
-    return ThreatView(threat_model, cipher, key.shape, ciphertexts, public, labels, **extra)
+        if model is None:
+            raise ParameterError("the 'model' threat model needs the provider's model (see provider_model)")
+        extra["model"] = model
+    return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, public, labels, **extra)
+
+
+def _numbering_oracle(cipher: Cipher, key: Key, first: int, device: torch.device):
+    """The cpa encryption oracle: each query's images get fresh image numbers from ``first`` on."""
+    issued = first
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        nonlocal issued
+        numbers = torch.arange(len(x)) + issued
+        issued += len(x)
+        return cipher.encrypt(x.to(device), key, indices=numbers)
+
+    return oracle
+
+
+def provider_model(settings: Mapping[str, Any], cipher: Cipher, key: Key, roles: Roles,
+                   num_classes: int, *, seed: int, device: torch.device) -> dict[str, Any]:
+    """What the 'model' threat grants: ``{"model": m, "parent": p}``.
+
+    ``m`` is the protected classifier the provider trained on its encrypted training images
+    (the same cached network the accuracy measurement uses); ``p`` is the public pre-trained
+    model it was fine-tuned from, or None when it was trained from scratch.
+    """
+    from .classifier import build_classifier, configs_from_settings, fit
+
+    model_config, train_config = configs_from_settings(settings, cipher, tuple(roles.victim_train.shape[1:]),
+                                                       num_classes)
+    trained = fit(cipher, key, roles.victim_train, roles.victim_train_labels, model_config,
+                  train_config, seed=seed, device=device)
+    parent = build_classifier(model_config).to(device).eval() if model_config.pretrained else None
+    return {"model": trained.model, "parent": parent}
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -136,6 +190,7 @@ class RunResult:
 def run(config: RunConfig) -> RunResult:
     """Run one case end to end and return its result (nothing is written)."""
     started = time.time()
+    init_from_env()  # under torchrun: join the process group (training is then data parallel)
     resolved = resolve(config)
     settings = resolved.settings
     device = resolve_device(config.device)
@@ -145,6 +200,7 @@ def run(config: RunConfig) -> RunResult:
     size = int(settings["image_size"])
     shape = (3, size, size)
     cipher.check_shape(shape)  # fail before loading any data
+    perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
     dataset = load_dataset(settings["dataset"], size, data_root=config.data_root,
                            max_train=settings.get("max_train"), max_test=settings.get("max_test"))
@@ -154,14 +210,30 @@ def run(config: RunConfig) -> RunResult:
     key = cipher.generate_key(shape, seed=config.seed)
     plain = roles.targets.to(device)
     ciphertexts = cipher.encrypt(plain, key)
-    view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles)
+    model = (provider_model(settings, cipher, key, roles, len(dataset.classes), seed=config.seed,
+                            device=device) if attack.threat_model == "model" else None)
+    view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles,
+                       dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
+                       model=model)
     log.info("attacking %d %s ciphertexts with %s (%s)", len(plain), cipher.name, attack.name,
              attack.threat_model)
     outcome = attack(view)
+    # Recovered key material is the victim's key: score it here, never write it out.
+    recovered = outcome.facts.pop("recovered_key", None)
 
-    comparable = tuple(ciphertexts.shape) == tuple(plain.shape)
-    baseline = score(ciphertexts, plain) if comparable else {
-        "unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
+    if tuple(ciphertexts.shape) != tuple(plain.shape):
+        baseline = {"unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
+    elif ciphertexts.dtype != torch.uint8:
+        baseline = {"unavailable": f"ciphertexts are {str(ciphertexts.dtype).removeprefix('torch.')}, not 8-bit images"}
+    else:
+        baseline = score(ciphertexts, plain, perceptual)
+    if config.accuracy:  # victim-train images train it; the whole test split scores it
+        accuracy = measure_accuracy(settings, cipher, key, roles.victim_train, roles.victim_train_labels,
+                                    dataset.test_images, dataset.test_labels, len(dataset.classes),
+                                    seed=config.seed, device=device)
+    else:
+        accuracy = {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
+                    "reason": "skipped (--no-accuracy)"}
     document = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "ppattack_version": __version__,
@@ -177,13 +249,14 @@ def run(config: RunConfig) -> RunResult:
                    "key_reuse": cipher.key_reuse, "paper": cipher.paper},
         "attack": {"name": attack.name, "threat_model": attack.threat_model,
                    "params": attack.params, "facts": outcome.facts,
-                   "train_seconds": outcome.train_seconds, "attack_seconds": outcome.attack_seconds},
-        "metrics": score(outcome.images, plain),
+                   "train_seconds": outcome.train_seconds, "attack_seconds": outcome.attack_seconds,
+                   **({} if recovered is None else
+                      {"key_recovery": score_recovery(cipher, key, recovered)})},
+        "metrics": score(outcome.images, plain, perceptual),
         "baseline": baseline,
-        "accuracy": {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
-                     "reason": "skipped (--no-accuracy)" if not config.accuracy
-                     else "classifier training is not available in this version"},
-        "environment": environment(device),
+        "metric_conventions": conventions(perceptual),
+        "accuracy": accuracy,
+        "environment": {**environment(device), "processes": world().size},
         "seconds": time.time() - started,
     }
     return RunResult(document, plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())

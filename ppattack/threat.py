@@ -37,6 +37,8 @@ class ThreatView:
 
     Shapes: ``ciphertexts`` uint8 ``(N, C', H', W')``; ``public_images`` uint8 ``(P, C, H, W)``;
     ``known_pairs`` a (plain, cipher) tuple of uint8 batches under the victim key.
+    ``data_id`` names the data this view was built from (dataset, role sizes, a digest of the
+    public images) so that trained attack networks can be cached; it identifies, never carries.
     """
 
     threat_model: str
@@ -48,6 +50,7 @@ class ThreatView:
     known_pairs: tuple[torch.Tensor, torch.Tensor] | None = None
     oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
     model: Any | None = None
+    data_id: str | None = None
 
     @property
     def device(self) -> torch.device:

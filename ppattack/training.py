@@ -42,3 +42,57 @@ def progress(description: str, total: int) -> Iterator:
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+def cpu_bf16_supported() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX512-BF16 / AMX).
+
+    Without it, bf16 autocast on the CPU is emulated and several times slower than float32, so
+    attack training asks for it only where it helps: ``autocast(device, cpu_bf16_supported())``.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def batch_indices(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """An endless stream of index batches, reshuffled each epoch (drops no image: the last
+    batch of an epoch is topped up from the next epoch's order)."""
+    batch_size = max(1, min(batch_size, count))
+    pending = torch.empty(0, dtype=torch.long)
+    while True:
+        while len(pending) < batch_size:
+            pending = torch.cat([pending, torch.randperm(count, generator=generator)])
+        yield pending[:batch_size]
+        pending = pending[batch_size:]
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1]."""
+    return x.float().div(127.5).sub(1.0)
+
+
+def to_uint8(y: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] -> uint8 (rounded, clipped)."""
+    return y.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero-padding by ``pad`` and random horizontal flip, per image.
+
+    Shape: ``(N, C, H, W)`` in, same out (any dtype). The standard CIFAR augmentation.
+    """
+    n, _, h, w = x.shape
+    flips = torch.rand(n, generator=generator) < 0.5
+    if pad <= 0:
+        return torch.where(flips.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    tops = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    lefts = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (tops.view(n, 1) + torch.arange(h)).to(x.device)  # (N, H)
+    cols = (lefts.view(n, 1) + torch.arange(w)).to(x.device)  # (N, W)
+    cols = torch.where(flips.view(n, 1).to(x.device), cols.flip(-1), cols)
+    index = torch.arange(n, device=x.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[index, rows.view(n, h, 1), cols.view(n, 1, w)]  # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()

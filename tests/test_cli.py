@@ -6,6 +6,7 @@ import stat
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ppattack.cli import cli
@@ -75,6 +76,32 @@ def test_encrypt_decrypt_files_and_folders(tmp_path, cli_runner, key_file):
     assert result.exit_code == 0, result.output
     for name, array in {**images, "c.png": single}.items():
         assert np.array_equal(np.asarray(Image.open(tmp_path / "dec" / name)), array)
+
+
+def test_per_image_cipher_numbers_files_across_batches(tmp_path, cli_runner, monkeypatch):
+    """pe (per-image keys): file n of the sorted inputs is image n, whatever the batching."""
+    import ppattack
+    from ppattack import files
+
+    monkeypatch.setattr(files, "BATCH", 2)  # three files: two batches
+    key_path = tmp_path / "pe.json"
+    assert invoke(cli_runner, "keygen", "--cipher", "pe", "--shape", "3,8,8", "--seed", "3",
+                  "-o", str(key_path)).exit_code == 0
+    same = save_png(tmp_path / "in" / "a.png", seed=4)
+    for name in ("b.png", "c.png"):
+        Image.fromarray(same).save(tmp_path / "in" / name)
+    assert invoke(cli_runner, "encrypt", "--key", str(key_path), str(tmp_path / "in"),
+                  "-o", str(tmp_path / "enc")).exit_code == 0
+    encrypted = [np.asarray(Image.open(tmp_path / "enc" / n)) for n in ("a.png", "b.png", "c.png")]
+    key = ppattack.load_key(key_path)
+    batch = torch.from_numpy(np.stack([same] * 3)).permute(0, 3, 1, 2).contiguous()
+    expected = ppattack.create_cipher("pe").encrypt(batch, key, indices=[0, 1, 2]).permute(0, 2, 3, 1).numpy()
+    assert all(np.array_equal(e, x) for e, x in zip(encrypted, expected))
+    assert not np.array_equal(encrypted[0], encrypted[2])  # image 2 did not restart at number 0
+    assert invoke(cli_runner, "decrypt", "--key", str(key_path), str(tmp_path / "enc"),
+                  "-o", str(tmp_path / "dec")).exit_code == 0
+    for name in ("a.png", "b.png", "c.png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "dec" / name)), same)
 
 
 def test_wrong_image_size_writes_nothing(tmp_path, cli_runner, key_file):
@@ -156,3 +183,23 @@ def test_run_on_plain_is_a_perfect_control(tmp_path, cli_runner):
     document = json.loads((tmp_path / "r" / "result.json").read_text())
     assert document["baseline"]["ssim"]["mean"] == pytest.approx(1.0)
     assert document["baseline"]["psnr"]["mean"] == "inf"
+
+
+def test_info_card_names_the_unit_transforms_and_ciphertext_type(cli_runner):
+    card = json.loads(invoke(cli_runner, "info", "--cipher", "etc", "--param", "block_size=4",
+                             "--shape", "3,32,32", "--json").stdout)
+    assert card["unit_transforms"] == {"unit": "block", "unit_size": 4, "count": 96}
+    assert card["block_size"] == 4 and card["ciphertext_dtype"] == "uint8"
+    assert card["component_permutation"] is False
+    ffx = json.loads(invoke(cli_runner, "info", "--cipher", "block-ffx", "--shape", "3,32,32", "--json").stdout)
+    assert ffx["ciphertext_dtype"] == "int32"
+
+
+def test_ciphers_beyond_8_bits_refuse_png_files(tmp_path, cli_runner):
+    key_path = tmp_path / "ffx.json"
+    assert invoke(cli_runner, "keygen", "--cipher", "block-ffx", "--shape", "3,8,8", "--param", "block_size=4",
+                  "-o", str(key_path)).exit_code == 0
+    save_png(tmp_path / "a.png")
+    result = invoke(cli_runner, "encrypt", "--key", str(key_path), str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
+    assert_usage_error(result, "makes int32 ciphertexts, which PNG files cannot hold")
+    assert not (tmp_path / "o").exists()

@@ -58,7 +58,8 @@ def test_unknown_parameter_lists_the_accepted_ones():
 
 def test_attack_parameters_include_the_base_class_ones():
     attack = ppattack.create_attack("fr", preset="quick", seed=3, grayscale=True)
-    assert attack.params == {"preset": "quick", "threat": "coa", "seed": 3, "grayscale": True}
+    assert attack.params == {"preset": "quick", "threat": "coa", "seed": 3, "grayscale": True,
+                             "solver": "auto", "icm_iterations": 10}
     with pytest.raises(ParameterError, match="supports threat models coa"):
         ppattack.create_attack("fr", threat="kpa")
 
@@ -98,4 +99,4 @@ def test_list_command_survives_a_broken_plugin(plugin_path, cli_runner):
 
 def test_attack_registry_is_separate():
     assert "fr" not in ppattack.list_ciphers()
-    assert ATTACKS.get("fr").threat_models == ("coa",)
+    assert ATTACKS.get("fr").threat_models == ("coa", "coa+public")

@@ -1,0 +1,299 @@
+"""jigsaw: jigsaw-puzzle solver on single ciphertexts (Chuman, Kurihara, Kiya 2017/2018).
+
+Every ciphertext is solved on its own: its blocks are the pieces, the compatibility of two
+pieces is the Mahalanobis gradient compatibility (Gallagher 2012, :mod:`ppattack.compat`) and
+the placement is tree-based with a greedy fill (:mod:`ppattack.placement`). Pieces may carry a
+state from the cipher's per-block transform set (``Cipher.unit_transforms``), which must be
+made of dihedral turns and colour transforms (channel permutations, negative-positive):
+
+- ``etc``: 96 states per block (8 turns x 2 negative-positive x 6 colour permutations): the
+  tree works over the 8 turns with, for every pair of turned pieces, the best of the 12
+  relative colour transforms; the colour states then follow the tree's joins.
+- ``etc-gray``: 16 states (8 turns x negative-positive) on the (1, H, 3W) grey image.
+- ``proposed``: the pixels of every sub-block are shuffled by one permutation shared by the
+  whole image; it is first recovered from the ciphertext itself (``keyrec``'s in-block step on
+  one image, with a template from public images, or a parametric one under ``coa``).
+- ``plain``: the pieces are already upright (positive control; ``block_size`` sets the pieces).
+
+A solved picture is defined only up to a turn and a recolouring of the whole; under
+``coa+public`` the candidate most likely under a Gaussian model of simple statistics of the
+public images (channel means and spreads, luminance skew, top-bottom brightness) is chosen,
+under ``coa`` the solver's own frame is kept. Each ciphertext's solution (block permutation and
+states) goes to ``facts["recovered_key"]`` as a list, which the harness scores (direct and
+neighbour comparison, largest component; :mod:`ppattack.keyscore`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ppattack.attack import Attack, AttackResult
+from ppattack.attacks.keyrec import _pooled_correlation, recover_pixel_perm, subblock_units
+from ppattack.cipher import Cipher
+from ppattack.compat import dihedral_dissimilarity, dissimilarity
+from ppattack.errors import ParameterError, ShapeError
+from ppattack.keys import Key
+from ppattack.pieces import DIHEDRAL, OFFSETS, PRODUCT, ColourGroup, assemble, split, turn
+from ppattack.placement import place
+from ppattack.seriation import grid_template
+from ppattack.threat import ThreatView
+
+log = logging.getLogger(__name__)
+
+#: cipher -> key parts of one block given its unit-transform number (ciphers.md numbering).
+STATE_PARTS: dict[str, Callable[[np.ndarray], dict[str, np.ndarray]]] = {
+    "etc": lambda s: {"transform": s // 12, "np": s % 12 // 6, "color": s % 6},
+    "etc-gray": lambda s: {"transform": s // 2, "np": s % 2},
+}
+
+
+class StateSet:
+    """A cipher's per-block transforms as (turn, colour element) pairs (found by probing)."""
+
+    def __init__(self, cipher: Cipher, channels: int, block: int, shape):
+        self.colour = ColourGroup(channels)
+        self.cipher_state = np.full((DIHEDRAL, self.colour.size), -1, np.int64)
+        transforms = cipher.unit_transforms(shape)
+        if transforms is None:
+            self.cipher_state[0, 0] = 0
+        else:
+            if transforms.unit != "block" or transforms.unit_size != block:
+                raise ParameterError(f"jigsaw needs per-block transforms of {block}x{block} blocks; "
+                                     f"cipher '{cipher.name}' has per-{transforms.unit} ones")
+            probe = torch.from_numpy(np.random.default_rng(0).integers(
+                0, 256, (1, channels, block, block)).astype(np.uint8))
+            display = {(t, e): turn(self.colour.apply(probe, e), t)
+                       for t in range(DIHEDRAL) for e in range(self.colour.size)}
+            for s in range(transforms.count):
+                plain = transforms.undo(probe, s)
+                match = [te for te, shown in display.items() if torch.equal(shown, plain)]
+                if len(match) != 1:
+                    raise ParameterError(f"jigsaw handles turns, channel permutations and "
+                                         f"negative-positive; state {s} of cipher "
+                                         f"'{cipher.name}' is none of these")
+                self.cipher_state[match[0]] = s
+        turns = {t for t, _ in np.argwhere(self.cipher_state >= 0)}
+        colours = {e for _, e in np.argwhere(self.cipher_state >= 0)}
+        if not ((turns == {0} or len(turns) == DIHEDRAL) and
+                (colours == {0} or len(colours) == self.colour.size) and
+                (self.cipher_state >= 0).sum() == len(turns) * len(colours)):
+            raise ParameterError(f"jigsaw needs the per-block states of '{cipher.name}' to be all "
+                                 "turns and/or all colour transforms (or none)")
+        self.turns = DIHEDRAL if len(turns) > 1 else 1
+        self.colours = len(colours) > 1
+
+
+class UprightPrior:
+    """Which turn and recolouring of a whole picture looks natural: learned from public images.
+
+    Edges cannot tell a solved picture from its turned, mirrored or recoloured versions. Natural
+    images can, partly: typical channel means and spreads, a luminance skew that
+    negative-positive reverses, a sky brighter (and bluer) at the top. A linear score over such
+    statistics is fitted on the public images so that each one beats its own transformed
+    versions (a conditional logit over the candidates); a mirror image stays a coin toss.
+    """
+
+    SIDE = 32  # statistics are computed on pictures average-pooled to at most 32 x 32
+
+    def __init__(self, public: torch.Tensor, turns: list[int], colour: ColourGroup | None,
+                 steps: int = 100, max_images: int = 128):
+        self.turns = turns
+        self.colour = colour
+        candidates = self.candidates(self._small(public[:max_images].double()))  # (P, K, C, s, s)
+        feats = self.features(candidates.flatten(0, 1)).view(*candidates.shape[:2], -1)
+        self.mean = feats[:, 0].mean(0)
+        self.scale = feats[:, 0].std(0) + 1e-6
+        z = (feats - self.mean) / self.scale
+        weight = torch.zeros(z.shape[-1], dtype=torch.float64, requires_grad=True)
+        optimiser = torch.optim.LBFGS([weight], max_iter=steps, line_search_fn="strong_wolfe")
+        target = torch.zeros(len(z), dtype=torch.long)
+
+        def closure():
+            optimiser.zero_grad()
+            with torch.enable_grad():
+                loss = torch.nn.functional.cross_entropy(z @ weight, target) + 1e-3 * weight.pow(2).sum()
+                loss.backward()
+            return loss
+
+        optimiser.step(closure)
+        self.weight = weight.detach()
+
+    def _small(self, x: torch.Tensor) -> torch.Tensor:
+        side = min(self.SIDE, x.shape[-2], x.shape[-1])
+        return torch.nn.functional.adaptive_avg_pool2d(x.double(), side) if x.shape[-1] > side else x.double()
+
+    def labels(self) -> list[tuple[int, int]]:
+        return [(g, e) for g in self.turns for e in (range(self.colour.size) if self.colour else [0])]
+
+    def candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """``(M, C, H, W)`` -> ``(M, K, C, H, W)``: every (turn, colour) of :meth:`labels`."""
+        out = []
+        for g, e in self.labels():
+            turned = turn(x, g)
+            out.append(self.colour.apply(turned, e) if self.colour is not None else turned)
+        return torch.stack(out, 1)
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """Statistics of pictures ``(M, C, H, W)`` (values 0..255) -> ``(M, F)``."""
+        m, c, h, w = x.shape
+        mean = x.mean(dim=(2, 3))
+        centred = x - mean[:, :, None, None]
+        std = centred.pow(2).mean(dim=(2, 3)).sqrt() + 1e-6
+        skew = centred.pow(3).mean(dim=(2, 3)) / std ** 3
+        third_h, third_w = max(1, h // 3), max(1, w // 3)
+        top_bottom = x[:, :, :third_h].mean(dim=(2, 3)) - x[:, :, -third_h:].mean(dim=(2, 3))
+        left_right = x[:, :, :, :third_w].mean(dim=(2, 3)) - x[:, :, :, -third_w:].mean(dim=(2, 3))
+        grad_v = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(2, 3))
+        grad_h = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean(dim=(2, 3))
+        parts = [mean, std, skew, top_bottom, left_right, grad_v - grad_h, (mean - 128) ** 2 / 128]
+        if c > 1:
+            z = centred / std[:, :, None, None]
+            pairs = [(a, b) for a in range(c) for b in range(a + 1, c)]
+            parts.append(torch.stack([(z[:, a] * z[:, b]).mean(dim=(1, 2)) for a, b in pairs], 1))
+            parts.append(torch.stack([mean[:, a] - mean[:, b] for a, b in pairs], 1))
+        return torch.cat(parts, 1)
+
+    def choose(self, picture: torch.Tensor) -> tuple[int, int]:
+        """The (turn, colour element) that makes ``picture`` ``(1, C, H, W)`` look most natural."""
+        feats = self.features(self.candidates(self._small(picture))[0])
+        return self.labels()[int(torch.argmax(((feats - self.mean) / self.scale) @ self.weight))]
+
+
+class Jigsaw(Attack):
+    """Jigsaw-puzzle solver on each ciphertext: MGC compatibility, tree placement, block states."""
+
+    name = "jigsaw"
+    paper = ("Chuman, Kurihara, Kiya: On the security of block scrambling-based EtC systems "
+             "against jigsaw puzzle solver attacks (ICASSP 2017); Gallagher: Jigsaw puzzles "
+             "with pieces of unknown orientation (CVPR 2012)")
+    threat_models = ("coa+public", "coa")
+    presets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {"block_size": 16}}
+    SUPPORTED = ("plain", "proposed", "etc", "etc-gray")
+
+    def __init__(self, *, block_size: int | None = None, compat: str = "mgc", reg: float = 1.0,
+                 top: int = 3, max_public: int = 500, **common):
+        super().__init__(**common)
+        self.block_size = int(self.preset_value("block_size", block_size))
+        self.compat = str(compat)
+        self.reg = float(reg)
+        self.top = int(top)
+        self.max_public = int(max_public)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**super().params, "block_size": self.block_size, "compat": self.compat,
+                "reg": self.reg, "top": self.top, "max_public": self.max_public}
+
+    def fit(self, view: ThreatView) -> None:
+        """Check the cipher, probe its block states, and learn from the public images (when
+        granted) the upright prior and, for proposed, the sub-block correlation template."""
+        cipher = view.cipher
+        if cipher.name not in self.SUPPORTED:
+            raise ParameterError(f"jigsaw solves block-scrambling ciphers ({', '.join(self.SUPPORTED)}); "
+                                 f"cipher '{cipher.name}' is not supported")
+        block = cipher.block_size or self.block_size
+        _, channels, height, width = view.ciphertexts.shape
+        if height % block or width % block:
+            raise ShapeError(f"jigsaw needs images whose sides are multiples of {block}")
+        self._states = StateSet(cipher, channels, block, tuple(view.plain_shape))
+        states = self._states
+        public = None if view.public_images is None else view.public_images[:self.max_public].cpu()
+        self._prior = None
+        # The prior judges RGB pictures; etc-gray's grey (Y|Cb|Cr) picture keeps the solver's frame.
+        if public is not None and (states.turns > 1 or states.colours) and channels == public.shape[1]:
+            rows, cols = height // block, width // block
+            turns = [t for t in range(states.turns)
+                     if rows == cols or (OFFSETS[t] == np.diag(np.diag(OFFSETS[t]))).all()]
+            self._prior = UprightPrior(public, turns, states.colour if states.colours else None)
+        self._template = None
+        if cipher.name == "proposed":
+            self._template = (_pooled_correlation(public, lambda x: subblock_units(x, block // 2))
+                              if public is not None else grid_template(block // 2, block // 2, 2.0))
+
+    def reconstruct(self, view: ThreatView) -> AttackResult:
+        cipher, shape = view.cipher, tuple(view.plain_shape)
+        block = cipher.block_size or self.block_size
+        states, prior, template = self._states, self._prior, self._template
+        cts = view.ciphertexts.cpu()
+        restored, keys, clusters = [], [], []
+        start = time.perf_counter()
+        for ct in cts:
+            image, recovered, cluster = self._solve(cipher, shape, ct[None], block, states, prior, template)
+            restored.append(image)
+            keys.append(recovered)
+            clusters.append(cluster)
+            log.debug("jigsaw: image %d solved, largest cluster %.2f", len(keys) - 1, cluster)
+        facts = {"recovered_key": keys, "largest_cluster_mean": float(np.mean(clusters)),
+                 "states_per_block": int(states.turns * (states.colour.size if states.colours else 1)),
+                 "global_ambiguity": "public-image prior" if prior is not None else
+                 ("none" if states.turns == 1 and not states.colours else "unresolved (coa)"),
+                 "seconds_per_image": (time.perf_counter() - start) / max(1, len(cts))}
+        return AttackResult(torch.cat(restored).to(view.device), facts)
+
+    # -- one ciphertext ------------------------------------------------------------------------
+    def _solve(self, cipher: Cipher, shape, ct: torch.Tensor, block: int, states: StateSet,
+               prior: UprightPrior | None, template: np.ndarray | None):
+        _, channels, height, width = ct.shape
+        rows, cols = height // block, width // block
+        recovered: dict[str, Any] = {}
+        original = ct
+        if template is not None:  # proposed: undo the shared in-sub-block shuffle first
+            pixel_perm, _ = recover_pixel_perm(cipher, shape, ct, template, seed=self.seed)
+            recovered["pixel_perm"] = pixel_perm
+            identity = np.arange(rows * cols)
+            ct = cipher.decrypt(ct, Key(cipher.name, cipher.params, shape,
+                                        {"block_perm": identity, "pixel_perm": pixel_perm}))
+        pieces = split(ct, block)[0].double()  # (N, C, B, B)
+        n = len(pieces)
+        colour = states.colour if states.colours else None
+        if states.turns > 1:
+            table, relative = dihedral_dissimilarity(pieces, self.compat, self.reg, colour)
+        elif colour is not None:
+            tables = torch.stack([dissimilarity(pieces, self.compat, self.reg, others=colour.apply(pieces, e))
+                                  for e in range(colour.size)])
+            best = tables.min(dim=0)
+            table, relative = best.values.numpy(), best.indices.numpy()
+            np.einsum("rii->ri", table)[...] = np.inf
+        else:
+            table, relative = dissimilarity(pieces, self.compat, self.reg).numpy(), None
+        solved = place(table, rows, cols, states=states.turns, top=self.top, relative=relative,
+                       colour_product=None if colour is None else colour.product)
+        colours = solved.colours if colour is not None else np.zeros(n, np.int64)
+        cells, turns = solved.cells, solved.states
+        if prior is not None:
+            cells, turns, colours = self._upright(pieces, cells, turns, colours, rows, cols, states, prior)
+        recovered["block_perm"] = cells
+        if cipher.name in STATE_PARTS:
+            recovered.update(STATE_PARTS[cipher.name](states.cipher_state[turns, colours]))
+        if cipher.name == "plain":
+            image = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
+            image = image.round().clamp(0, 255).to(torch.uint8)
+        else:  # the solution is a key of the cipher: decrypt with it
+            image = cipher.decrypt(original, Key(cipher.name, cipher.params, shape, recovered))
+        return image, {k: np.asarray(v).tolist() for k, v in recovered.items()}, solved.largest_cluster / n
+
+    def _upright(self, pieces, cells, turns, colours, rows, cols, states: StateSet, prior: UprightPrior):
+        """Turn and recolour the whole solution as the public-image prior likes best."""
+        base = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
+        g, e = prior.choose(base)
+        # The whole picture turned by g: cell (r, c) moves; every piece turns and recolours.
+        r, c = np.divmod(cells, cols)
+        centre = np.array([(rows - 1) / 2, (cols - 1) / 2])
+        moved = (OFFSETS[g] @ (np.stack([r, c]) - centre[:, None])) + centre[:, None]
+        out_cols = cols if g % 2 == 0 else rows
+        new_cells = np.rint(moved[0]).astype(np.int64) * out_cols + np.rint(moved[1]).astype(np.int64)
+        return new_cells, PRODUCT[g, turns], states.colour.product[e, colours]
+
+
+def _display(pieces: torch.Tensor, cells: np.ndarray, turns: np.ndarray, colours: np.ndarray,
+             states: StateSet) -> torch.Tensor:
+    """Pieces in their solved turn and colour, ordered by cell."""
+    shown = torch.stack([states.colour.apply(turn(pieces[i], int(turns[i])), int(colours[i]))
+                         for i in range(len(pieces))])
+    order = np.argsort(cells)
+    return shown[torch.from_numpy(order)]

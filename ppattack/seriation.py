@@ -1,0 +1,165 @@
+"""Seriation: recover a permutation of positions from second-order statistics.
+
+A cipher that moves the positions of a unit (a sub-block, a block) the same way in every unit
+and image leaves the correlation between positions intact, only relabelled. Given the
+correlation ``observed`` of the permuted positions and a ``template`` of the plain positions
+(estimated from public images, or a parametric decay with grid distance), the permutation is
+the solution of a quadratic assignment problem::
+
+    maximise  sum_{k,l} template[perm[k], perm[l]] * observed[k, l]
+
+solved from several starts (a spectral embedding of both matrices aligned by Hungarian
+matching, and scipy's FAQ from random starts), each polished by pairwise swaps (2-opt).
+Second-order statistics of natural images
+are (nearly) invariant under the symmetries of the square, so on a square grid the answer is
+fixed only up to those 8 symmetries (:func:`ppattack.pieces.square_symmetries`); callers
+decide among them with another cue.
+
+    >>> t = grid_template(3, 3)
+    >>> perm = np.random.default_rng(0).permutation(9)
+    >>> found = match_positions(t, t[np.ix_(perm, perm)])
+    >>> bool(any((s[found] == perm).all() for s in square_symmetries(3)))
+    True
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment, quadratic_assignment
+
+from .pieces import square_symmetries  # noqa: F401  (re-exported for the docstring example)
+
+
+def correlation(vectors: torch.Tensor, *, center: bool = True) -> np.ndarray:
+    """Correlation between positions of unit vectors, pooled over units and channels.
+
+    Args:
+        vectors: ``(M, S, C)`` values of M units at S positions with C channels (any dtype).
+        center: subtract each unit's mean per channel first (removes the shared brightness,
+            which otherwise dominates every correlation).
+
+    Returns:
+        float64 ``(S, S)`` correlation matrix.
+    """
+    v = vectors.double()
+    if center:
+        v = v - v.mean(dim=1, keepdim=True)
+    cov = torch.einsum("mkc,mlc->kl", v, v) / max(1, v.shape[0] * v.shape[2])
+    scale = cov.diagonal().clamp_min(1e-12).sqrt()
+    return (cov / scale[:, None] / scale[None, :]).numpy()
+
+
+def grid_template(rows: int, cols: int, scale: float = 1.0) -> np.ndarray:
+    """A parametric template for a ``rows x cols`` grid: ``exp(-distance / scale)``."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    distance = np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :])
+    return np.exp(-distance / scale)
+
+
+def match_positions(template: np.ndarray, observed: np.ndarray, *, restarts: int = 16,
+                    seed: int = 0) -> np.ndarray:
+    """The permutation ``perm`` with ``observed[k, l] ~ template[perm[k], perm[l]]``.
+
+    Args:
+        template: ``(S, S)`` similarity of the plain positions.
+        observed: ``(S, S)`` similarity of the permuted positions.
+        restarts: FAQ runs from random doubly-stochastic starts (plus one from the barycentre);
+            the best objective wins.
+        seed: seeds the random starts.
+
+    Returns:
+        int64 ``(S,)``: permuted position k holds plain position ``perm[k]``.
+    """
+    size = len(template)
+    if size <= 1:
+        return np.zeros(size, np.int64)
+    template = (np.asarray(template, np.float64) + np.asarray(template, np.float64).T) / 2
+    observed = (np.asarray(observed, np.float64) + np.asarray(observed, np.float64).T) / 2
+    rng = np.random.default_rng(seed)
+    starts = spectral_starts(template, observed)
+    for start in range(restarts + 1):
+        options = {"maximize": True, "rng": rng}
+        if start:
+            options["P0"] = "randomized"
+        found = quadratic_assignment(template, observed, method="faq", options=options)
+        # found.col_ind[u] = the observed position matched to template position u.
+        perm = np.empty(size, np.int64)
+        perm[found.col_ind] = np.arange(size)
+        starts.append(perm)
+    best, best_value = None, -np.inf
+    for perm in starts:
+        perm, value = refine_swaps(template, observed, perm)
+        if value > best_value + 1e-9:
+            best, best_value = perm, value
+    return best
+
+
+def _embedding(similarity: np.ndarray, dims: int) -> np.ndarray:
+    """Laplacian-eigenmap coordinates ``(S, dims)`` of a similarity matrix (smooth directions)."""
+    w = similarity - similarity.min()
+    np.fill_diagonal(w, 0.0)
+    scale = 1 / np.sqrt(w.sum(axis=1) + 1e-12)
+    values, vectors = np.linalg.eigh(scale[:, None] * w * scale[None, :])
+    return vectors[:, ::-1][:, 1:dims + 1] * scale[:, None]
+
+
+def spectral_starts(template: np.ndarray, observed: np.ndarray, *, dims: int = 2, angles: int = 72,
+                    keep: int = 4) -> list[np.ndarray]:
+    """Starting permutations from matching spectral embeddings of both matrices.
+
+    The two leading non-trivial eigenvectors of a grid-like similarity span its 2-D layout, but
+    only up to a rotation and reflection inside that plane: every rotation (``angles`` steps)
+    and reflection is tried, points are matched with the Hungarian algorithm, and the ``keep``
+    best by objective are returned.
+    """
+    size = len(template)
+    if size < dims + 2:
+        return []
+    t_emb, o_emb = _embedding(template, dims), _embedding(observed, dims)
+    t_emb = t_emb / (np.linalg.norm(t_emb, axis=0, keepdims=True) + 1e-12)
+    o_emb = o_emb / (np.linalg.norm(o_emb, axis=0, keepdims=True) + 1e-12)
+    found = []
+    for theta in np.linspace(0, 2 * np.pi, angles, endpoint=False):
+        rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        for mirror in (1, -1):
+            turned = o_emb[:, :2] @ (rot * np.array([1, mirror])).T
+            points = np.concatenate([turned, o_emb[:, 2:]], axis=1)
+            cost = ((points[:, None, :] - t_emb[None, :, :]) ** 2).sum(-1)
+            rows, cols = linear_sum_assignment(cost)
+            perm = np.empty(size, np.int64)
+            perm[rows] = cols
+            found.append((objective(template, observed, perm), perm))
+    found.sort(key=lambda item: -item[0])
+    return [perm for _, perm in found[:keep]]
+
+
+def objective(template: np.ndarray, observed: np.ndarray, perm: np.ndarray) -> float:
+    """``sum_{k,l} template[perm[k], perm[l]] * observed[k, l]``."""
+    return float((template[np.ix_(perm, perm)] * observed).sum())
+
+
+def refine_swaps(template: np.ndarray, observed: np.ndarray, perm: np.ndarray,
+                 max_swaps: int = 10_000) -> tuple[np.ndarray, float]:
+    """Best-improvement pairwise swaps of ``perm`` until none improves the objective.
+
+    Both matrices must be symmetric. Every round scores all swaps at once from one matmul.
+    Returns the polished permutation and its objective.
+    """
+    perm = perm.copy()
+    diag_o = np.diag(observed)
+    for _ in range(max_swaps):
+        a = template[np.ix_(perm, perm)]
+        m = a @ observed  # m[x, y] = sum_l a[x, l] observed[l, y]
+        diag_a, diag_m = np.diag(a), np.diag(m)
+        # Gain of swapping the template labels of positions x and y (all pairs at once):
+        # rows/cols x and y of ``a`` trade places; the pair's own terms are corrected.
+        cross = m + m.T - diag_m[:, None] - diag_m[None, :]
+        own = ((a.T - diag_a[:, None]) * (diag_o[:, None] - observed)
+               + (diag_a[None, :] - a) * (observed - diag_o[None, :]))
+        gain = 2 * (cross - own) + (diag_a[None, :] - diag_a[:, None]) * (diag_o[:, None] - diag_o[None, :])
+        np.fill_diagonal(gain, 0.0)
+        x, y = np.unravel_index(np.argmax(gain), gain.shape)
+        if gain[x, y] <= 1e-12 * (1 + abs(gain).max()):
+            break
+        perm[[x, y]] = perm[[y, x]]
+    return perm, objective(template, observed, perm)
