@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, parse_int_param
+from ppattack.cipher import BlockCipher, Cipher, KeyField
 from ppattack.errors import KeyFileError, PPAttackError
 from ppattack.functional import block_components
 from ppattack.keys import Key, Shape
@@ -68,7 +68,7 @@ def ff3_1_encrypt(fpe_key: np.ndarray, tweak: np.ndarray, values: np.ndarray) ->
     return _reversed_digits(a) * _HALF + _reversed_digits(b)
 
 
-class BlockFfx(Cipher):
+class BlockFfx(BlockCipher):
     """Block-wise FF3-1 format-preserving encryption of masked components; ciphertexts are int32 in 0..999999, not images (MaungMaung and Kiya 2021)."""
 
     name = "block-ffx"
@@ -77,13 +77,7 @@ class BlockFfx(Cipher):
     ciphertext_dtype = torch.int32
 
     def __init__(self, block_size: int = 4) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def key_fields(self, shape: Shape) -> dict[str, KeyField]:
         return {"mask": KeyField((shape[0] * self.block_size ** 2,), high=2),

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField
 from ppattack.functional import GatherXor, block_components
 from ppattack.keys import Key, Shape
 
 
-class BlockNp(Cipher):
+class BlockNp(BlockCipher):
     """Block-wise negative-positive: invert the 3M^2 block-vector entries a mask selects (MaungMaung and Kiya 2021)."""
 
     name = "block-np"
@@ -22,13 +22,7 @@ class BlockNp(Cipher):
              "unauthorized access (APSIPA Trans. Signal and Information Processing 10, 2021)")
 
     def __init__(self, block_size: int = 4) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def key_fields(self, shape: Shape) -> dict[str, KeyField]:
         return {"mask": KeyField((shape[0] * self.block_size ** 2,), high=2)}

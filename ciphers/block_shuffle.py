@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, log2_factorial
 from ppattack.functional import GatherXor, block_components, invert_permutation
 from ppattack.keys import Key, Shape
 
 
-class BlockShuffle(Cipher):
+class BlockShuffle(BlockCipher):
     """Block-wise shuffling: one permutation of every 3M^2 block vector (MaungMaung and Kiya 2021)."""
 
     name = "block-shuffle"
@@ -24,13 +24,7 @@ class BlockShuffle(Cipher):
     component_permutation = True
 
     def __init__(self, block_size: int = 4) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def key_fields(self, shape: Shape) -> dict[str, KeyField]:
         return {"perm": KeyField((shape[0] * self.block_size ** 2,), permutation=True)}

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, log2_factorial
 from ppattack.errors import KeyFileError
 from ppattack.functional import GatherXor, block_components
 from ppattack.keys import Key, Shape, as_int_array, check_permutation, check_range
@@ -23,7 +23,7 @@ from ppattack.rng import KeyRNG
 from .le import apply_nibble_plan, nibble_maps, nibble_plans
 
 
-class Ele(Cipher):
+class Ele(BlockCipher):
     """ELE: LE with one key per block position, then block scrambling (Madono et al. 2020)."""
 
     name = "ele"
@@ -31,13 +31,7 @@ class Ele(Cipher):
              "adaptation network (AAAI Workshop on AI of Things, 2020)")
 
     def __init__(self, block_size: int = 4) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def _counts(self, shape: Shape) -> tuple[int, int]:
         """(N blocks, 2d nibbles per block vector)."""

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, UnitTransforms, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, UnitTransforms, log2_factorial
 from ppattack.functional import COLOR_PERMS, GatherXor, dihedral_offsets, invert_gather_xor, undo_dihedral
 from ppattack.keys import Key, Shape
 
@@ -57,7 +57,7 @@ def gather_xor_plans(index: np.ndarray, mask: np.ndarray, device: torch.device) 
             "inverse": GatherXor.from_numpy(*invert_gather_xor(index, mask), device)}
 
 
-class Etc(Cipher):
+class Etc(BlockCipher):
     """EtC: block scrambling, rotation/flip, negative-positive, colour shuffling (Kurihara/Kiya et al.)."""
 
     name = "etc"
@@ -65,13 +65,7 @@ class Etc(Cipher):
              "JPEG / Motion JPEG standard (IEICE Trans. Fundamentals E98-A(11), 2015)")
 
     def __init__(self, block_size: int = 16) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def blocks(self, shape: Shape) -> int:
         return (shape[1] // self.block_size) * (shape[2] // self.block_size)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, UnitTransforms, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, UnitTransforms, log2_factorial
 from ppattack.functional import GatherXor, rgb_to_ycbcr, undo_dihedral, ycbcr_to_rgb
 from ppattack.keys import Key, Shape
 
 from .etc import etc_maps, gather_xor_plans
 
 
-class EtcGray(Cipher):
+class EtcGray(BlockCipher):
     """Grayscale-based EtC: YCbCr side by side as one (1, H, 3W) image, then block scrambling, rotation/flip, negative-positive (Chuman et al. 2019)."""
 
     name = "etc-gray"
@@ -33,13 +33,7 @@ class EtcGray(Cipher):
     max_round_trip_error = 2
 
     def __init__(self, block_size: int = 8) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def encrypted_shape(self, shape: Shape) -> Shape:
         return (1, shape[1], 3 * shape[2])

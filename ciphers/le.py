@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, log2_factorial
 from ppattack.functional import (GatherXor, block_components, gather_components, invert_gather_xor,
                                  join_nibbles, split_nibbles)
 from ppattack.keys import Key, Shape
@@ -59,20 +59,14 @@ def apply_nibble_plan(x: torch.Tensor, plan: GatherXor) -> torch.Tensor:
     return out.view(x.shape)
 
 
-class Le(Cipher):
+class Le(BlockCipher):
     """LE: one nibble permutation and nibble-flip key for every 3B^2 block vector (Tanaka 2018)."""
 
     name = "le"
     paper = "Tanaka: Learnable image encryption (IEEE ICCE-TW 2018)"
 
     def __init__(self, block_size: int = 4) -> None:
-        block_size = parse_int_param("block_size", block_size)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def nibbles(self, shape: Shape) -> int:
         """2d: the number of nibbles in a block vector."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import Cipher, KeyField, log2_factorial, parse_int_param
+from ppattack.cipher import BlockCipher, KeyField, log2_factorial
 from ppattack.functional import block_pixel_index, gather_pixels, invert_permutation
 from ppattack.keys import Key, Shape
 
@@ -28,21 +28,16 @@ def subblock_pixel_index(height: int, width: int, block_size: int, pixel_perm: n
     return src_rows * width + src_cols
 
 
-class Proposed(Cipher):
+class Proposed(BlockCipher):
     """Block scrambling (K1) + one shared pixel shuffle in every sub-block (K2), for ViT."""
 
     name = "proposed"
     paper = "Qi, MaungMaung, Kinoshita, Kiya: Privacy-preserving image classification using vision transformer (2022)"
     component_permutation = True
+    even_block_size = True
 
     def __init__(self, block_size: int = 16) -> None:
-        block_size = parse_int_param("block_size", block_size, minimum=2, even=True)
-        super().__init__(block_size=block_size)
-        self.block_size = block_size
-
-    def check_shape(self, shape: Shape) -> None:
-        super().check_shape(shape)
-        self.check_block_divides(shape, self.block_size)
+        super().__init__(block_size)
 
     def _counts(self, shape: Shape) -> tuple[int, int]:
         _, h, w = shape

@@ -17,7 +17,7 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .attack import Attack, AttackResult  # noqa: E402
-from .cipher import Cipher, KeyField, UnitTransforms  # noqa: E402
+from .cipher import BlockCipher, Cipher, KeyField, UnitTransforms  # noqa: E402
 from .errors import (DataError, KeyFileError, ParameterError, PluginError,  # noqa: E402
                      PPAttackError, ShapeError, UnknownComponentError)
 from .keys import Key, load_key, save_key  # noqa: E402
@@ -26,7 +26,7 @@ from .threat import THREAT_MODELS, ThreatView  # noqa: E402
 
 __all__ = [
     "UnitTransforms",
-    "Attack", "AttackResult", "Cipher", "DataError", "Key", "KeyField", "KeyFileError",
+    "Attack", "AttackResult", "BlockCipher", "Cipher", "DataError", "Key", "KeyField", "KeyFileError",
     "PPAttackError", "ParameterError", "PluginError", "ShapeError", "THREAT_MODELS",
     "ThreatView", "UnknownComponentError", "create_attack", "create_cipher", "list_attacks",
     "list_ciphers", "load_key", "save_key", "__version__",

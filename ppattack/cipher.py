@@ -251,6 +251,28 @@ class Cipher:
         return per_device[str(device)]
 
 
+class BlockCipher(Cipher):
+    """Base of the ciphers over M x M blocks: the ``block_size`` parameter and the shape check
+    (H and W multiples of M).
+
+    A subclass states its default in its own signature, ``__init__(self, block_size: int = 4)``,
+    and calls ``super().__init__(block_size)``.
+    """
+
+    #: True when M must be even (proposed: its sub-blocks are M/2 x M/2).
+    even_block_size: ClassVar[bool] = False
+
+    def __init__(self, block_size: int, **params: Any) -> None:
+        even = self.even_block_size
+        block_size = parse_int_param("block_size", block_size, minimum=2 if even else 1, even=even)
+        super().__init__(block_size=block_size, **params)
+        self.block_size = block_size
+
+    def check_shape(self, shape: Shape) -> None:
+        super().check_shape(shape)
+        self.check_block_divides(shape, self.block_size)
+
+
 def parse_int_param(name: str, value: Any, *, minimum: int = 1, even: bool = False) -> int:
     """Validate an integer parameter given in code or as a command-line string."""
     try:
