@@ -141,9 +141,12 @@ def test_sia_gan_generator_matches_the_paper_size():
 
 # -- controls --------------------------------------------------------------------------------------
 
+# Known shortfall (open in the tracker): unpaired training only matches distributions, and on the
+# nine unrelated sample photographs the generator settles on a colour permutation / inversion that
+# keeps every edge (measured on plain: 0.24 at 200 steps, 0.26 at 1000, 0.45 at 2000 for gan).
 UNPAIRED_BUDGET = pytest.mark.xfail(
-    strict=False, reason="an unpaired GAN does not converge in the quick budget (64 ciphertexts, "
-    "<= 200 steps): measured SSIM on plain -0.2 to 0.6 (gan), below 0.1 (sia-gan); see gan.py")
+    strict=False, reason="an unpaired GAN does not reach SSIM 0.9 on plain in the quick budget (64 "
+    "ciphertexts, <= 200 steps): measured -0.2 to 0.6 (gan), below 0.1 (sia-gan); see gan.py")
 
 
 @pytest.mark.parametrize("attack", ["itn", pytest.param("gan", marks=UNPAIRED_BUDGET),
