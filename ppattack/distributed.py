@@ -6,8 +6,8 @@ parallel: every rank draws the SAME global batch from the same seeded generator 
 share (:func:`shard`: rank r takes rows r, r+W, r+2W, ..., the split torch's
 ``DistributedSampler`` makes of a dataset, applied to each batch), and gradients are averaged
 over the ranks. A step is therefore the single-process step on the whole batch, up to the order
-of floating-point sums and BatchNorm statistics (synchronised on GPUs with SyncBatchNorm, per
-rank on CPUs, where torch has no SyncBatchNorm).
+of floating-point sums and BatchNorm statistics (synchronised on GPUs with SyncBatchNorm in the
+DDP trainers; per rank on CPUs, where torch has no SyncBatchNorm, and in the GANs).
 
 Rank 0 alone writes results, reports and cache entries; the other ranks compute the same
 result and return it without writing. Without torchrun nothing here does anything.
