@@ -170,6 +170,7 @@ def measure(document: dict[str, Any], bound: str) -> float | None:
 
 def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
     """Produce a missing result by running it (and keep it in ``out_dir`` when given)."""
+    from .distributed import world
     from .harness import RunConfig, run
     from .report import write_run
 
@@ -177,7 +178,7 @@ def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
     result = run(RunConfig(cipher=case.cipher, attack=case.attack, dataset=case.dataset,
                            data_root=case.data_root, preset=case.preset, params=dict(case.params),
                            seed=case.seed, limit=case.limit, threat=case.threat))
-    if out_dir is not None:
+    if out_dir is not None and world().is_main:  # under torchrun, rank 0 writes
         digest = hashlib.sha256(case.label().encode() + repr(case).encode()).hexdigest()[:10]
         write_run(result, out_dir / f"{case.cipher}-{case.attack}-{case.preset}-{digest}")
     return result.document

@@ -375,8 +375,11 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
     from .check import check as check_bounds, load_baseline
 
     bounds = load_baseline(baseline_path)
-    with console(stderr=True).status("checking bounds ..."):
+    with status("checking bounds ..."):
         verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None)
+    failed = sum(not v.ok for v in verdicts)
+    if not world().is_main:  # under torchrun, rank 0 reports
+        return 1 if failed else 0
     table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
     for column in ("case", "bound", "limit", "measured", "margin", "status"):
         table.add_column(column)
@@ -385,7 +388,6 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
                       _number(v.margin), "ok" if v.ok else "REGRESSION")
     out = console()
     out.print(table)
-    failed = sum(not v.ok for v in verdicts)
     out.print(f"{failed} regression(s) in {len(verdicts)} bound(s)" if failed else
               f"all {len(verdicts)} bound(s) hold (not broken by these attacks, within the bounds)")
     return 1 if failed else 0
