@@ -101,38 +101,59 @@ def _load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise DataError(f"baseline file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
+    except OSError as e:
+        raise DataError(f"cannot read baseline file {path}: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"baseline file {path} is not valid TOML: {e}") from None
 
 
 def load_baseline(path: str | Path) -> list[Bound]:
-    """Parse a baseline file into bounds; unknown keys and bounds without a limit are errors."""
+    """Parse a baseline file into bounds; unknown keys, values of the wrong type and bounds
+    without a limit are errors (:class:`ParameterError`, one line naming the bound)."""
     document = _load_toml(Path(path))
     defaults = document.get("defaults", {})
     entries = document.get("bound", [])
+    if not isinstance(defaults, dict):
+        raise ParameterError(f"baseline {path}: [defaults] must be a table")
     if not isinstance(entries, list) or not entries:
         raise DataError(f"baseline file {path} has no [[bound]] entries")
     bounds = []
     for number, entry in enumerate(entries, 1):
-        merged = {**defaults, **entry}
-        unknown = sorted(set(merged) - CASE_KEYS - BOUND_KEYS)
-        if unknown:
-            raise ParameterError(f"baseline {path}, bound {number}: unknown key '{unknown[0]}' "
-                                 f"(known: {', '.join(sorted(CASE_KEYS | BOUND_KEYS))})")
-        for required in ("cipher", "attack"):
-            if required not in merged:
-                raise ParameterError(f"baseline {path}, bound {number}: '{required}' is missing")
-        limits = {k: float(merged.pop(k)) for k in sorted(BOUND_KEYS & set(merged))}
-        if not limits:
-            raise ParameterError(f"baseline {path}, bound {number}: give at least one of "
-                                 f"{', '.join(sorted(BOUND_KEYS))}")
-        params = tuple(sorted(dict(merged.pop("params", {})).items()))
         try:
-            case = Case(params=params, **merged).normalized()
-        except TypeError as e:
+            bounds.append(_bound(defaults, entry))
+        except (TypeError, ValueError) as e:
             raise ParameterError(f"baseline {path}, bound {number}: {e}") from None
-        bounds.append(Bound(case, limits))
     return bounds
+
+
+def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
+    """One [[bound]] merged with the defaults (raises TypeError / ValueError on bad values)."""
+    if not isinstance(entry, dict):
+        raise TypeError("a [[bound]] must be a table")
+    merged = {**defaults, **entry}
+    unknown = sorted(set(merged) - CASE_KEYS - BOUND_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key '{unknown[0]}' (known: {', '.join(sorted(CASE_KEYS | BOUND_KEYS))})")
+    for required in ("cipher", "attack"):
+        if not isinstance(merged.get(required), str):
+            raise ValueError(f"'{required}' is missing or not a name")
+    limits = {}
+    for name in sorted(BOUND_KEYS & set(merged)):
+        value = merged.pop(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        limits[name] = float(value)
+    if not limits:
+        raise ValueError(f"give at least one of {', '.join(sorted(BOUND_KEYS))}")
+    params = merged.pop("params", {})
+    if not isinstance(params, dict) or any(isinstance(v, (list, dict)) for v in params.values()):
+        raise ValueError("params must be a table of single values, e.g. params = { block_size = 4 }")
+    for name, value in merged.items():
+        wanted = int if name in ("seed", "limit") else str
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise ValueError(f"{name} must be {'an integer' if wanted is int else 'a string'}, got {value!r}")
+    case = Case(params=tuple(sorted(params.items())), **merged).normalized()
+    return Bound(case, limits)
 
 
 def case_of(document: dict[str, Any]) -> Case:
@@ -156,7 +177,7 @@ def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, dict[str, A
             try:
                 document = json.loads(path.read_text())
                 found[case_of(document)] = document
-            except (json.JSONDecodeError, KeyError) as e:
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise DataError(f"{path} is not a ppattack result ({e.__class__.__name__}): "
                                 "remove it or re-run") from None
     return found
@@ -191,7 +212,8 @@ def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
     verdicts = []
     for item in bounds:
         document = results.get(item.case)
-        if document is None:
+        # a given result that lacks a bounded measurement (e.g. run with --no-accuracy) is re-run
+        if document is None or any(measure(document, name) is None for name in item.limits):
             document = results[item.case] = run_case(item.case, out_dir)
         for name, limit in item.limits.items():
             value = measure(document, name)

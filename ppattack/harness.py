@@ -8,6 +8,7 @@ Following breaching's split, the case holds the ground truth and the attacker ge
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import time
@@ -104,6 +105,14 @@ def resolve(config: RunConfig) -> Resolved:
     return Resolved(settings, cipher_params, attack_params)
 
 
+def role_seed(seed: int, role: str) -> int:
+    """The seed of one role in a run ("victim-key", "attack"), derived from the run's seed by
+    SHA-256: a run stays reproducible from its seed, and the seed an attack receives tells it
+    nothing about the seed of the victim key."""
+    digest = hashlib.sha256(f"ppattack run seed|{role}|{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # 63 bits: any numpy seed or torch seed
+
+
 def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
                 roles: Roles, *, dataset: str = "unnamed", known_pairs: int = KNOWN_PAIRS,
                 model: Any = None) -> ThreatView:
@@ -195,7 +204,7 @@ def run(config: RunConfig) -> RunResult:
     settings = resolved.settings
     device = resolve_device(config.device)
     cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
-    attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=config.seed,
+    attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
                                     device=device, threat=config.threat, **resolved.attack_params)
     size = int(settings["image_size"])
     shape = (3, size, size)
@@ -207,7 +216,7 @@ def run(config: RunConfig) -> RunResult:
     targets = settings.get("targets") if config.limit is None else config.limit
     roles = assign_roles(dataset, targets)
 
-    key = cipher.generate_key(shape, seed=config.seed)
+    key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
     plain = roles.targets.to(device)
     ciphertexts = cipher.encrypt(plain, key)
     model = (provider_model(settings, cipher, key, roles, len(dataset.classes), seed=config.seed,

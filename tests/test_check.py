@@ -87,3 +87,45 @@ def test_check_fails_when_an_attack_stops_working(tmp_path, cli_runner):
 def test_check_bad_input_exits_2(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["check", "--baseline", str(tmp_path / "none.toml")])
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = "abc"\n', "max_ssim must be a number"),
+    ('defaults = 3\n[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = 0.3\n', "[defaults] must be a table"),
+    ('bound = [1]\n', "a [[bound]] must be a table"),
+    ('[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = 0.3\nparams = "x"\n', "params must be a table"),
+    ('[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = 0.3\nparams = { block_size = [4] }\n',
+     "params must be a table of single values"),
+    ('[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = 0.3\nlimit = "x"\n', "limit must be an integer"),
+    ('[[bound]]\ncipher = 5\nattack = "fr"\nmax_ssim = 0.3\n', "'cipher' is missing or not a name"),
+])
+def test_malformed_baselines_are_one_line_errors_with_status_2(tmp_path, cli_runner, text, fragment):
+    baseline = tmp_path / "b.toml"
+    baseline.write_text(text)
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+
+
+def test_a_result_that_is_not_a_document_is_an_input_error(tmp_path, cli_runner):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "result.json").write_text("[1]")
+    baseline = tmp_path / "b.toml"
+    baseline.write_text('[[bound]]\ncipher = "proposed"\nattack = "fr"\nmax_ssim = 0.3\n')
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(tmp_path / "r")])
+    assert result.exit_code == 2 and "is not a ppattack result" in result.stderr
+
+
+def test_a_result_without_the_bounded_measurement_is_run_again(tmp_path, cli_runner):
+    """A result made with --no-accuracy cannot answer a min_accuracy bound: check runs the case."""
+    run = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--limit", "32", "--no-accuracy",
+                                  "--out", str(tmp_path / "given")])
+    assert run.exit_code == 0, run.output
+    baseline = tmp_path / "b.toml"
+    baseline.write_text('[defaults]\nlimit = 32\n[[bound]]\ncipher = "proposed"\nattack = "fr"\nmin_accuracy = 0.2\n')
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(tmp_path / "given"),
+                                     "--out", str(tmp_path / "made")])
+    assert result.exit_code == 0, result.output
+    (made,) = (tmp_path / "made").rglob("result.json")
+    assert json.loads(made.read_text())["accuracy"]["protected_model_on_encrypted"] >= 0.2

@@ -168,3 +168,21 @@ def test_per_image_ciphers_give_known_pairs_and_oracle_queries_their_own_numbers
     first, second = cpa.oracle(known[:1]), cpa.oracle(known[:1])
     assert torch.equal(first, cipher.encrypt(known[:1], key, indices=[n]))
     assert torch.equal(second, cipher.encrypt(known[:1], key, indices=[n + 1]))
+
+
+def test_the_attack_seed_tells_nothing_about_the_victim_key(monkeypatch):
+    """The victim key and the attack get separate seeds derived from the run's seed (SHA-256),
+    so an attack cannot regenerate the key from the seed it is given."""
+    from ppattack.harness import RunConfig, role_seed, run
+    from ppattack.registry import CIPHERS
+
+    cls = CIPHERS.get("proposed")
+    seeds = []
+    real = cls.generate_key
+    monkeypatch.setattr(cls, "generate_key", lambda self, shape, seed=None: seeds.append(seed) or real(self, shape, seed))
+    document = run(RunConfig(cipher="proposed", attack="fr", limit=2, accuracy=False, seed=7)).document
+    attack_seed = document["attack"]["params"]["seed"]
+    assert seeds[0] == role_seed(7, "victim-key")  # the harness made the victim key first
+    assert attack_seed == role_seed(7, "attack")
+    assert len({7, seeds[0], attack_seed}) == 3
+    assert role_seed(7, "attack") == role_seed(7, "attack") != role_seed(8, "attack")  # reproducible
