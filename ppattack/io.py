@@ -67,26 +67,30 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
     try:
         with Image.open(path) as im:
             array = np.asarray(im.convert(mode))
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-def png_bytes(image: torch.Tensor) -> bytes:
-    """Encode a uint8 tensor (C, H, W) with C in {1, 3} as PNG."""
+def png_bytes(image: torch.Tensor, text: dict[str, str] | None = None) -> bytes:
+    """Encode a uint8 tensor (C, H, W) with C in {1, 3} as PNG, with optional tEXt chunks."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
         raise ShapeError(f"cannot write a {tuple(image.shape)} {image.dtype} tensor as PNG: "
                          "need uint8 (1 or 3, H, W)")
     array = image.detach().cpu().permute(1, 2, 0).numpy()
     pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    info = PngInfo()
+    for name, value in (text or {}).items():
+        info.add_text(name, value)
     buffer = io.BytesIO()
-    pil.save(buffer, format="PNG")
+    pil.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
-def write_png(path: str | os.PathLike, image: torch.Tensor) -> Path:
-    return atomic_write_bytes(path, png_bytes(image))
+def write_png(path: str | os.PathLike, image: torch.Tensor, text: dict[str, str] | None = None) -> Path:
+    return atomic_write_bytes(path, png_bytes(image, text))

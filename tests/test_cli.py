@@ -78,8 +78,9 @@ def test_encrypt_decrypt_files_and_folders(tmp_path, cli_runner, key_file):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "dec" / name)), array)
 
 
-def test_per_image_cipher_numbers_files_across_batches(tmp_path, cli_runner, monkeypatch):
-    """pe (per-image keys): file n of the sorted inputs is image n, whatever the batching."""
+def test_per_image_cipher_files_carry_their_image_numbers(tmp_path, cli_runner, monkeypatch):
+    """pe (per-image keys): each encrypted PNG carries a fresh image number, so identical images
+    get different ciphertexts and any subset of the files decrypts, in any call."""
     import ppattack
     from ppattack import files
 
@@ -92,16 +93,41 @@ def test_per_image_cipher_numbers_files_across_batches(tmp_path, cli_runner, mon
         Image.fromarray(same).save(tmp_path / "in" / name)
     assert invoke(cli_runner, "encrypt", "--key", str(key_path), str(tmp_path / "in"),
                   "-o", str(tmp_path / "enc")).exit_code == 0
-    encrypted = [np.asarray(Image.open(tmp_path / "enc" / n)) for n in ("a.png", "b.png", "c.png")]
-    key = ppattack.load_key(key_path)
+    paths = [tmp_path / "enc" / n for n in ("a.png", "b.png", "c.png")]
+    numbers = [files.image_number(p) for p in paths]
+    assert len(set(numbers)) == 3
+    key, cipher = ppattack.load_key(key_path), ppattack.create_cipher("pe")
     batch = torch.from_numpy(np.stack([same] * 3)).permute(0, 3, 1, 2).contiguous()
-    expected = ppattack.create_cipher("pe").encrypt(batch, key, indices=[0, 1, 2]).permute(0, 2, 3, 1).numpy()
-    assert all(np.array_equal(e, x) for e, x in zip(encrypted, expected))
-    assert not np.array_equal(encrypted[0], encrypted[2])  # image 2 did not restart at number 0
-    assert invoke(cli_runner, "decrypt", "--key", str(key_path), str(tmp_path / "enc"),
-                  "-o", str(tmp_path / "dec")).exit_code == 0
+    expected = cipher.encrypt(batch, key, indices=numbers).permute(0, 2, 3, 1).numpy()
+    assert all(np.array_equal(np.asarray(Image.open(p)), e) for p, e in zip(paths, expected))
+    # one file alone, in its own call
+    assert invoke(cli_runner, "decrypt", "--key", str(key_path), str(paths[2]), "-o", str(tmp_path / "one")).exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "c.png")), same)
+    # a ciphertext PNG without its number cannot be decrypted
+    Image.open(paths[0]).save(tmp_path / "stripped.png")
+    result = invoke(cli_runner, "decrypt", "--key", str(key_path), str(tmp_path / "stripped.png"), "-o", str(tmp_path / "x"))
+    assert_usage_error(result, "carries no image number")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failure_after_the_first_batch_writes_nothing(tmp_path, cli_runner, key_file, monkeypatch):
+    from ppattack import files
+
+    monkeypatch.setattr(files, "BATCH", 2)
     for name in ("a.png", "b.png", "c.png"):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "dec" / name)), same)
+        save_png(tmp_path / "in" / name)
+    whole = (tmp_path / "in" / "c.png").read_bytes()
+    (tmp_path / "in" / "c.png").write_bytes(whole[:60])  # the header says 8x8; the pixels are cut off
+    result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert_usage_error(result, "cannot read image")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_may_not_overwrite_another_input(tmp_path, cli_runner, key_file):
+    save_png(tmp_path / "in" / "a.png")
+    save_png(tmp_path / "in" / "enc" / "a.png", seed=1)  # the output folder sits inside the input folder
+    result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "in"), "-o", str(tmp_path / "in" / "enc"))
+    assert_usage_error(result, "would overwrite the input")
 
 
 def test_wrong_image_size_writes_nothing(tmp_path, cli_runner, key_file):
