@@ -72,6 +72,8 @@ def status(message: str):
 class PPAttackGroup(click.Group):
     def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
         argv = list(sys.argv[1:] if args is None else args)
+        if not argv:  # bare `ppattack`: the help, not an error
+            argv = ["--help"]
         debug = "--debug" in argv
         extra.pop("standalone_mode", None)
         try:
@@ -80,20 +82,28 @@ class PPAttackGroup(click.Group):
             click.echo("error: aborted", err=True)
             sys.exit(130)
         except click.ClickException as e:
-            if debug:
-                raise
             where = e.ctx.command_path if getattr(e, "ctx", None) else "ppattack"
-            click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
-            sys.exit(2)
+            self._fail(f"{e.format_message()} (see `{where} --help`)", debug)
         except PPAttackError as e:
-            if debug:
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            self._fail(str(e), debug)
+        except OSError as e:  # a file the user named cannot be read or written
+            where = f": {e.filename}" if e.filename else ""
+            self._fail(f"{e.strerror or e}{where}", debug)
         code = code if isinstance(code, int) else 0
         if code == 0:
             shutdown()  # under torchrun: leave the process group together (errors just exit)
         sys.exit(code)
+
+
+    @staticmethod
+    def _fail(message: str, debug: bool) -> None:
+        """One line on stderr (the traceback first with --debug) and exit status 2."""
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {message}", err=True)
+        sys.exit(2)
 
 
 @click.group(cls=PPAttackGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,7 +199,7 @@ def info(cipher_name: str, params: tuple[str, ...], shape: str, as_json: bool) -
 @cipher_option
 @param_option
 @shape_option()
-@click.option("--seed", type=int, default=None, help="Deterministic key (tests only); default: OS CSPRNG.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Deterministic key (tests only); default: OS CSPRNG.")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="KEY.json")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | None, out_path: str,
@@ -244,7 +254,7 @@ RUN_OPTIONS = (
     click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper."),
     param_option,
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the victim key and of training."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the victim key and of training."),
     click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images."),
     click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier."),
     click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa)."),
@@ -253,6 +263,15 @@ RUN_OPTIONS = (
                       "(default: $PPATTACK_LPIPS_WEIGHTS, then the torch hub cache; offline "
                       "without it, LPIPS is reported unavailable)."),
 )
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, with exit status 2, when ``folder`` could not be created or written later."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
 
 
 def run_options(command):
@@ -283,11 +302,12 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
     from .report import write_run
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
+    out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_writable(out)  # before the work, not after it
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
     if not world().is_main:  # under torchrun, rank 0 writes the result
         return
-    out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     write_run(result, out)
     print_summary(result.document, out)
 
@@ -306,6 +326,7 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     from .bench import run_bench, split_names
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_writable(out)
     with status("bench ...") as spinner:
         result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .distributed import main_first, world
 from .errors import DataError, UnknownComponentError
 from .io import IMAGE_SUFFIXES, atomic_torch_save, read_image, torch_load
+from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +199,14 @@ def _build_cifar(name: str, root: Path, image_size: int) -> Dataset:
             try:
                 data = cls(str(root), train=train, download=False)
             except RuntimeError:
+                if offline():
+                    raise RuntimeError(f"offline: {offline_flag()}") from None
                 log.info("downloading %s to %s", name, root)
                 data = cls(str(root), train=train, download=True)
         except Exception as e:
             folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
             raise DataError(f"{name} is not in {root} and could not be downloaded "
-                            f"({e.__class__.__name__}): put the extracted '{folder}' folder in a "
+                            f"({e}): put the extracted '{folder}' folder in a "
                             "directory and pass --data-root DIR") from None
         images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
         if image_size != images.shape[-1]:

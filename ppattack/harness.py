@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .attack import Attack, resolve_device
 from .cache import tensor_digest
-from .cipher import Cipher
+from .cipher import Cipher, parse_int_param
 from .classifier import measure_accuracy
 from .data import Roles, assign_roles, load_dataset
 from .distributed import init_from_env, world
@@ -66,6 +66,10 @@ class Resolved:
     attack_params: dict[str, Any]
 
 
+#: Preset values that must be positive integers (None: no limit, for the max_* values).
+COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test")
+
+
 def resolve(config: RunConfig) -> Resolved:
     """Merge preset and user values (user wins) and route each ``K=V`` to whoever takes it.
 
@@ -100,6 +104,9 @@ def resolve(config: RunConfig) -> Resolved:
             raise ParameterError(f"no preset value, cipher '{config.cipher}' or attack "
                                  f"'{config.attack}' takes parameter '{name}' (preset values: "
                                  f"{sorted(settings)})")
+    for name in COUNTS:  # the harness's own numbers; the components check theirs
+        if settings.get(name) is not None:
+            settings[name] = parse_int_param(name, settings[name])
     if "block_size" in cipher_accepts:
         cipher_params.setdefault("block_size", settings["block_size"])
     return Resolved(settings, cipher_params, attack_params)
@@ -251,7 +258,8 @@ def run(config: RunConfig) -> RunResult:
                    "device": str(device)},
         "seed": config.seed,
         "dataset": {"name": settings["dataset"], "image_shape": list(shape),
-                    "classes": len(dataset.classes), "splits": roles.sizes()},
+                    "classes": len(dataset.classes),
+                    "splits": {**roles.sizes(), "test": len(dataset.test_images)}},
         "cipher": {"name": cipher.name, "params": cipher.params,
                    "key_space_bits": cipher.key_space_bits(shape),
                    "separable_bits": cipher.separable_bits(shape),

@@ -85,6 +85,11 @@ def load_key(path: str | os.PathLike) -> Key:
             document = json.load(f)
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist: create one with `ppattack keygen`") from None
+    except OSError as e:
+        raise KeyFileError(f"cannot read key file {path}: {e.strerror or e}") from None
+    except RecursionError:
+        raise KeyFileError(f"key file {path} is nested too deeply to be a key: "
+                           "regenerate it with `ppattack keygen`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise KeyFileError(f"key file {path} is not valid JSON ({e}): "
                            "regenerate it with `ppattack keygen`") from None
@@ -107,6 +112,8 @@ def key_from_json(document: Any, cipher: Any = None) -> Key:
     for name in ("format", "cipher", "params", "shape", "material"):
         if name not in document:
             raise KeyFileError(f"field '{name}' is missing")
+    if not isinstance(document["cipher"], str):
+        raise KeyFileError("field 'cipher' must be a cipher name (a string)")
     if document["format"] != KEY_FORMAT:
         raise KeyFileError(f"field 'format' is {document['format']!r}, expected {KEY_FORMAT!r}")
     if not isinstance(document["params"], dict):
@@ -155,16 +162,13 @@ def check_permutation(array: np.ndarray, name: str) -> np.ndarray:
     rows = array.reshape(-1, n)
     expected = np.arange(n)
     for row in rows:
-        if not np.array_equal(np.sort(row), expected):
-            bad = sorted(set(row.tolist()) ^ set(expected.tolist()))[:3]
-            raise KeyFileError(f"field 'material.{name}' is not a permutation of 0..{n - 1} "
-                               f"(offending values {bad})")
+        if not np.array_equal(np.sort(row), expected):  # (key values are never put in messages)
+            raise KeyFileError(f"field 'material.{name}' is not a permutation of 0..{n - 1}")
     return array
 
 
 def check_range(array: np.ndarray, name: str, high: int) -> np.ndarray:
     """Every value of ``array`` must be in ``[0, high)``."""
     if array.size and (array.min() < 0 or array.max() >= high):
-        raise KeyFileError(f"field 'material.{name}' must hold values in 0..{high - 1}, "
-                           f"found {int(array.min())}..{int(array.max())}")
+        raise KeyFileError(f"field 'material.{name}' must hold values in 0..{high - 1}")
     return array

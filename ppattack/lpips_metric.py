@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .errors import DataError, ShapeError
+from .offline import OFFLINE_ENVS, offline, offline_flag  # noqa: F401 (OFFLINE_ENVS: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 ALEXNET_FILE = ALEXNET_URL.rsplit("/", 1)[1]
 ALEXNET_SHA256_PREFIX = "7be5be79"  # torch hub names checkpoints by their SHA-256 prefix
 WEIGHTS_ENV = "PPATTACK_LPIPS_WEIGHTS"
-OFFLINE_ENVS = ("PPATTACK_OFFLINE", "HF_HUB_OFFLINE")
 DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a download is given up
 MIN_SIDE = 31  # AlexNet's two 3x3/2 max-pools need at least this many pixels per side
 #: AlexNet ``features`` layers with weights, and their shapes.
@@ -49,19 +49,6 @@ _CONV_SHAPES = {0: (64, 3, 11, 11), 3: (192, 64, 5, 5), 6: (384, 192, 3, 3), 8: 
 
 class LPIPSUnavailable(DataError):
     """The AlexNet trunk weights cannot be found or downloaded; the message is the reason."""
-
-
-def _offline_flag() -> str | None:
-    for name in OFFLINE_ENVS:
-        value = os.environ.get(name, "")
-        if value.strip().lower() in ("1", "true", "yes", "on"):
-            return f"{name}={value}"
-    return None
-
-
-def offline() -> bool:
-    """True when the environment asks for no network access (``PPATTACK_OFFLINE``, ``HF_HUB_OFFLINE``)."""
-    return _offline_flag() is not None
 
 
 def hub_checkpoint() -> Path:
@@ -93,7 +80,7 @@ def find_backbone(weights: str | os.PathLike | None = None, *, download: bool | 
         return cached
     advice = f"pass --lpips-weights PATH (torchvision's {ALEXNET_FILE})"
     if download is False or (download is None and offline()):
-        why = f"offline: {_offline_flag()}" if download is None else "downloads disabled"
+        why = f"offline: {offline_flag()}" if download is None else "downloads disabled"
         raise LPIPSUnavailable(f"AlexNet weights not found in {cached.parent} and not downloaded "
                                f"({why}): {advice}")
     if str(cached) in _failed_downloads:  # tried in this process already (e.g. an earlier bench cell)

@@ -79,7 +79,21 @@ def test_cifar_offline_says_how_to_point_at_a_copy(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", no_network)
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", no_network)
-    with pytest.raises(DataError, match="--data-root"):
+    for name in ("HF_HUB_OFFLINE", "PPATTACK_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)  # online, but the network fails
+    with pytest.raises(DataError, match="network unreachable.*--data-root"):
+        load_dataset("cifar10", 32, data_root=tmp_path)
+
+
+def test_cifar_is_not_downloaded_when_offline_is_asked(tmp_path, monkeypatch):
+    import torchvision
+
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("tried to download while offline")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", must_not_download)
+    monkeypatch.setenv("PPATTACK_OFFLINE", "1")
+    with pytest.raises(DataError, match="offline: .*--data-root"):
         load_dataset("cifar10", 32, data_root=tmp_path)
 
 
