@@ -42,10 +42,15 @@ def accepted_parameters(cls: type) -> dict[str, Any]:
 
 
 def instantiate(cls: type, kind: str, name: str, params: dict[str, Any]) -> Any:
-    """``cls(**params)`` with unknown parameter names reported as a :class:`ParameterError`."""
+    """``cls(**params)`` with unknown parameter names, and values a constructor cannot take
+    (a TypeError or ValueError from converting them), reported as a :class:`ParameterError`."""
     accepted = accepted_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         listing = ", ".join(accepted) or "none"
         raise ParameterError(f"{kind} '{name}' has no parameter '{unknown[0]}' (parameters: {listing})")
-    return cls(**params)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in ("seed", "device"))
+        raise ParameterError(f"{kind} '{name}' cannot take {given}: {e}") from None

@@ -100,3 +100,8 @@ def test_list_command_survives_a_broken_plugin(plugin_path, cli_runner):
 def test_attack_registry_is_separate():
     assert "fr" not in ppattack.list_ciphers()
     assert ATTACKS.get("fr").threat_models == ("coa", "coa+public")
+
+
+def test_a_parameter_value_a_component_cannot_take_is_a_parameter_error():
+    with pytest.raises(ppattack.ParameterError, match="cannot take .*icm_iterations='x'"):
+        ppattack.create_attack("fr", icm_iterations="x")
