@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppattack.cipher import BlockCipher, Cipher, KeyField
+from ppattack.cipher import BlockCipher, KeyField
 from ppattack.errors import KeyFileError, PPAttackError
 from ppattack.functional import block_components
 from ppattack.keys import Key, Shape

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .errors import DataError, ShapeError
-from .offline import OFFLINE_ENVS, offline, offline_flag  # noqa: F401 (OFFLINE_ENVS: re-exported)
+from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import torch
 from ppattack import lpips_metric
 from ppattack.errors import DataError, ShapeError
 from ppattack.metrics import psnr, score, ssim, ssim_skimage_legacy, summarize
+from ppattack.offline import OFFLINE_ENVS
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -143,7 +144,7 @@ def test_lpips_unavailable_offline_gives_the_reason(no_hub: Path, monkeypatch: p
 
 
 def test_lpips_failed_download_is_a_reason_not_a_crash(no_hub: Path, monkeypatch: pytest.MonkeyPatch):
-    for name in lpips_metric.OFFLINE_ENVS:
+    for name in OFFLINE_ENVS:
         monkeypatch.delenv(name, raising=False)
     calls = []
 
