@@ -182,7 +182,7 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
             except PPAttackError as e:
                 log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
                 mine[index] = (str(e), None, processes.rank)
-    gathered = gather(mine, processes)
+    gathered = gather(mine)
     if gathered is None:
         return None
     merged = {index: outcome for part in gathered for index, outcome in part.items()}

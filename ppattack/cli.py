@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .distributed import shutdown, world
+from .distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 
 log = logging.getLogger("ppattack")
@@ -57,10 +57,9 @@ def console(stderr: bool = False):
 
 
 def status(message: str):
-    """A spinner on stderr while work runs; on torchrun ranks other than 0, nothing."""
+    """A spinner on stderr while work runs; on torchrun ranks other than 0, nothing (the
+    process group may not be joined yet, so the launcher's RANK decides)."""
     import contextlib
-
-    from .distributed import launched
 
     if launched() and os.environ.get("RANK", "0") != "0":
         return contextlib.nullcontext(SimpleNamespace(update=lambda *_: None))

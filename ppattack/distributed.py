@@ -69,10 +69,8 @@ def init_from_env(timeout_s: float = 1800) -> World:
 
 
 def world() -> World:
-    """The current world: torchrun's process group, or a single process."""
-    if _local_depth or not (dist.is_available() and dist.is_initialized()):
-        return _SINGLE
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    """The world trainers use: torchrun's process group, or one process (also inside :func:`local`)."""
+    return _SINGLE if _local_depth else process_world()
 
 
 def process_world() -> World:
@@ -93,8 +91,9 @@ def local() -> Iterator[None]:
         _local_depth -= 1
 
 
-def shard(batch: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """This rank's share of a global batch (indices or images): rows ``rank::size``.
+def shard(batch: Any, batch_size: int | None = None) -> Any:
+    """This rank's share of a global batch (a tensor or array of indices, images, seeds): rows
+    ``rank::size``.
 
     ``batch_size`` (the global one) is checked: every rank needs at least one row.
     """
@@ -151,9 +150,10 @@ def broadcast(value: Any) -> Any:
     return box[0]
 
 
-def gather(value: Any, world_: World | None = None) -> list[Any] | None:
-    """Every rank's ``value``, as a list by rank, on rank 0 (None elsewhere)."""
-    current = world_ or world()
+def gather(value: Any) -> list[Any] | None:
+    """Every process's ``value``, as a list by rank, on rank 0 (None elsewhere); also inside
+    :func:`local`, since it collects what the processes did on their own."""
+    current = process_world()
     if not current.active:
         return [value]
     out = [None] * current.size if current.is_main else None

@@ -195,7 +195,7 @@ class ITN(Attack):
                         x = crop_flip(x, 4, generator)
                     seeds = fresh_seeds(rng, len(x))
                     x = shard(x, self.batch_size)
-                    y = encrypt_fresh(cipher, x, shard(torch.from_numpy(seeds)).numpy())
+                    y = encrypt_fresh(cipher, x, shard(seeds))
                 else:
                     index = shard(index, self.batch_size)
                     x, y = train_plain[index], train_cipher[index]
