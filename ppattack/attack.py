@@ -68,6 +68,9 @@ class Attack:
     threat_models: ClassVar[tuple[str, ...]] = ("coa",)
     #: preset name -> default parameter values of this attack for that preset.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True: the harness adds the victim's encrypted training images to the view
+    #: (``ThreatView.training_ciphertexts``); they cost an encryption pass and memory.
+    uses_training_ciphertexts: ClassVar[bool] = False
 
     def __init__(self, *, preset: str = "quick", threat: str | None = None, seed: int = 0,
                  device: str | torch.device = "auto"):

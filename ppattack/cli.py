@@ -257,6 +257,8 @@ RUN_OPTIONS = (
     click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images."),
     click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier."),
     click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa)."),
+    click.option("--control", is_flag=True, help="Also run the positive control: the same attack on `plain` "
+                 "(same data, preset and seed), reported in result.json and report.md."),
     click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
                  help="torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth) for LPIPS "
                       "(default: $PPATTACK_LPIPS_WEIGHTS, then the torch hub cache; offline "
@@ -361,6 +363,8 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
 def print_summary(document: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
+    from .report import control_note
+
     metrics, baseline = document["metrics"], document["baseline"]
     table = Table(title=f"{document['cipher']['name']} vs {document['attack']['name']} "
                         f"({document['attack']['threat_model']})", title_justify="left")
@@ -375,6 +379,8 @@ def print_summary(document: dict[str, Any], out: Path) -> None:
     out_console.print(table)
     if metrics.get("lpips_unavailable"):
         out_console.print(f"LPIPS unavailable: {metrics['lpips_unavailable']}")
+    if document["control"]["run"]:
+        out_console.print(control_note(document), markup=False)
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")
 
 

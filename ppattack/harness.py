@@ -12,7 +12,7 @@ import hashlib
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 import torch
@@ -21,7 +21,7 @@ from . import __version__
 from .attack import Attack, resolve_device
 from .cache import tensor_digest
 from .cipher import Cipher, parse_int_param
-from .classifier import measure_accuracy
+from .classifier import TRAIN_NUMBERS, measure_accuracy
 from .data import Roles, assign_roles, load_dataset
 from .distributed import init_from_env, world
 from .errors import ParameterError
@@ -37,6 +37,8 @@ from .threat import ThreatView
 log = logging.getLogger(__name__)
 RESULT_SCHEMA_VERSION = 1
 KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants
+#: Mean SSIM (wang) an attack must reach on ``plain`` for its positive control to pass.
+CONTROL_SSIM = 0.9
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class RunConfig:
     limit: int | None = None
     accuracy: bool = True
     threat: str | None = None  # None: the attack's default threat model
+    control: bool = False  # also run the positive control (the same attack on plain)
     lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
 
 
@@ -122,23 +125,27 @@ def role_seed(seed: int, role: str) -> int:
 
 def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
                 roles: Roles, *, dataset: str = "unnamed", known_pairs: int = KNOWN_PAIRS,
-                model: Any = None) -> ThreatView:
+                model: Any = None, training_ciphertexts: bool = False) -> ThreatView:
     """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md).
 
     ``dataset`` names the data in the view's ``data_id``; ``known_pairs`` is how many
     (plain, cipher) pairs the kpa model grants (taken from the public images); ``model`` is
-    what the model threat grants (:func:`provider_model`).
+    what the model threat grants (:func:`provider_model`); ``training_ciphertexts`` adds the
+    victim's encrypted training images (:func:`encrypted_training_images`), which every threat
+    model holds.
     """
     device = ciphertexts.device
     data_id = f"{dataset}|{tuple(key.shape)}|{threat_model}"
     # The attacker gets its own cipher object (the harness's caches compiled plans per key) and
     # copies of its images (slices would share storage with the victim's training images).
     public_cipher = type(cipher)(**cipher.params)
-    if threat_model == "coa":
-        return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, data_id=data_id)
-    public, labels = roles.public.to(device).clone(), roles.public_labels.to(device).clone()
-    data_id += f"|public={len(public)}:{tensor_digest(roles.public, roles.public_labels)}"
     extra: dict[str, Any] = {"data_id": data_id}
+    if training_ciphertexts:
+        extra["training_ciphertexts"] = encrypted_training_images(cipher, key, roles.victim_train, device)
+    if threat_model == "coa":
+        return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, **extra)
+    public, labels = roles.public.to(device).clone(), roles.public_labels.to(device).clone()
+    extra["data_id"] += f"|public={len(public)}:{tensor_digest(roles.public, roles.public_labels)}"
     # Per-image ciphers number the victim's images: the targets are 0..N-1, the known pairs
     # N..N+k-1, and every image the oracle encrypts takes the next unused number.
     first_free = len(ciphertexts)
@@ -153,6 +160,17 @@ def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.
             raise ParameterError("the 'model' threat model needs the provider's model (see provider_model)")
         extra["model"] = model
     return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, public, labels, **extra)
+
+
+def encrypted_training_images(cipher: Cipher, key: Key, images: torch.Tensor, device: torch.device,
+                              chunk: int = 1024) -> torch.Tensor:
+    """The victim's training images as the cloud receives them: uint8 on the CPU, image ``i``
+    encrypted as number ``TRAIN_NUMBERS + i`` (as the protected classifier's training does),
+    in chunks so that a large training set never sits on the device whole."""
+    parts = [cipher.encrypt(images[i:i + chunk].to(device), key,
+                            indices=torch.arange(i, min(i + chunk, len(images))) + TRAIN_NUMBERS).cpu()
+             for i in range(0, len(images), chunk)]
+    return torch.cat(parts) if parts else images[:0].clone()
 
 
 def _numbering_oracle(cipher: Cipher, key: Key, first: int, device: torch.device):
@@ -230,7 +248,7 @@ def run(config: RunConfig) -> RunResult:
                             device=device) if attack.threat_model == "model" else None)
     view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles,
                        dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
-                       model=model)
+                       model=model, training_ciphertexts=attack.uses_training_ciphertexts)
     log.info("attacking %d %s ciphertexts with %s (%s)", len(plain), cipher.name, attack.name,
              attack.threat_model)
     outcome = attack(view)
@@ -274,9 +292,45 @@ def run(config: RunConfig) -> RunResult:
         "metric_conventions": conventions(perceptual),
         "accuracy": accuracy,
         "environment": {**environment(device), "processes": world().size},
-        "seconds": time.time() - started,
+        "seconds": 0.0,
     }
+    document["control"] = positive_control(config, resolved, cipher, document)
+    document["seconds"] = time.time() - started
     return RunResult(document, plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
+
+
+def control_config(config: RunConfig, resolved: Resolved, cipher: Cipher) -> RunConfig:
+    """The positive control of ``config``: the same attack, data, preset, seed and threat model
+    on ``plain``. Preset values and attack parameters carry over, cipher parameters do not; an
+    attack that takes a block size gets the cipher's (``plain`` has none), so that the control
+    trains the same network that attacked the cipher."""
+    params: dict[str, Any] = {name: value for name, value in config.params.items()
+                              if "." not in name and name in resolved.settings}
+    params.update({f"attack.{name}": value for name, value in resolved.attack_params.items()})
+    if (cipher.block_size and "attack.block_size" not in params
+            and "block_size" in accepted_parameters(ATTACKS.get(config.attack))):
+        params["attack.block_size"] = cipher.block_size
+    return replace(config, cipher="plain", params=params, accuracy=False, control=False)
+
+
+def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher,
+                     document: dict[str, Any]) -> dict[str, Any]:
+    """result.json's ``control``: the attack's mean SSIM on ``plain`` and whether it reaches
+    :data:`CONTROL_SSIM` (attacks.md: an attack that cannot restore unencrypted images proves
+    nothing by failing on a cipher)."""
+    if not config.control:
+        return {"run": False, "reason": "not requested (--control runs the same attack on plain)"}
+    if cipher.name == "plain":
+        params, metrics, seconds = dict(config.params), document["metrics"], 0.0
+    else:
+        control = control_config(config, resolved, cipher)
+        log.info("positive control: %s on plain", config.attack)
+        sub = run(control).document
+        params, metrics, seconds = dict(control.params), sub["metrics"], sub["seconds"]
+    ssim = float(metrics["ssim"]["mean"])
+    return {"run": True, "cipher": "plain", "params": params, "ssim": ssim,
+            "psnr": metrics["psnr"]["mean"], "threshold": CONTROL_SSIM,
+            "passed": ssim >= CONTROL_SSIM, "seconds": seconds}
 
 
 def _git_commit() -> str | None:

@@ -81,6 +81,19 @@ def lpips_note(document: dict[str, Any]) -> str | None:
     return None
 
 
+def control_note(document: dict[str, Any]) -> str:
+    """One sentence on the positive control (the same attack on ``plain``)."""
+    control, attack = document.get("control") or {}, document["attack"]["name"]
+    if not control.get("run"):
+        return f"Positive control: {control.get('reason', 'not run')}."
+    verdict = (f"SSIM {control['ssim']:.3f} >= {control['threshold']}: passed"
+               if control["passed"] else
+               f"SSIM {control['ssim']:.3f} < {control['threshold']}: FAILED. {attack} does not "
+               "restore unencrypted images at this budget, so its result on this cipher is no "
+               "evidence either way")
+    return f"Positive control ({attack} on `plain`, same data, preset and seed): {verdict}."
+
+
 # -- report.md -----------------------------------------------------------------------------------
 
 def report_markdown(document: dict[str, Any]) -> str:
@@ -103,6 +116,7 @@ def report_markdown(document: dict[str, Any]) -> str:
                      f"{fmt(entry.get('std'), digits)} | {fmt(mean_of(baseline, name), digits)} |")
     if "unavailable" in baseline:
         lines += ["", f"Ciphertext baseline unavailable: {baseline['unavailable']}."]
+    lines += ["", control_note(document)]
     note = lpips_note(document)
     if note:
         lines += ["", note]

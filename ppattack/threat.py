@@ -36,7 +36,11 @@ class ThreatView:
     """What crosses the wire to the attacker. Fields a threat model does not grant are None.
 
     Shapes: ``ciphertexts`` uint8 ``(N, C', H', W')``; ``public_images`` uint8 ``(P, C, H, W)``;
-    ``known_pairs`` a (plain, cipher) tuple of uint8 batches under the victim key.
+    ``known_pairs`` a (plain, cipher) tuple of uint8 batches under the victim key;
+    ``training_ciphertexts`` uint8 ``(T, C', H', W')`` on the CPU: the provider's training images
+    as the cloud receives them to train the protected classifier (the seed's setting: the
+    attacker is that cloud), unlabelled, filled only for attacks that ask for them
+    (``Attack.uses_training_ciphertexts``) since every threat model holds them.
     ``data_id`` names the data this view was built from (dataset, role sizes, a digest of the
     public images) so that trained attack networks can be cached; it identifies, never carries.
     """
@@ -50,6 +54,7 @@ class ThreatView:
     known_pairs: tuple[torch.Tensor, torch.Tensor] | None = None
     oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
     model: Any | None = None
+    training_ciphertexts: torch.Tensor | None = None
     data_id: str | None = None
 
     @property

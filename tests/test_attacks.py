@@ -141,21 +141,47 @@ def test_sia_gan_generator_matches_the_paper_size():
 
 # -- controls --------------------------------------------------------------------------------------
 
-# Known shortfall (open in the tracker): unpaired training only matches distributions, and on the
-# nine unrelated sample photographs the generator settles on a colour permutation / inversion that
-# keeps every edge (measured on plain: 0.24 at 200 steps, 0.26 at 1000, 0.45 at 2000 for gan).
-UNPAIRED_BUDGET = pytest.mark.xfail(
-    strict=False, reason="an unpaired GAN does not reach SSIM 0.9 on plain in the quick budget (64 "
-    "ciphertexts, <= 200 steps): measured -0.2 to 0.6 (gan), below 0.1 (sia-gan); see gan.py")
-
-
-@pytest.mark.parametrize("attack", ["itn", pytest.param("gan", marks=UNPAIRED_BUDGET),
-                                    pytest.param("sia-gan", marks=UNPAIRED_BUDGET)])
-def test_trained_attacks_restore_plain(attack):
+def test_itn_restores_plain():
     """The positive control: on the identity cipher the quick preset restores the images."""
-    document = run(RunConfig(cipher="plain", attack=attack, accuracy=False)).document
+    document = run(RunConfig(cipher="plain", attack="itn", accuracy=False, control=True)).document
     assert document["attack"]["threat_model"] == "coa+public"
     assert document["metrics"]["ssim"]["mean"] > 0.9, document["attack"]["facts"]
+    assert document["control"]["passed"] and document["control"]["ssim"] == document["metrics"]["ssim"]["mean"]
+
+
+# The unpaired GANs (gan, sia-gan) are not held to that control: nothing in their losses ties an
+# output to its input, and benchmarks/gan_control.py measures that adversarial training on
+# `samples` walks away even from a generator started at the identity (RESULTS.md). `--control`
+# reports it in every result instead (test below).
+
+
+def test_unpaired_gans_train_on_every_ciphertext_the_cloud_holds():
+    """The targets plus the provider's encrypted training images (as in the papers)."""
+    document = run(RunConfig(cipher="le", attack="gan", accuracy=False, limit=8,
+                             params={"steps": 2, "batch_size": 4, "d_width": 4})).document
+    facts, splits = document["attack"]["facts"], document["dataset"]["splits"]
+    assert facts["target_ciphertexts"] == 8
+    assert facts["ciphertexts"] == 8 + splits["victim_train"]
+
+
+def test_the_positive_control_is_the_same_attack_on_plain():
+    """--control: attack parameters and the cipher's block size carry over, cipher parameters
+    do not; the recorded score is that of the same run on plain."""
+    params = {"steps": 3, "batch_size": 4, "d_width": 4}
+    document = run(RunConfig(cipher="le", attack="gan", limit=8, accuracy=False, control=True,
+                             params=params)).document
+    control = document["control"]
+    assert control["run"] and control["cipher"] == "plain"
+    assert control["params"] == {**{f"attack.{k}": v for k, v in params.items()}, "attack.block_size": 4}
+    direct = run(RunConfig(cipher="plain", attack="gan", limit=8, accuracy=False,
+                           params={**params, "block_size": 4})).document
+    assert control["ssim"] == direct["metrics"]["ssim"]["mean"]
+    assert control["passed"] == (control["ssim"] >= control["threshold"] == 0.9)
+    pe = run(RunConfig(cipher="pe", attack="fr", limit=4, accuracy=False, control=True,
+                       params={"key_mode": "shared", "solver": "fold"})).document["control"]
+    assert pe["params"] == {"attack.solver": "fold"}  # pe's key_mode is no parameter of plain
+    assert run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False)).document["control"] == {
+        "run": False, "reason": "not requested (--control runs the same attack on plain)"}
 
 
 def test_itn_kpa_learns_from_pairs_under_the_victim_key():
@@ -164,7 +190,6 @@ def test_itn_kpa_learns_from_pairs_under_the_victim_key():
     facts = document["attack"]["facts"]
     assert document["attack"]["threat_model"] == "kpa" and facts["train_images"] == 8
     assert not facts["fresh_key_per_image_per_step"]
-    assert document["metrics"]["ssim"]["mean"] > document["baseline"]["ssim"]["mean"] - 1  # it ran
 
 
 # -- fr ----------------------------------------------------------------------------------------------

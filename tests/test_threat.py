@@ -15,7 +15,8 @@ import ppattack
 from ppattack.attack import Attack
 from ppattack.data import Dataset, assign_roles
 from ppattack.errors import ParameterError
-from ppattack.harness import threat_view
+from ppattack.classifier import TRAIN_NUMBERS
+from ppattack.harness import encrypted_training_images, threat_view
 from ppattack.keys import Key
 from ppattack.threat import THREAT_MODELS, ThreatView
 
@@ -83,7 +84,8 @@ def shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
 def test_the_view_has_no_field_for_a_key_or_the_victim_plaintexts():
     names = {f.name for f in dataclasses.fields(ThreatView)}
     assert names == {"threat_model", "cipher", "plain_shape", "ciphertexts", "public_images",
-                     "public_labels", "known_pairs", "oracle", "model", "data_id"}
+                     "public_labels", "known_pairs", "oracle", "model", "training_ciphertexts",
+                     "data_id"}
     assert not any("key" in name or "target" in name or "plain" == name for name in names)
 
 
@@ -91,7 +93,7 @@ def test_the_view_has_no_field_for_a_key_or_the_victim_plaintexts():
 def test_each_threat_model_grants_exactly_its_fields(case, threat):
     roles, cipher, key, ciphertexts = case
     view = threat_view(threat, cipher, key, ciphertexts, roles)
-    optional = {"public_images", "public_labels", "known_pairs", "oracle", "model"}
+    optional = {"public_images", "public_labels", "known_pairs", "oracle", "model", "training_ciphertexts"}
     filled = {name for name in optional if getattr(view, name) is not None}
     assert filled == GRANTED[threat]
     assert torch.equal(view.ciphertexts, ciphertexts) and view.plain_shape == SHAPE
@@ -99,10 +101,12 @@ def test_each_threat_model_grants_exactly_its_fields(case, threat):
 
 
 @pytest.mark.parametrize("threat", ["coa", "coa+public", "kpa"])
-def test_no_view_reaches_the_key_or_a_victim_plaintext(case, threat):
+@pytest.mark.parametrize("training", [False, True])
+def test_no_view_reaches_the_key_or_a_victim_plaintext(case, threat, training):
     roles, cipher, key, ciphertexts = case
     cipher.encrypt(roles.targets, key)  # the harness's cipher has now cached the key's plan
-    view = threat_view(threat, cipher, key, ciphertexts, roles)
+    view = threat_view(threat, cipher, key, ciphertexts, roles, training_ciphertexts=training)
+    assert (view.training_ciphertexts is not None) == training
     assert view.cipher is not cipher and not reaches_key(view, key)
     victims = [roles.targets, roles.victim_train]
     tensors = reachable_tensors(view)
@@ -124,6 +128,24 @@ def test_kpa_pairs_are_under_the_victim_key_and_cpa_oracle_encrypts(case):
     oracle = threat_view("cpa", cipher, key, ciphertexts, roles).oracle
     x = roles.public[:2]
     assert torch.equal(oracle(x), cipher.encrypt(x, key))
+
+
+@pytest.mark.parametrize("cipher_name", ["proposed", "pe"])
+def test_training_ciphertexts_are_the_training_images_as_the_cloud_receives_them(case, cipher_name):
+    """Image i of the victim's training set under number TRAIN_NUMBERS + i, as the protected
+    classifier's training encrypts it (per-image ciphers included), on the CPU."""
+    roles, _, _, _ = case
+    cipher = ppattack.create_cipher(cipher_name, **({"block_size": 4} if cipher_name == "proposed" else {}))
+    key = cipher.generate_key(SHAPE, seed=3)
+    targets = cipher.encrypt(roles.targets, key)
+    view = threat_view("coa", cipher, key, targets, roles, training_ciphertexts=True)
+    numbers = torch.arange(len(roles.victim_train)) + TRAIN_NUMBERS
+    expected = cipher.encrypt(roles.victim_train, key, indices=numbers)
+    assert view.training_ciphertexts.device.type == "cpu"
+    assert torch.equal(view.training_ciphertexts, expected)
+    chunked = encrypted_training_images(cipher, key, roles.victim_train, torch.device("cpu"), chunk=3)
+    assert torch.equal(chunked, expected)  # chunks keep each image's number
+    assert threat_view("coa", cipher, key, targets, roles).training_ciphertexts is None
 
 
 class Inspector(Attack):

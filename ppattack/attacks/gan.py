@@ -3,8 +3,10 @@
 W. Sirichotedumrong, H. Kiya: "Visual security evaluation of learnable image encryption
 methods against ciphertext-only attacks" (APSIPA ASC 2020). A generator maps ciphertexts to
 images and a discriminator tells its outputs from real plain images; the two sets are
-UNPAIRED: the generator is trained on the victim ciphertexts the attacker holds, the
-discriminator's real images are the attacker's public images (threat model ``coa+public``).
+UNPAIRED: the generator is trained on the victim ciphertexts the attacker holds (the targets
+and, as in the papers, the provider's encrypted training images, which the cloud receives to
+train the classifier), the discriminator's real images are the attacker's public images
+(threat model ``coa+public``).
 Nothing ties an output to its input but the generator's architecture: it is block-wise (one
 MLP per block, shared by all positions), so it can learn the inverse of a key that every block
 shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, betas
@@ -13,10 +15,11 @@ shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, 
 The generic unpaired adversarial loop lives here; ``sia-gan`` subclasses it with its own
 networks, losses and optimisers.
 
-Budget: an unpaired GAN learns the inverse only from the adversarial signal, which takes the
-paper's tens of thousands of steps over tens of thousands of ciphertexts. The ``quick`` preset
-(64 ciphertexts, 200 steps) only exercises the code: on ``plain`` it does not reach the
-positive control (measured SSIM 0.2-0.6, oscillating with the step count), unlike ``itn``.
+Positive control: nothing in the loss ties an output to its input, so on ``plain`` the
+generator matches distributions, not images. benchmarks/gan_control.py measures it: on
+``samples`` adversarial training leaves even a generator started at the identity, and on a
+CIFAR-10 subset it restores ``plain`` only partly (see benchmarks/RESULTS.md). An unpaired
+GAN's failure on a cipher therefore proves less than ``itn``'s.
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ class GAN(Attack):
     paper = ("Sirichotedumrong and Kiya: Visual security evaluation of learnable image encryption "
              "methods against ciphertext-only attacks (APSIPA ASC 2020)")
     threat_models = ("coa+public",)
+    uses_training_ciphertexts = True
     presets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 8, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
@@ -108,6 +112,12 @@ class GAN(Attack):
     def build_generator(self, view: ThreatView) -> nn.Module:
         return BlockwiseGenerator(self.unit(view), self.g_width, channels=view.plain_shape[0])
 
+    def initial_generator(self, view: ThreatView) -> nn.Module:
+        """The generator adversarial training starts from (default: freshly initialised).
+
+        A hook for experiments, e.g. benchmarks/gan_control.py starts from the identity."""
+        return self.build_generator(view).to(self.device)
+
     def build_discriminator(self, view: ThreatView) -> nn.Module:
         return DCGANDiscriminator(self.d_width, view.plain_shape[0], view.plain_shape[1])
 
@@ -135,16 +145,26 @@ class GAN(Attack):
         if view.public_images is None or len(view.public_images) == 0:
             raise ParameterError(f"{self.name} needs public images (coa+public)")
         # Unpaired training reads the victim ciphertexts: they are part of the identity.
-        state = self.trained(view, lambda: self._train(view), ciphertexts=tensor_digest(view.ciphertexts))
+        pool = self.ciphertext_pool(view)
+        state = self.trained(view, lambda: self._train(view, pool), ciphertexts=tensor_digest(pool))
         self.generator = self.build_generator(view).to(self.device)
         self.generator.load_state_dict(state["generator"])
         self.generator.eval()
         self._train_facts = state["facts"]
 
-    def _train(self, view: ThreatView) -> dict[str, Any]:
+    @staticmethod
+    def ciphertext_pool(view: ThreatView) -> torch.Tensor:
+        """Every ciphertext under the victim key the view holds (CPU): the targets, then the
+        provider's encrypted training images when the view has them."""
+        parts = [view.ciphertexts.cpu()]
+        if view.training_ciphertexts is not None:
+            parts.append(view.training_ciphertexts.cpu())
+        return torch.cat(parts)
+
+    def _train(self, view: ThreatView, ciphertexts: torch.Tensor) -> dict[str, Any]:
         device = self.device
         generator_rng = torch.Generator().manual_seed(self.seed)
-        g = self.build_generator(view).to(device)
+        g = self.initial_generator(view)
         d = self.build_discriminator(view).to(device)
         # Under torchrun each rank takes a shard of every batch and gradients are averaged
         # explicitly (the discriminator runs twice per backward pass, which DDP's hooks forbid).
@@ -153,7 +173,7 @@ class GAN(Attack):
         opt_g, opt_d = self.optimizers(g, d)
         scaler_g, scaler_d = grad_scaler(device), grad_scaler(device)
         use_bf16 = cpu_bf16_supported()
-        ciphertexts, public = view.ciphertexts.cpu(), view.public_images.cpu()
+        public = view.public_images.cpu()
         steps = int(self.steps) if self.steps is not None else math.ceil(
             float(self.epochs) * len(ciphertexts) / min(self.batch_size, len(ciphertexts)))
         fakes = batch_indices(len(ciphertexts), self.batch_size, generator_rng)
@@ -189,7 +209,8 @@ class GAN(Attack):
                 advance()
         log.info("%s: %d steps, final losses D %.3f G %.3f", self.name, steps, *last)
         facts = {"steps": steps, "final_loss_d": last[0], "final_loss_g": last[1],
-                 "ciphertexts": len(ciphertexts), "public_images": len(public),
+                 "ciphertexts": len(ciphertexts), "target_ciphertexts": len(view.ciphertexts),
+                 "public_images": len(public),
                  "generator_parameters": sum(p.numel() for p in g.parameters()),
                  **self.generator_facts(view)}
         return {"generator": {k: v.cpu() for k, v in g.state_dict().items()}, "facts": facts}

@@ -2,8 +2,9 @@
 
 K. Madono, M. Tanaka, M. Onishi, T. Ogawa: "SIA-GAN: Scrambling inversion attack using
 generative adversarial network" (IEEE Access 9, 2021). Unpaired, like ``gan``: the generator
-is trained on the victim ciphertexts, the discriminator sees the attacker's public plain images
-(threat model ``coa+public``). The generator's first stage has a separate spectrally-normalised
+is trained on the victim ciphertexts (the targets and the provider's encrypted training
+images), the discriminator sees the attacker's public plain images (threat model
+``coa+public``). The generator's first stage has a separate spectrally-normalised
 conv for every block position (see :mod:`ppattack.nets.sagan`), so it can invert a key that
 differs per position but not per image; a SAGAN-style discriminator, hinge loss, Adam betas
 (0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` preset), crop and
