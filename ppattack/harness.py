@@ -24,7 +24,7 @@ from .cipher import Cipher, parse_int_param
 from .classifier import TRAIN_NUMBERS, measure_accuracy
 from .data import Roles, assign_roles, load_dataset
 from .distributed import init_from_env, world
-from .errors import ParameterError
+from .errors import ParameterError, PPAttackError
 from .keys import Key
 from .keyscore import score_recovery
 from .lpips_metric import prepare as prepare_lpips
@@ -325,7 +325,10 @@ def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher,
     else:
         control = control_config(config, resolved, cipher)
         log.info("positive control: %s on plain", config.attack)
-        sub = run(control).document
+        try:
+            sub = run(control).document
+        except PPAttackError as e:  # an attack that cannot take plain: say so, keep the result
+            return {"run": False, "reason": f"the control on plain failed: {e}"}
         params, metrics, seconds = dict(control.params), sub["metrics"], sub["seconds"]
     ssim = float(metrics["ssim"]["mean"])
     return {"run": True, "cipher": "plain", "params": params, "ssim": ssim,

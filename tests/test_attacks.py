@@ -184,6 +184,23 @@ def test_the_positive_control_is_the_same_attack_on_plain():
         "run": False, "reason": "not requested (--control runs the same attack on plain)"}
 
 
+def test_a_control_that_cannot_run_is_recorded_and_the_result_kept(monkeypatch):
+    import ppattack.harness as harness
+    from ppattack.errors import ParameterError
+
+    original = harness.run
+
+    def refuse_plain(config):
+        if config.cipher == "plain":
+            raise ParameterError("this attack cannot take plain")
+        return original(config)
+
+    monkeypatch.setattr(harness, "run", refuse_plain)
+    document = original(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
+    assert document["control"] == {"run": False, "reason": "the control on plain failed: this attack cannot take plain"}
+    assert document["metrics"]["ssim"]["mean"] is not None
+
+
 def test_itn_kpa_learns_from_pairs_under_the_victim_key():
     document = run(RunConfig(cipher="plain", attack="itn", threat="kpa", accuracy=False,
                              params={"steps": 40})).document

@@ -213,6 +213,17 @@ def test_run_on_plain_is_a_perfect_control(tmp_path, cli_runner):
     assert document["baseline"]["psnr"]["mean"] == "inf"
 
 
+def test_run_control_reports_the_attack_on_plain(tmp_path, cli_runner):
+    result = invoke(cli_runner, "run", "--cipher", "pe", "--attack", "fr", "--limit", "4",
+                    "--no-accuracy", "--control", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "r" / "result.json").read_text())
+    control = document["control"]
+    assert control["run"] and control["cipher"] == "plain" and control["passed"] is False
+    assert "Positive control (fr on `plain`" in result.output
+    assert f"SSIM {control['ssim']:.3f} < 0.9: FAILED" in (tmp_path / "r" / "report.md").read_text()
+
+
 def test_info_card_names_the_unit_transforms_and_ciphertext_type(cli_runner):
     card = json.loads(invoke(cli_runner, "info", "--cipher", "etc", "--param", "block_size=4",
                              "--shape", "3,32,32", "--json").stdout)

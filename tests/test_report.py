@@ -46,6 +46,7 @@ def test_result_json_matches_the_schema(result: RunResult, tmp_path: Path):
     assert len(metrics["ssim"]["values"]) == 8 and len(document["baseline"]["ssim"]["values"]) == 8
     assert metrics["lpips"] is None and "--lpips-weights" in metrics["lpips_unavailable"]
     assert document["metric_conventions"]["ssim"].startswith("wang")
+    assert document["control"] == {"run": False, "reason": "not requested (--control runs the same attack on plain)"}
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporary files
 
 
@@ -57,6 +58,8 @@ def test_result_json_matches_the_schema(result: RunResult, tmp_path: Path):
     (("dataset", "image_shape"), [32, 32]),
     (("metrics", "lpips_unavailable"), None),  # LPIPS null needs its reason
     (("surprise",), 1),
+    (("control",), {"run": True}),  # a control that ran needs its score and verdict
+    (("control",), {"run": False}),  # one that did not needs its reason
 ])
 def test_the_schema_is_strict_on_core_fields(document: dict, path: tuple, value):
     target = document
@@ -86,6 +89,18 @@ def test_report_shows_metrics_lpips_reason_and_accuracy_reason(document: dict):
     assert f"LPIPS unavailable: {document['metrics']['lpips_unavailable']}." in text
     assert "Accuracy: skipped (--no-accuracy)." in text
     assert "300.58" in text and "not broken by these attacks" in text and "grid.png" in text
+
+
+def test_report_states_the_positive_control_and_what_a_failure_means(document: dict):
+    assert "Positive control: not requested (--control runs the same attack on plain)." in report_markdown(document)
+    document["control"] = {"run": True, "cipher": "plain", "params": {"attack.block_size": 4},
+                           "ssim": 0.9412, "psnr": 27.1, "threshold": 0.9, "passed": True, "seconds": 3.5}
+    assert validate(document, "result") == []
+    assert "Positive control (fr on `plain`, same data, preset and seed): SSIM 0.941 >= 0.9: passed." in report_markdown(document)
+    document["control"].update(ssim=0.4, passed=False, psnr="inf")
+    assert validate(document, "result") == []
+    text = report_markdown(document)
+    assert "SSIM 0.400 < 0.9: FAILED" in text and "no evidence either way" in text
 
 
 def test_report_shows_accuracy_lpips_and_facts_when_present(document: dict):
