@@ -1,8 +1,10 @@
 """The seed's attacks (fr, gan, sia-gan, itn): controls, the edge solver, determinism, caching.
 
-Controls (attacks.md): every trained attack restores ``plain`` at the quick preset on
-``samples`` (SSIM > 0.9), and fr's edge solver beats the ciphertext baseline on a cipher with
-per-unit candidates (pe when installed, and a per-pixel negative-positive test cipher).
+Controls (attacks.md): itn restores ``plain`` at the quick preset on ``samples`` (SSIM > 0.9;
+the unpaired GANs do not, see below and benchmarks/RESULTS.md), ``--control`` reports the same
+attack on ``plain`` beside every result, and fr's edge solver beats the ciphertext baseline on
+a cipher with per-unit candidates (pe when installed, and a per-pixel negative-positive test
+cipher).
 """
 from __future__ import annotations
 
