@@ -363,9 +363,9 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
 def print_summary(document: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
-    from .report import control_note
+    from .report import control_note, fmt_accuracy
 
-    metrics, baseline = document["metrics"], document["baseline"]
+    metrics, baseline, accuracy = document["metrics"], document["baseline"], document["accuracy"]
     table = Table(title=f"{document['cipher']['name']} vs {document['attack']['name']} "
                         f"({document['attack']['threat_model']})", title_justify="left")
     for column in ("metric", "restored", "ciphertext baseline"):
@@ -375,10 +375,15 @@ def print_summary(document: dict[str, Any], out: Path) -> None:
         base = (baseline.get(name) or {}).get("mean")
         table.add_row(label, _number((metrics[name] or {}).get("mean")), _number(base))
     table.add_row("key space bits", f"{document['cipher']['key_space_bits']:.2f}", "")
+    table.add_row("accuracy: protected model, encrypted images",
+                  fmt_accuracy(accuracy.get("protected_model_on_encrypted")), "")
+    table.add_row("accuracy: plain model, plain images", fmt_accuracy(accuracy.get("plain_model_on_plain")), "")
     out_console = console()
     out_console.print(table)
+    if accuracy.get("reason"):
+        out_console.print(f"Accuracy: {accuracy['reason']}", markup=False)
     if metrics.get("lpips_unavailable"):
-        out_console.print(f"LPIPS unavailable: {metrics['lpips_unavailable']}")
+        out_console.print(f"LPIPS unavailable: {metrics['lpips_unavailable']}", markup=False)
     if document["control"]["run"]:
         out_console.print(control_note(document), markup=False)
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")

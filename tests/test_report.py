@@ -103,6 +103,19 @@ def test_report_states_the_positive_control_and_what_a_failure_means(document: d
     assert "SSIM 0.400 < 0.9: FAILED" in text and "no evidence either way" in text
 
 
+def test_terminal_summary_puts_accuracy_beside_the_metrics(document: dict, capsys):
+    from ppattack.cli import print_summary
+
+    print_summary(document, Path("runs/x"))
+    text = capsys.readouterr().out
+    assert "accuracy: protected model, encrypted images" in text and "Accuracy: skipped (--no-accuracy)" in text
+    assert f"LPIPS unavailable: {document['metrics']['lpips_unavailable']}" in text
+    document["accuracy"] = {"plain_model_on_plain": 0.912, "protected_model_on_encrypted": 0.8755, "reason": None}
+    print_summary(document, Path("runs/x"))
+    text = capsys.readouterr().out
+    assert "87.5%" in text and "91.2%" in text and "Accuracy:" not in text
+
+
 def test_report_shows_accuracy_lpips_and_facts_when_present(document: dict):
     document["accuracy"] = {"plain_model_on_plain": 0.912, "protected_model_on_encrypted": 0.8755,
                             "reason": None}
