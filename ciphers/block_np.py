@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField
+from ppattack.component_map import ComponentMap, in_block, majority
 from ppattack.functional import GatherXor, block_components
 from ppattack.keys import Key, Shape
 
@@ -42,3 +43,8 @@ class BlockNp(BlockCipher):
 
     def apply(self, x: torch.Tensor, plan: GatherXor, inverse: bool) -> torch.Tensor:
         return plan(x.reshape(len(x), -1)).view(x.shape)  # an involution: decrypt = encrypt
+
+    def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
+        """mask by majority over the blocks."""
+        moved = in_block(shape, self.block_size, found)
+        return None if moved is None else {"mask": majority(moved[1], axis=0)}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, log2_factorial
+from ppattack.component_map import ComponentMap, in_block, majority, repair
 from ppattack.functional import GatherXor, block_components, invert_permutation
 from ppattack.keys import Key, Shape
 
@@ -41,3 +42,8 @@ class BlockShuffle(BlockCipher):
 
     def apply(self, x: torch.Tensor, plan: dict[str, GatherXor], inverse: bool) -> torch.Tensor:
         return plan["inverse" if inverse else "forward"](x.reshape(len(x), -1)).view(x.shape)
+
+    def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
+        """perm by majority over the blocks."""
+        moved = in_block(shape, self.block_size, found)
+        return None if moved is None else {"perm": repair(majority(moved[0], axis=0))}

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, UnitTransforms, log2_factorial
+from ppattack.component_map import ComponentMap, majority, repair
 from ppattack.functional import COLOR_PERMS, GatherXor, dihedral_offsets, invert_gather_xor, undo_dihedral
 from ppattack.keys import Key, Shape
 
@@ -103,3 +104,29 @@ class Etc(BlockCipher):
             return undo_dihedral(units, g).contiguous()
 
         return UnitTransforms(unit="block", unit_size=self.block_size, count=96, undo=undo)
+
+    def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
+        """Every part by majority over each block's components."""
+        found = found.coarsen()
+        if found.bits != 8:
+            return None
+        channels, h, w = shape
+        block, plane = self.block_size, h * w
+        per_row = w // block
+        n_blocks = (h // block) * per_row
+        offsets = np.arange(block * block)
+        base = ((np.arange(n_blocks) // per_row * block)[:, None] * w
+                + (np.arange(n_blocks) % per_row * block)[:, None])
+        pixels = base + (offsets // block) * w + offsets % block  # (N, B*B) output pixels
+        where = np.arange(channels)[:, None, None] * plane + pixels[None]  # (C, N, B*B)
+        src_channel, src_pixel = np.divmod(found.index[where], plane)
+        src_rows, src_cols = np.divmod(src_pixel, w)
+        src_block = (src_rows // block) * per_row + src_cols // block
+        block_perm = repair(majority(src_block.transpose(1, 0, 2).reshape(n_blocks, -1), axis=1))
+        src_offset = (src_rows % block) * block + src_cols % block
+        votes = (src_offset[0][:, None, :] == dihedral_offsets(block)[None]).sum(-1)  # (N, 8)
+        colour = majority(src_channel.transpose(1, 0, 2), axis=2)  # (N, C)
+        colour_number = (colour[:, None, :] == COLOR_PERMS[None]).all(-1).argmax(axis=1)
+        negative = majority(found.flip[where].transpose(1, 0, 2).reshape(n_blocks, -1), axis=1)
+        return {"block_perm": block_perm, "transform": votes.argmax(axis=1), "np": negative,
+                "color": colour_number}

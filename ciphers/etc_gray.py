@@ -63,7 +63,9 @@ class EtcGray(BlockCipher):
         # Grayscale pixel (row, col) holds plane col // W of the planar YCbCr image at (row, col % W).
         rows, cols = np.divmod(np.arange(h * 3 * w), 3 * w)
         planar = (cols // w) * (h * w) + rows * w + cols % w
-        return gather_xor_plans(planar[gray], mask, device)
+        plans = gather_xor_plans(planar[gray], mask, device)
+        keyed = gather_xor_plans(gray, mask, device)
+        return {**plans, "keyed_forward": keyed["forward"], "keyed_inverse": keyed["inverse"]}
 
     def apply(self, x: torch.Tensor, plan: dict[str, GatherXor], inverse: bool) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -71,6 +73,24 @@ class EtcGray(BlockCipher):
             planes = plan["inverse"](x.reshape(n, -1))
             return ycbcr_to_rgb(planes.view(n, 3, h, w // 3))
         return plan["forward"](rgb_to_ycbcr(x).view(n, -1)).view(n, 1, h, 3 * w)
+
+    # The keyless step (public): YCbCr planes side by side; the keyed part: etc steps 1-3.
+    def keyless_step(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(rgb_to_ycbcr(x).unbind(1), dim=-1)[:, None]
+
+    def undo_keyless_step(self, z: torch.Tensor) -> torch.Tensor:
+        return ycbcr_to_rgb(torch.stack(z[:, 0].chunk(3, dim=-1), dim=1).contiguous())
+
+    def keyed_shape(self, shape: Shape) -> Shape:
+        return self.encrypted_shape(shape)
+
+    def encrypt_keyed(self, z: torch.Tensor, key: Key) -> torch.Tensor:
+        self._check_batch(z, key, self.encrypted_shape(key.shape), "keyed-part inputs")
+        return self._plan(key, z.device)["keyed_forward"](z.reshape(len(z), -1)).view(z.shape)
+
+    def decrypt_keyed(self, y: torch.Tensor, key: Key) -> torch.Tensor:
+        self._check_batch(y, key, self.encrypted_shape(key.shape), "ciphertexts")
+        return self._plan(key, y.device)["keyed_inverse"](y.reshape(len(y), -1)).view(y.shape)
 
     def unit_transforms(self, shape: Shape) -> UnitTransforms:
         """16 candidates per block of the grayscale image: ``t = 2 * transform + np``."""

@@ -30,3 +30,6 @@ class Plain(Cipher):
 
     def apply(self, x: torch.Tensor, plan: Any, inverse: bool) -> torch.Tensor:
         return x.clone()
+
+    def key_from_map(self, shape: Shape, found) -> dict:
+        return {}

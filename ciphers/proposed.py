@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, log2_factorial
+from ppattack.component_map import ComponentMap, majority, repair
 from ppattack.functional import block_pixel_index, gather_pixels, invert_permutation
 from ppattack.keys import Key, Shape
 
@@ -71,3 +72,25 @@ class Proposed(BlockCipher):
 
     def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor], inverse: bool) -> torch.Tensor:
         return gather_pixels(x, plan["inverse" if inverse else "forward"])
+
+    def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
+        """block_perm and pixel_perm by majority over blocks and sub-blocks (absorbs the few
+        components a known-plaintext map could not single out)."""
+        found = found.coarsen()
+        if found.bits != 8:
+            return None
+        _, h, w = shape
+        block, half = self.block_size, self.block_size // 2
+        src = found.index[:h * w]  # channel 0 plane: pixels move with all their channels
+        rows, cols = np.divmod(np.arange(h * w), w)
+        src_rows, src_cols = np.divmod(src % (h * w), w)
+        per_row = w // block
+        out_block = (rows // block) * per_row + cols // block
+        src_block = (src_rows // block) * per_row + src_cols // block
+        n_blocks = (h // block) * per_row
+        block_perm = majority(np.stack([src_block[out_block == i] for i in range(n_blocks)]), axis=1)
+        k = (rows % half) * half + cols % half
+        src_k = (src_rows % half) * half + src_cols % half
+        order = np.argsort(k, kind="stable")
+        pixel_perm = majority(src_k[order].reshape(half * half, -1), axis=1)
+        return {"block_perm": repair(block_perm), "pixel_perm": repair(pixel_perm)}

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ import torch
 from .errors import KeyFileError, ParameterError, ShapeError
 from .keys import Key, Shape, as_int_array, check_permutation, check_range
 from .rng import KeyRNG
+
+if TYPE_CHECKING:
+    from .component_map import ComponentMap
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,36 @@ class Cipher:
     def encrypted_shape(self, shape: Shape) -> Shape:
         """Shape (C, H, W) of a ciphertext for plain images of ``shape``."""
         return tuple(shape)
+
+    # -- hooks for generic attacks (what an attacker may know of any cipher) --------------------
+    # A cipher = an optional public keyless step, then a keyed part. Generic key recovery
+    # (keyrec, kpa, cpa) models the keyed part as a map of bits, nibbles or bytes
+    # (ppattack.component_map) and learns its structure by encrypting with keys of its own.
+    def keyless_step(self, x: torch.Tensor) -> torch.Tensor:
+        """The public step every image gets before the key acts (default: none). uint8 in and
+        out; the output has :meth:`keyed_shape` (etc-gray: YCbCr planes side by side)."""
+        return x
+
+    def undo_keyless_step(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`keyless_step` (as exact as the cipher's round trip)."""
+        return z
+
+    def keyed_shape(self, shape: Shape) -> Shape:
+        """Shape of :meth:`keyless_step`'s output for plain images of ``shape``."""
+        return tuple(shape)
+
+    def encrypt_keyed(self, z: torch.Tensor, key: Key) -> torch.Tensor:
+        """The keyed part alone, on images of :meth:`keyed_shape` (default: :meth:`encrypt`)."""
+        return self.encrypt(z, key)
+
+    def decrypt_keyed(self, y: torch.Tensor, key: Key) -> torch.Tensor:
+        """Inverse of :meth:`encrypt_keyed` (default: :meth:`decrypt`)."""
+        return self.decrypt(y, key)
+
+    def key_from_map(self, shape: Shape, found: "ComponentMap") -> dict[str, np.ndarray] | None:
+        """This cipher's key material for a recovered map of its keyed part (None: the cipher
+        does not say; attacks then decrypt with the map itself and scores compare decryptions)."""
+        return None
 
     # -- keys ----------------------------------------------------------------------------------
     def key_fields(self, shape: Shape) -> Mapping[str, KeyField]:

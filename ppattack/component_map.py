@@ -1,156 +1,309 @@
-"""Signed component maps: what a shared-key permutation cipher does to every component.
+"""Component maps: what a shared-key cipher that moves and flips bits does to every image.
 
-Many block ciphers of the benchmark (proposed, block-shuffle, block-np, etc, plain) encrypt
-every image with the same map over the flattened ``(C, H, W)`` components::
+Many ciphers of the benchmark, and any plugin of the same kind, encrypt every image with one
+fixed map over the units of the flattened ``(C, H, W)`` components, where a unit is a group of
+``bits`` bits of one component (8: the byte; 4: a nibble; 1: a bit)::
 
-    cipher[q] = plain[index[q]]          where flip[q] = 0
-    cipher[q] = 255 - plain[index[q]]    where flip[q] = 1
+    cipher_unit[i] = plain_unit[index[i]] XOR mask[i]
 
-Such a map is recovered exactly from a few known (plain, cipher) pairs (:func:`from_pairs`) or
-from ``ceil(log_256 n) + 2`` chosen images (:func:`from_oracle`), and then converted into the
-cipher's own key material (:func:`key_material`) by majority over blocks, which also absorbs
-the few components that the known images could not tell apart.
+proposed, block-shuffle and etc move bytes (mask 0 or 255: negative-positive), le and ele move
+nibbles (mask 0 or 15). Units are numbered plane by plane, low plane first: unit ``k * n + q``
+is bits ``bits*k .. bits*k + bits - 1`` of component q (n components); for nibbles that is the
+numbering of ciphers.md's ``concat(v & 0x0F, v >> 4)``.
+
+Such a map is recovered exactly from chosen images (:func:`from_oracle`: the base-``2^bits``
+digits of every unit's index, an all-zero image for the masks, a random image as the check) or
+from known pairs (:func:`from_pairs`), and decrypts on its own (:meth:`ComponentMap.decrypt`),
+so an attack needs nothing but the cipher's public ``encrypt`` to use it. The attacker learns
+the unit size by mapping keys of its own (:func:`unit_bits_of`: the algorithm is public).
+A cipher may turn a map into its own key material (:meth:`ppattack.cipher.Cipher.key_from_map`).
 
     >>> import ppattack
-    >>> cipher = ppattack.create_cipher("proposed", block_size=4)
-    >>> key = cipher.generate_key((3, 8, 8), seed=0)
-    >>> found = from_oracle(lambda x: cipher.encrypt(x, key), (3, 8, 8))
-    >>> material = key_material(cipher, (3, 8, 8), found)
-    >>> bool((material["block_perm"] == key.material["block_perm"]).all())
+    >>> cipher = ppattack.create_cipher("le", block_size=2)
+    >>> key = cipher.generate_key((3, 4, 4), seed=0)
+    >>> found = from_oracle(lambda x: cipher.encrypt(x, key), (3, 4, 4), bits=4)
+    >>> x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    >>> bool(torch.equal(found.decrypt(cipher.encrypt(x, key), (3, 4, 4)), x))
     True
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from .cipher import Cipher
 from .errors import ParameterError
-from .functional import COLOR_PERMS, block_components, dihedral_offsets
+from .functional import block_components
 from .keys import Shape
+
+if TYPE_CHECKING:
+    from .cipher import Cipher
+
+UNIT_SIZES = (8, 4, 2, 1)  # bits of a unit, coarsest first
+ROWS = 64  # images per step when a map is applied bit by bit (bounds memory at 224x224)
+
+
+def split_units(flat: torch.Tensor, bits: int) -> torch.Tensor:
+    """uint8 ``(N, n)`` components -> uint8 ``(N, (8 // bits) * n)`` units, low plane first."""
+    if bits == 8:
+        return flat
+    low = (1 << bits) - 1
+    return torch.cat([(flat >> (bits * k)) & low for k in range(8 // bits)], dim=1)
+
+
+def join_units(units: torch.Tensor, bits: int) -> torch.Tensor:
+    """Inverse of :func:`split_units`."""
+    if bits == 8:
+        return units
+    planes = units.view(units.shape[0], 8 // bits, -1)
+    out = planes[:, 0].clone()
+    for k in range(1, 8 // bits):
+        out |= planes[:, k] << (bits * k)
+    return out
 
 
 @dataclass(frozen=True)
-class SignedMap:
-    """``cipher[q] = plain[index[q]]``, inverted where ``flip[q]``; plus how sure the match was.
+class ComponentMap:
+    """``cipher_unit[i] = plain_unit[index[i]] ^ mask[i]`` over units of ``bits`` bits.
 
-    ``ambiguous``: fraction of components whose source the evidence could not single out
-    (their value vectors were shared by several components; resolved arbitrarily).
+    ``ambiguous``: fraction of units whose source the evidence could not single out (resolved
+    arbitrarily; 0 for a map from chosen images).
     """
 
+    bits: int
     index: np.ndarray
-    flip: np.ndarray
+    mask: np.ndarray
     ambiguous: float = 0.0
 
-    def decrypt(self, ciphertexts: torch.Tensor) -> torch.Tensor:
-        """Invert the map on a uint8 batch ``(N, C, H, W)``."""
+    @classmethod
+    def signed(cls, index: np.ndarray, flip: np.ndarray, ambiguous: float = 0.0) -> "ComponentMap":
+        """A byte map: component q comes from ``index[q]``, inverted (255 - x) where ``flip[q]``."""
+        return cls(8, np.asarray(index, np.int64), (np.asarray(flip) != 0).astype(np.uint8) * 255, ambiguous)
+
+    @property
+    def flip(self) -> np.ndarray:
+        """0/1 per unit: the unit is inverted (for byte maps: negative-positive)."""
+        return (self.mask != 0).astype(np.int64)
+
+    def decrypt(self, ciphertexts: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
+        """Invert the map on a uint8 batch; the result has the plain ``shape`` (default: the
+        ciphertexts' own)."""
         n = len(ciphertexts)
+        shape = tuple(ciphertexts.shape[1:]) if shape is None else tuple(shape)
         flat = ciphertexts.reshape(n, -1)
-        mask = torch.from_numpy(self.flip.astype(np.uint8) * 255).to(flat.device)
-        out = torch.zeros_like(flat)
-        out[:, torch.from_numpy(self.index).to(flat.device)] = flat ^ mask
-        return out.view(ciphertexts.shape)
+        index = torch.from_numpy(self.index).to(flat.device)
+        mask = torch.from_numpy(self.mask.astype(np.uint8)).to(flat.device)
+        out = []
+        for start in range(0, n, ROWS if self.bits < 8 else max(1, n)):
+            units = split_units(flat[start:start + ROWS if self.bits < 8 else n], self.bits)
+            plain = torch.empty_like(units)
+            plain[:, index] = units ^ mask
+            out.append(join_units(plain, self.bits))
+        return torch.cat(out).view(n, *shape) if out else flat.new_zeros((0, *shape))
+
+    def encrypt(self, images: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
+        """Apply the map (what the cipher does) to a uint8 batch."""
+        n = len(images)
+        shape = tuple(images.shape[1:]) if shape is None else tuple(shape)
+        units = split_units(images.reshape(n, -1), self.bits)
+        index = torch.from_numpy(self.index).to(units.device)
+        mask = torch.from_numpy(self.mask.astype(np.uint8)).to(units.device)
+        return join_units(units[:, index] ^ mask, self.bits).view(n, *shape)
+
+    def coarsen(self) -> "ComponentMap":
+        """The same map over the largest units it moves whole, bits in order."""
+        for bits in UNIT_SIZES:
+            if bits <= self.bits:
+                return self
+            found = self._as_units(bits)
+            if found is not None:
+                return found
+        return self
+
+    def _as_units(self, bits: int) -> "ComponentMap | None":
+        ratio = bits // self.bits
+        n = self.index.size * self.bits // 8  # components
+        per = 8 // self.bits  # units of this map per component
+        unit = np.arange(self.index.size)
+        plane, comp = np.divmod(unit, n)
+        src_plane, src_comp = np.divmod(self.index, n)
+        # Units inside one coarse unit: planes ratio*K .. ratio*K + ratio - 1 of one component.
+        coarse_plane, inner = np.divmod(plane, ratio)
+        src_coarse, src_inner = np.divmod(src_plane, ratio)
+        if per % ratio or not (src_inner == inner).all():
+            return None
+        first = inner == 0
+        head = (coarse_plane * n + comp)[first]
+        source = (src_coarse * n + src_comp)
+        width = 8 // bits
+        source_of = np.empty(width * n, np.int64)
+        source_of[head] = source[first]
+        coarse = coarse_plane * n + comp
+        if not (source == source_of[coarse]).all():
+            return None
+        mask = np.zeros(width * n, np.int64)
+        np.add.at(mask, coarse, self.mask.astype(np.int64) << (self.bits * inner))
+        return ComponentMap(bits, source_of, mask.astype(np.uint8), self.ambiguous)
+
+    def as_bits(self) -> "ComponentMap":
+        """The same map bit by bit."""
+        if self.bits == 1:
+            return self
+        n = self.index.size * self.bits // 8
+        plane, comp = np.divmod(np.arange(self.index.size), n)
+        src_plane, src_comp = np.divmod(self.index, n)
+        inner = np.arange(self.bits)[:, None]
+        index = ((src_plane * self.bits)[None] + inner) * n + src_comp[None]
+        where = ((plane * self.bits)[None] + inner) * n + comp[None]
+        out_index = np.empty(8 * n, np.int64)
+        out_mask = np.empty(8 * n, np.uint8)
+        out_index[where] = index
+        out_mask[where] = (self.mask[None].astype(np.int64) >> inner) & 1
+        return ComponentMap(1, out_index, out_mask, self.ambiguous)
 
 
-def _pack(values: np.ndarray) -> np.ndarray:
-    """``(m, L)`` uint8, m <= 8 -> one uint64 per component (byte i = image i)."""
-    packed = np.zeros(values.shape[1], np.uint64)
-    for i, row in enumerate(values):
-        packed |= row.astype(np.uint64) << np.uint64(8 * i)
-    return packed
+# -- chosen images ------------------------------------------------------------------------------
+
+def chosen_images(shape: Shape, bits: int = 8) -> torch.Tensor:
+    """The chosen images of :func:`from_oracle` for units of ``bits`` bits: the base-``2^bits``
+    digits of every unit's index (``ceil(log_{2^bits} u)`` images for u units), then an all-zero
+    image (reveals the masks), then a fixed random image (the check)."""
+    n = math.prod(shape)
+    units = n * 8 // bits
+    digits = max(1, math.ceil(math.log(units, 2 ** bits) - 1e-12))
+    q = np.arange(units, dtype=np.int64)
+    low = (1 << bits) - 1
+    rows = [(q >> (bits * d)) & low for d in range(digits)]
+    images = [join_units(torch.from_numpy(r.astype(np.uint8))[None], bits)[0] for r in rows]
+    images.append(torch.zeros(n, dtype=torch.uint8))
+    images.append(torch.from_numpy(np.random.default_rng(0).integers(0, 256, n).astype(np.uint8)))
+    return torch.stack(images).view(len(images), *shape)
 
 
-def from_pairs(plain: torch.Tensor, cipher: torch.Tensor) -> SignedMap:
-    """Recover the map from known pairs: match every cipher component's value vector.
+def from_oracle(oracle: Callable[[torch.Tensor], torch.Tensor], shape: Shape, bits: int = 8,
+                cipher_shape: Shape | None = None) -> ComponentMap:
+    """Recover the map exactly with ``ceil(log_{2^bits} u) + 2`` chosen images (u units).
 
     Args:
-        plain, cipher: uint8 ``(m, C, H, W)``, the same m images (at most the first 8 are used).
+        oracle: encrypts a uint8 batch of plain ``shape``.
+        shape: the plain shape (C, H, W); ``cipher_shape`` the ciphertexts' (default: the same).
+        bits: the unit size to assume; 1 always works for the class, coarser units need fewer
+            images.
 
     Raises:
-        ParameterError: some cipher component matches no plain component, directly or inverted
-            (the cipher is not a signed component map, or the key is not shared).
+        ParameterError: the oracle's answers are not those of one shared map of this unit size.
     """
-    m = min(8, len(plain))
-    p = plain[:m].reshape(m, -1).cpu().numpy()
-    c = cipher[:m].reshape(m, -1).cpu().numpy()
-    if p.shape != c.shape:
-        raise ParameterError("known pairs must have the same shape on both sides")
-    pk, ck = _pack(p), _pack(c)
-    full = np.uint64((1 << (8 * m)) - 1) if m < 8 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    order = np.argsort(pk, kind="stable")
-    sorted_keys = pk[order]
-
-    def present(keys: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(sorted_keys, keys).clip(max=len(sorted_keys) - 1)
-        return sorted_keys[at] == keys
-
-    direct = present(ck)
-    inverted = present(ck ^ full)
-    if not (direct | inverted).all():
-        missing = float(1 - (direct | inverted).mean())
-        raise ParameterError(f"{missing:.1%} of the cipher components match no plain component: "
-                             "the cipher is not a shared signed component map")
-    flip = ~direct
-    canonical = np.where(flip, ck ^ full, ck)
-    # One-to-one: equal value vectors are assigned in order (sorted on both sides).
-    c_order = np.argsort(canonical, kind="stable")
-    index = np.empty(len(ck), np.int64)
-    if np.array_equal(canonical[c_order], sorted_keys):
-        index[c_order] = order
-    else:  # not a bijection on the evidence: take any matching source
-        index[:] = order[np.searchsorted(sorted_keys, canonical).clip(max=len(order) - 1)]
-    _, counts = np.unique(pk, return_counts=True)
-    ambiguous = float(counts[counts > 1].sum() / len(pk))
-    return SignedMap(index, flip.astype(np.int64), ambiguous)
-
-
-def chosen_images(shape: Shape) -> torch.Tensor:
-    """The chosen images of :func:`from_oracle`: base-256 digits of every component's index,
-    then an all-zero image (reveals inversions), then a fixed random image (a check)."""
-    n = math.prod(shape)
-    digits = max(1, math.ceil(math.log(n, 256)))
-    q = np.arange(n, dtype=np.int64)
-    rows = [(q >> (8 * d)) & 255 for d in range(digits)] + [np.zeros(n, np.int64)]
-    rows.append(np.random.default_rng(0).integers(0, 256, n))
-    return torch.from_numpy(np.stack(rows).astype(np.uint8)).view(len(rows), *shape)
-
-
-def from_oracle(oracle: Callable[[torch.Tensor], torch.Tensor], shape: Shape) -> SignedMap:
-    """Recover the map exactly with ``ceil(log_256 n) + 2`` chosen images (n = C*H*W).
-
-    Raises:
-        ParameterError: the oracle's answers are not those of one signed component map.
-    """
-    chosen = chosen_images(shape)
+    cipher_shape = tuple(shape) if cipher_shape is None else tuple(cipher_shape)
+    chosen = chosen_images(shape, bits)
     answer = oracle(chosen).cpu()
-    if tuple(answer.shape) != tuple(chosen.shape) or answer.dtype != torch.uint8:
-        raise ParameterError(f"the oracle returned {answer.dtype} {tuple(answer.shape)}, not uint8 "
-                             f"{tuple(chosen.shape)}: the cipher is not a component map")
-    flat = answer.reshape(len(chosen), -1).numpy().astype(np.int64)
-    zero = flat[-2]
-    if not np.isin(zero, (0, 255)).all():
-        raise ParameterError("the cipher does not map components to components (zero image)")
-    flip = (zero == 255).astype(np.int64)
-    digits = flat[:-2] ^ (flip * 255)
-    index = (digits << (8 * np.arange(len(digits)))[:, None]).sum(axis=0)
-    found = SignedMap(index, flip)
-    n = math.prod(shape)
-    check = chosen[-1:]
-    if (index >= n).any() or len(np.unique(index)) != n or \
-            not torch.equal(found.decrypt(answer[-1:]), check):
-        raise ParameterError("the oracle is not one shared signed component map: "
-                             "this attack does not apply to the cipher")
+    if tuple(answer.shape) != (len(chosen), *cipher_shape) or answer.dtype != torch.uint8 \
+            or math.prod(cipher_shape) != math.prod(shape):
+        raise ParameterError(f"the cipher answered {answer.dtype} {tuple(answer.shape[1:])} for uint8 "
+                             f"{tuple(shape)}: it does not map components to components")
+    units = split_units(answer.reshape(len(chosen), -1), bits).numpy().astype(np.int64)
+    mask = units[-2]
+    digits = units[:-2] ^ mask
+    index = (digits << (bits * np.arange(len(digits)))[:, None]).sum(axis=0)
+    found = ComponentMap(bits, index, mask.astype(np.uint8))
+    if (index >= index.size).any() or len(np.unique(index)) != index.size or \
+            not torch.equal(found.decrypt(answer[-1:], shape), chosen[-1:]):
+        raise ParameterError(f"the cipher is not one shared map of {bits}-bit units with XOR masks "
+                             "(checked on a random image): outside this attack's class")
     return found
+
+
+def unit_bits_of(cipher: "Cipher", shape: Shape, keys: int = 2) -> int:
+    """The largest unit every key of ``cipher`` moves whole, learned from keys of the attacker's
+    own (the algorithm is public) mapped bit by bit on the keyed part of the cipher.
+
+    Raises:
+        ParameterError: the cipher is outside the class (per-image keys, not a bit map).
+    """
+    if cipher.key_reuse != "shared":
+        raise ParameterError(f"cipher '{cipher.name}' uses a key per image: one map does not "
+                             "encrypt every image, so it is outside this attack's class")
+    keyed = cipher.keyed_shape(shape)
+    out = cipher.encrypted_shape(shape)
+    bits = 8
+    for seed in range(keys):
+        key = cipher.generate_key(shape, seed=10_007 + seed)
+        found = from_oracle(lambda z: cipher.encrypt_keyed(z, key), keyed, 1, out)
+        bits = min(bits, found.coarsen().bits)
+    return bits
+
+
+# -- known pairs --------------------------------------------------------------------------------
+
+def from_pairs(plain: torch.Tensor, cipher: torch.Tensor, bits: int = 8,
+               masks: tuple[int, ...] | None = None) -> ComponentMap:
+    """Recover the map from known pairs: match every cipher unit's values over the images.
+
+    A unit's values XOR its value in the first image do not depend on its mask; units whose
+    differences match are then paired by their first values through the allowed ``masks``
+    (default: any mask). Equal evidence is assigned in order (``ambiguous`` says how often).
+
+    Args:
+        plain, cipher: uint8 batches of the same m images (the keyed side and the ciphertexts).
+
+    Raises:
+        ParameterError: some cipher unit matches no plain unit (not a shared map of these units).
+    """
+    m = len(plain)
+    p = split_units(plain.reshape(m, -1).cpu(), bits).numpy().astype(np.int64)
+    c = split_units(cipher.reshape(m, -1).cpu(), bits).numpy().astype(np.int64)
+    if p.shape != c.shape or m == 0:
+        raise ParameterError("known pairs must hold the same number of components on both sides")
+    # Hash each unit's differences (a column of m - 1 values) to one integer.
+    weights = np.random.default_rng(1).integers(1, 2 ** 61, m, dtype=np.int64)
+
+    def digest(columns: np.ndarray) -> np.ndarray:
+        return (columns * weights[:, None]).sum(axis=0)
+
+    # A unit's evidence: its differences and its first value, hashed to one integer
+    # (int64 arithmetic wraps; a collision of random hashes is negligible).
+    p_hash = digest(p ^ p[:1]) * 257 + p[0]
+    c_diff = digest(c ^ c[:1]) * 257
+    order = np.argsort(p_hash, kind="stable")
+    table = p_hash[order]
+    allowed = np.arange(1 << bits) if masks is None else np.asarray(masks, np.int64)
+    wanted = c_diff[None] + (c[0][None] ^ allowed[:, None])  # (masks, units)
+    starts = np.searchsorted(table, wanted, side="left")
+    ends = np.searchsorted(table, wanted, side="right")
+    count = (ends - starts).sum(axis=0)
+    if (count == 0).any():
+        missing = float((count == 0).mean())
+        raise ParameterError(f"{missing:.1%} of the cipher units match no plain unit: the cipher is "
+                             f"not a shared map of {bits}-bit units")
+    index = np.full(c.shape[1], -1, np.int64)
+    taken = np.zeros(p.shape[1], bool)
+    ambiguous = 0
+    for i in np.argsort(count, kind="stable"):  # the surest first
+        for lo, hi in zip(starts[:, i], ends[:, i]):
+            free = [j for j in order[lo:hi] if not taken[j]]
+            if free:
+                index[i] = free[0]
+                taken[free[0]] = True
+                ambiguous += count[i] > 1
+                break
+    if (index < 0).any():
+        raise ParameterError("the known pairs do not single out a one-to-one map")
+    mask = (c[0] ^ p[0][index]).astype(np.uint8)
+    return ComponentMap(bits, index, mask, ambiguous / c.shape[1])
 
 
 # -- conversion into key material ---------------------------------------------------------------
 
-def _majority(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Most frequent non-negative integer along ``axis``."""
+def key_material(cipher: "Cipher", shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
+    """The cipher's key material (ciphers.md) implied by ``found``, through the cipher's own
+    :meth:`~ppattack.cipher.Cipher.key_from_map`; None when the cipher does not say."""
+    return cipher.key_from_map(shape, found)
+
+
+def majority(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Most frequent non-negative integer along ``axis`` (for converting maps into keys)."""
     values = np.moveaxis(values, axis, -1)
     flat = values.reshape(-1, values.shape[-1])
     top = flat.max() + 1 if flat.size else 1
@@ -159,7 +312,7 @@ def _majority(values: np.ndarray, axis: int = 0) -> np.ndarray:
     return counts.argmax(axis=1).reshape(values.shape[:-1])
 
 
-def _repair(perm: np.ndarray) -> np.ndarray:
+def repair(perm: np.ndarray) -> np.ndarray:
     """Turn a majority vote into a permutation: repeated values give way to missing ones."""
     perm = perm.copy()
     seen = set()
@@ -171,77 +324,13 @@ def _repair(perm: np.ndarray) -> np.ndarray:
     return perm
 
 
-def _proposed(cipher: Cipher, shape: Shape, found: SignedMap) -> dict[str, np.ndarray]:
-    _, h, w = shape
-    block, half = cipher.block_size, cipher.block_size // 2
-    src = found.index[:h * w]  # channel 0 plane: pixels move with all their channels
-    rows, cols = np.divmod(np.arange(h * w), w)
-    src_rows, src_cols = np.divmod(src % (h * w), w)
-    per_row = w // block
-    out_block = (rows // block) * per_row + cols // block
-    src_block = (src_rows // block) * per_row + src_cols // block
-    n_blocks = (h // block) * per_row
-    block_perm = _majority(np.stack([src_block[out_block == i] for i in range(n_blocks)]), axis=1)
-    k = (rows % half) * half + cols % half
-    src_k = (src_rows % half) * half + src_cols % half
-    order = np.argsort(k, kind="stable")
-    pixel_perm = _majority(src_k[order].reshape(half * half, -1), axis=1)
-    return {"block_perm": _repair(block_perm), "pixel_perm": _repair(pixel_perm)}
-
-
-def _in_block(cipher: Cipher, shape: Shape, found: SignedMap) -> tuple[np.ndarray, np.ndarray]:
-    """Block-vector view: (source entry k', flip) of every (block, entry k)."""
-    comps = block_components(*shape, cipher.block_size)  # (N_b, L)
+def in_block(shape: Shape, block_size: int, found: ComponentMap) -> tuple[np.ndarray, np.ndarray] | None:
+    """A byte map seen block-vector by block-vector: the source entry k' and the flip of every
+    (block, entry k), each ``(N_b, L)``; None when the map does not move whole bytes."""
+    found = found.coarsen()
+    if found.bits != 8:
+        return None
+    comps = block_components(*shape, block_size)  # (N_b, L)
     where = np.empty(comps.size, np.int64)
     where[comps.ravel()] = np.tile(np.arange(comps.shape[1]), comps.shape[0])
     return where[found.index[comps]], found.flip[comps]
-
-
-def _block_shuffle(cipher: Cipher, shape: Shape, found: SignedMap) -> dict[str, np.ndarray]:
-    src, _ = _in_block(cipher, shape, found)
-    return {"perm": _repair(_majority(src, axis=0))}
-
-
-def _block_np(cipher: Cipher, shape: Shape, found: SignedMap) -> dict[str, np.ndarray]:
-    _, flip = _in_block(cipher, shape, found)
-    return {"mask": _majority(flip, axis=0)}
-
-
-def _etc(cipher: Cipher, shape: Shape, found: SignedMap) -> dict[str, np.ndarray]:
-    channels, h, w = shape
-    block, plane = cipher.block_size, h * w
-    per_row = w // block
-    n_blocks = (h // block) * per_row
-    offsets = np.arange(block * block)
-    base = (np.arange(n_blocks) // per_row * block)[:, None] * w + (np.arange(n_blocks) % per_row * block)[:, None]
-    pixels = base + (offsets // block) * w + offsets % block  # (N, B*B) output pixels
-    src = found.index[np.arange(channels)[:, None, None] * plane + pixels[None]]  # (C, N, B*B)
-    src_channel, src_pixel = np.divmod(src, plane)
-    src_rows, src_cols = np.divmod(src_pixel, w)
-    src_block = (src_rows // block) * per_row + src_cols // block
-    block_perm = _repair(_majority(src_block.transpose(1, 0, 2).reshape(n_blocks, -1), axis=1))
-    src_offset = (src_rows % block) * block + src_cols % block  # (C, N, B*B)
-    table = dihedral_offsets(block)  # (8, B*B)
-    votes = (src_offset[0][:, None, :] == table[None]).sum(-1)  # (N, 8)
-    transform = votes.argmax(axis=1)
-    colour = _majority(src_channel.transpose(1, 0, 2), axis=2)  # (N, C)
-    colour_number = (colour[:, None, :] == COLOR_PERMS[None]).all(-1).argmax(axis=1)
-    negative = _majority(found.flip[np.arange(channels)[:, None, None] * plane + pixels[None]]
-                         .transpose(1, 0, 2).reshape(n_blocks, -1), axis=1)
-    return {"block_perm": block_perm, "transform": transform, "np": negative, "color": colour_number}
-
-
-#: cipher name -> conversion of a signed component map into that cipher's key material.
-CONVERTERS: dict[str, Callable[[Cipher, Shape, SignedMap], dict[str, np.ndarray]]] = {
-    "plain": lambda cipher, shape, found: {},
-    "proposed": _proposed,
-    "block-shuffle": _block_shuffle,
-    "block-np": _block_np,
-    "etc": _etc,
-}
-
-
-def key_material(cipher: Cipher, shape: Shape, found: SignedMap) -> dict[str, np.ndarray] | None:
-    """The cipher's key material (ciphers.md) implied by ``found``; None for other ciphers."""
-    convert = CONVERTERS.get(cipher.name)
-    return None if convert is None else convert(cipher, shape, found)

@@ -26,7 +26,7 @@ from .data import Roles, assign_roles, load_dataset
 from .distributed import init_from_env, world
 from .errors import ParameterError, PPAttackError
 from .keys import Key
-from .keyscore import score_recovery
+from .keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .params import accepted_parameters
@@ -173,6 +173,18 @@ def encrypted_training_images(cipher: Cipher, key: Key, images: torch.Tensor, de
     return torch.cat(parts) if parts else images[:0].clone()
 
 
+def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map: Any) -> dict[str, float] | None:
+    """Scores of recovered key material (part by part) and of a recovered map (by decryption);
+    a map that decrypts exactly makes the recovery complete even when the material's parts
+    differ from the key's (equivalent keys, e.g. le's flip and its complement)."""
+    scores = None if recovered is None else score_recovery(cipher, key, recovered)
+    if recovered_map is not None:
+        by_map = score_map(cipher, key, recovered_map)
+        complete = max(by_map["complete"], (scores or {}).get("complete", 0.0))
+        scores = {**(scores or {}), **by_map, "complete": complete}
+    return scores
+
+
 def _numbering_oracle(cipher: Cipher, key: Key, first: int, device: torch.device):
     """The cpa encryption oracle: each query's images get fresh image numbers from ``first`` on."""
     issued = first
@@ -254,6 +266,8 @@ def run(config: RunConfig) -> RunResult:
     outcome = attack(view)
     # Recovered key material is the victim's key: score it here, never write it out.
     recovered = outcome.facts.pop("recovered_key", None)
+    recovered_map = outcome.facts.pop("recovered_map", None)
+    key_recovery = key_recovery_scores(cipher, key, recovered, recovered_map)
 
     if tuple(ciphertexts.shape) != tuple(plain.shape):
         baseline = {"unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
@@ -285,8 +299,7 @@ def run(config: RunConfig) -> RunResult:
         "attack": {"name": attack.name, "threat_model": attack.threat_model,
                    "params": attack.params, "facts": outcome.facts,
                    "train_seconds": outcome.train_seconds, "attack_seconds": outcome.attack_seconds,
-                   **({} if recovered is None else
-                      {"key_recovery": score_recovery(cipher, key, recovered)})},
+                   **({} if key_recovery is None else {"key_recovery": key_recovery})},
         "metrics": score(outcome.images, plain, perceptual),
         "baseline": baseline,
         "metric_conventions": conventions(perceptual),

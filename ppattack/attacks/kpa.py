@@ -1,53 +1,75 @@
 """kpa: exact key recovery from known (plain, cipher) pairs (attacks.md, "kpa / cpa key recovery").
 
-A shared-key cipher that only moves (and possibly inverts) components maps every image the same
-way, so each cipher component's values over a few known images single out its source component
-(:func:`ppattack.component_map.from_pairs`). The map is turned into the cipher's key material by
-majority over blocks (proposed, block-shuffle, block-np, etc, plain), which absorbs components
-that the known images could not tell apart, and the victim ciphertexts are decrypted with the
-cipher itself; for other signed component maps the recovered map decrypts directly.
+A shared-key cipher whose keyed part moves bits, nibbles or bytes and XORs a mask maps every
+image the same way (:mod:`ppattack.component_map`). The attacker learns the unit size and the
+masks that occur from keys of its own (the algorithm is public), then every cipher unit's values
+over the known images single out its source unit (:func:`ppattack.component_map.from_pairs`):
+with few pairs some units tie, so pairs are added (8, 16, ...) until none does or all are used.
+The victim ciphertexts are decrypted with the cipher's key material when the cipher derives it
+from a map (:meth:`ppattack.cipher.Cipher.key_from_map`, a majority over blocks that absorbs
+the last ties), else with the map itself.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.component_map import SignedMap, from_pairs, key_material
+from ppattack.cipher import Cipher
+from ppattack.component_map import ComponentMap, from_oracle, from_pairs, unit_bits_of
 from ppattack.errors import ParameterError
-from ppattack.keys import Key
+from ppattack.keys import Key, Shape
 from ppattack.threat import ThreatView
 
 
-def decrypt_with(view: ThreatView, found: SignedMap, facts: dict[str, Any]) -> AttackResult:
-    """Decrypt the victim ciphertexts with the cipher's key implied by ``found`` (or ``found``)."""
+def occurring_masks(cipher: Cipher, shape: Shape, bits: int, keys: int = 2) -> tuple[int, ...]:
+    """The unit masks that keys of the attacker's own put on units of ``bits`` bits."""
+    seen: set[int] = set()
+    for seed in range(keys):
+        key = cipher.generate_key(shape, seed=20_011 + seed)
+        found = from_oracle(lambda z: cipher.encrypt_keyed(z, key), cipher.keyed_shape(shape), bits,
+                            cipher.encrypted_shape(shape))
+        seen.update(int(m) for m in np.unique(found.mask))
+    return tuple(sorted(seen))
+
+
+def decrypt_with(view: ThreatView, found: ComponentMap, facts: dict[str, Any]) -> AttackResult:
+    """Decrypt the victim ciphertexts with the key material implied by ``found`` (when the
+    cipher derives it) or with ``found`` itself; the map and material go to the harness."""
     cipher, shape = view.cipher, tuple(view.plain_shape)
-    material = key_material(cipher, shape, found)
+    material = cipher.key_from_map(shape, found)
+    facts["recovered_map"] = found
     if material is None:
-        return AttackResult(found.decrypt(view.ciphertexts), facts)
+        images = cipher.undo_keyless_step(found.decrypt(view.ciphertexts, cipher.keyed_shape(shape)))
+        return AttackResult(images, facts)
     images = cipher.decrypt(view.ciphertexts, Key(cipher.name, cipher.params, shape, material))
     facts["recovered_key"] = {part: np.asarray(v).tolist() for part, v in material.items()}
     return AttackResult(images, facts)
 
 
 class KPA(Attack):
-    """Known-plaintext key recovery for shared-key component-permutation ciphers (exact)."""
+    """Known-plaintext key recovery for shared-key ciphers that move and flip bits (exact)."""
 
     name = "kpa"
-    paper = "attacks.md 'kpa / cpa key recovery'"
+    paper = ("attacks.md 'kpa / cpa key recovery'; Li and Lo: optimal quantitative cryptanalysis "
+             "of permutation-only multimedia ciphers against plaintext attacks (Signal Processing 2011)")
     threat_models = ("kpa",)
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         if view.known_pairs is None or not len(view.known_pairs[0]):
             raise ParameterError("kpa needs known (plain, cipher) pairs (threat model kpa)")
-        if view.cipher.key_reuse != "shared":
-            raise ParameterError(f"kpa recovers shared keys; cipher '{view.cipher.name}' uses a "
-                                 "key per image")
-        plain, cipher = view.known_pairs
-        if tuple(cipher.shape[1:]) != tuple(plain.shape[1:]) or cipher.dtype != plain.dtype:
-            raise ParameterError(f"cipher '{view.cipher.name}' changes the image format: "
-                                 "not a component map")
-        found = from_pairs(plain, cipher)
-        facts = {"pairs_used": min(8, len(plain)), "ambiguous_components": found.ambiguous}
+        cipher, shape = view.cipher, tuple(view.plain_shape)
+        bits = unit_bits_of(cipher, shape)
+        masks = occurring_masks(cipher, shape, bits)
+        plain, encrypted = view.known_pairs
+        keyed = cipher.keyless_step(plain.cpu())
+        found, used = None, 0
+        while used < len(plain):
+            used = min(len(plain), max(8, 2 * used))
+            found = from_pairs(keyed[:used], encrypted[:used].cpu(), bits, masks)
+            if found.ambiguous == 0:
+                break
+        facts = {"pairs_used": used, "unit_bits": bits, "ambiguous_units": found.ambiguous}
         return decrypt_with(view, found, facts)
