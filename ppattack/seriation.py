@@ -23,11 +23,15 @@ decide among them with another cue.
 """
 from __future__ import annotations
 
+from itertools import permutations
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment, quadratic_assignment
 
 from .pieces import square_symmetries  # noqa: F401  (re-exported for the docstring example)
+
+EXHAUSTIVE = 6  # up to this many positions, match_positions tries all permutations (720)
 
 
 def correlation(vectors: torch.Tensor, *, center: bool = True) -> np.ndarray:
@@ -73,6 +77,10 @@ def match_positions(template: np.ndarray, observed: np.ndarray, *, restarts: int
     size = len(template)
     if size <= 1:
         return np.zeros(size, np.int64)
+    if size <= EXHAUSTIVE:  # few positions: try every permutation
+        perms = np.array(list(permutations(range(size))))
+        values = [objective(template, observed, p) for p in perms]
+        return perms[int(np.argmax(values))].astype(np.int64)
     template = (np.asarray(template, np.float64) + np.asarray(template, np.float64).T) / 2
     observed = (np.asarray(observed, np.float64) + np.asarray(observed, np.float64).T) / 2
     rng = np.random.default_rng(seed)

@@ -1,45 +1,57 @@
-"""keyrec: ciphertext-only recovery of a key that every image shares (attacks.md, "keyrec").
+"""keyrec: ciphertext-only recovery of a key that every image shares, for any cipher of the class
+(attacks.md, "keyrec" and "keyrec for any shared-key cipher").
 
-Ciphers that apply ONE key to every image leak it through the statistics of many ciphertexts.
-The attacker (threat model ``coa+public``) pools the victim ciphertexts, compares their
-second-order statistics with a template from its own public images, recovers the key and
-decrypts with the cipher itself. Supported ciphers and what is recovered:
+A cipher that encrypts every image with ONE key whose keyed part moves bits, nibbles or bytes
+and inverts some of them (proposed, block-shuffle, block-np, le, ele, etc, etc-gray after its
+keyless colour step, and any plugin of the kind) leaks the key through the statistics of many
+ciphertexts. The attacker (threat model ``coa+public``) knows the algorithm but not the key;
+it never looks at the cipher's name:
 
-- ``proposed`` (Qi et al. 2022): the in-sub-block pixel permutation ``pixel_perm`` by quadratic
-  assignment of the position correlations of all sub-blocks (:mod:`ppattack.seriation`); this
-  fixes it up to the 8 symmetries of the square sub-block, and the edges between the four
-  sub-blocks of a block, which the key does not move, decide among them. Then the block
-  permutation ``block_perm``: edge compatibility of every ordered pair of blocks summed over all
-  ciphertexts (:mod:`ppattack.compat`), then tree-based placement (:mod:`ppattack.placement`).
-- ``block-shuffle`` (MaungMaung and Kiya 2021): ``perm`` of the 3M^2 block-vector components by
-  quadratic assignment; the symmetries left (turns of the block, exchange of colour channels)
-  are decided by the edges between neighbouring blocks and by the public images' channel means.
-- ``block-np``: ``mask`` from the signs of the component correlations (negation flips them),
-  the global flip from the public images' component means.
-- ``plain``: nothing to recover (positive control).
+1. structure (:func:`ppattack.structure.probe`): it encrypts chosen images under keys of its
+   own and learns the unit size, the masks, the pieces the key keeps whole (the cipher's
+   declared ``block_size`` when it has one), whether pieces move, and whether one in-piece map
+   serves every piece;
+2. in-piece maps (:func:`ppattack.piece_maps.recover_piece_map`): from the units of all
+   ciphertext pieces (one shared map) or of each piece position over the ciphertexts (a map per
+   position), against a template from the public images (planes, inversions, quadratic
+   assignment, lower planes by prediction);
+3. what statistics inside a piece cannot tell (turns, mirrors, channel orders): the edges
+   between pieces (:mod:`ppattack.compat`) and the public images' colour statistics decide;
+4. placement, when pieces move: edge dissimilarity of every ordered pair of pieces summed over
+   the ciphertexts, then tree-based placement (:mod:`ppattack.placement`; pieces in 8 turns when
+   every position has its own map); single pixels are placed by quadratic assignment of their
+   correlations (Le Roux et al., "Learning the 2-D topology of images", NIPS 2007); the turn of
+   the whole picture comes from a prior fitted on the public images.
 
-Other ciphers raise :class:`~ppattack.errors.ParameterError`. The recovered key material goes
-into ``facts["recovered_key"]``; the harness scores it against the true key
-(:mod:`ppattack.keyscore`) and does not write it to the result.
+The recovered map decrypts the ciphertexts by itself (:class:`ppattack.component_map.ComponentMap`);
+it goes to the harness as ``facts["recovered_map"]`` (scored by decryption, never written), with
+the cipher's key material in ``facts["recovered_key"]`` when the cipher derives it
+(:meth:`ppattack.cipher.Cipher.key_from_map`). Ciphers outside the class (a key per image,
+ciphertexts that are not 8-bit images, masks that are not whole-unit inversions) are reported
+as such with the reason.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
-from itertools import permutations
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.cipher import Cipher
-from ppattack.compat import dissimilarity
+from ppattack.compat import dissimilarity, dihedral_dissimilarity
+from ppattack.component_map import ComponentMap
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.keys import Key, Shape
-from ppattack.pieces import split, square_symmetries
+from ppattack.pieces import DIHEDRAL, OFFSETS, split, square_symmetries, turn
+from ppattack.piece_maps import PieceMap, recover_piece_map, symmetries
 from ppattack.placement import place
-from ppattack.seriation import match_positions
+from ppattack.seriation import correlation, match_positions
+from ppattack.structure import Structure, assemble_units, piece_units, probe, unit_layout
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
@@ -136,17 +148,20 @@ def recover_pixel_perm(cipher: Cipher, shape: Shape, cts: torch.Tensor, template
     return symmetries[int(np.argmin(costs))][found], ranked[1] / max(ranked[0], 1e-12)
 
 
+
+
 class KeyRec(Attack):
-    """Shared-key recovery from many ciphertexts and public images (QAP + jigsaw placement)."""
+    """Shared-key recovery from many ciphertexts and public images, for any cipher of the class."""
 
     name = "keyrec"
-    paper = ("attacks.md 'keyrec'; placement after Gallagher (CVPR 2012); the jigsaw attacks of "
-             "Chuman and Kiya (2022-2023) on the block-wise ViT scheme")
+    paper = ("attacks.md 'keyrec'; Le Roux et al.: learning the 2-D topology of images (NIPS 2007); "
+             "placement after Gallagher (CVPR 2012); the jigsaw attacks of Chuman and Kiya "
+             "(2022-2023) on the block-wise ViT scheme")
     threat_models = ("coa+public",)
-    presets = {"quick": {"max_ciphertexts": 200, "max_public": 1000},
-               "cifar": {"max_ciphertexts": 200, "max_public": 2000},
-               "paper": {"max_ciphertexts": 20, "max_public": 200}}
-    SUPPORTED = ("plain", "proposed", "block-shuffle", "block-np")
+    presets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000},
+               "cifar": {"max_ciphertexts": 5000, "max_public": 2000},
+               "paper": {"max_ciphertexts": 100, "max_public": 200}}
+    PLACEMENT_IMAGES = 256  # ciphertexts whose edges are summed to place pieces with turns
 
     def __init__(self, *, max_ciphertexts: int | None = None, max_public: int | None = None,
                  compat: str = "mgc", reg: float = 1.0, restarts: int = 8, **common):
@@ -166,102 +181,290 @@ class KeyRec(Attack):
                 "restarts": self.restarts}
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        cipher = view.cipher
-        if cipher.name not in self.SUPPORTED or cipher.key_reuse != "shared":
-            raise ParameterError(f"keyrec recovers shared keys of {', '.join(self.SUPPORTED)}; "
-                                 f"cipher '{cipher.name}' is not supported")
+        cipher, shape = view.cipher, tuple(view.plain_shape)
         if view.public_images is None or not len(view.public_images):
             raise ParameterError("keyrec needs public images (threat model coa+public)")
-        shape = tuple(view.plain_shape)
         cipher.check_shape(shape)
-        if tuple(view.ciphertexts.shape[1:]) != shape:
-            raise ShapeError(f"keyrec needs ciphertexts of the plain shape {shape}")
+        start = time.perf_counter()
+        structure = probe(cipher, shape)
+        keyed = tuple(cipher.keyed_shape(shape))
+        if tuple(view.ciphertexts.shape[1:]) != keyed or view.ciphertexts.dtype != torch.uint8:
+            raise ShapeError(f"keyrec needs 8-bit ciphertexts of shape {keyed}")
         cts = view.ciphertexts[:self.max_ciphertexts].cpu()
-        public = view.public_images[:self.max_public].cpu()
-        facts: dict[str, Any] = {"ciphertexts_used": len(cts), "public_used": len(public)}
-        recover = getattr(self, "_recover_" + cipher.name.replace("-", "_"))
-        material = recover(cipher, shape, cts, public, facts)
-        log.info("keyrec: %s key from %d ciphertexts and %d public images", cipher.name, len(cts), len(public))
-        key = Key(cipher.name, cipher.params, shape, material)
-        images = cipher.decrypt(view.ciphertexts, key)
-        facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
-        return AttackResult(images, facts)
-
-    # -- per cipher ------------------------------------------------------------------------------
-    def _recover_plain(self, cipher: Cipher, shape: Shape, cts, public, facts) -> dict[str, Any]:
-        return {}
-
-    def _recover_proposed(self, cipher: Cipher, shape: Shape, cts: torch.Tensor,
-                          public: torch.Tensor, facts: dict[str, Any]) -> dict[str, np.ndarray]:
-        block = cipher.block_size
-        _, h, w = shape
-        n_blocks = (h // block) * (w // block)
-        identity = np.arange(n_blocks)
-        seconds = {}
-        start = time.perf_counter()
-        template = _pooled_correlation(public, lambda x: subblock_units(x, block // 2))
-        pixel_perm, margin = recover_pixel_perm(cipher, shape, cts, template,
-                                                restarts=self.restarts, seed=self.seed)
-        seconds["pixel_perm"] = time.perf_counter() - start
-        facts["symmetry_margin"] = margin
-
-        start = time.perf_counter()
-        unshuffled = cipher.decrypt(cts, Key(cipher.name, cipher.params, shape,
-                                             {"block_perm": identity, "pixel_perm": pixel_perm}))
-        table = summed_dissimilarity(unshuffled, block, self.compat, self.reg)
-        solved = place(table, h // block, w // block)
-        seconds["block_perm"] = time.perf_counter() - start
-        facts["largest_cluster"] = solved.largest_cluster / n_blocks
+        public = cipher.keyless_step(view.public_images[:self.max_public].cpu())
+        facts: dict[str, Any] = {"ciphertexts_used": len(cts), "public_used": len(public),
+                                 "structure": {k: getattr(structure, k) for k in
+                                               ("bits", "block", "moves", "shared", "pixels_whole")}}
+        seconds = {"structure": time.perf_counter() - start}
+        found = _Solver(self, structure, keyed, cts, public, facts, seconds).solve()
         facts["seconds"] = seconds
-        # Cipher block i holds plain block block_perm[i]: the cell the solver put it in.
-        return {"block_perm": solved.cells, "pixel_perm": pixel_perm}
+        log.info("keyrec: %s map from %d ciphertexts and %d public images", cipher.name, len(cts), len(public))
+        facts["recovered_map"] = found
+        material = cipher.key_from_map(shape, found)
+        if material is not None:
+            facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
+        images = cipher.undo_keyless_step(found.decrypt(view.ciphertexts.cpu(), keyed))
+        return AttackResult(images.to(view.device), facts)
 
-    def _recover_block_shuffle(self, cipher: Cipher, shape: Shape, cts: torch.Tensor,
-                               public: torch.Tensor, facts: dict[str, Any]) -> dict[str, np.ndarray]:
-        block = cipher.block_size
-        channels = shape[0]
+
+class _Solver:
+    """One recovery: the structure, the data in the keyed domain, and the steps of the module
+    docstring. ``cts`` and ``public`` are uint8 images of the keyed shape."""
+
+    def __init__(self, attack: KeyRec, structure: Structure, keyed: Shape, cts: torch.Tensor,
+                 public: torch.Tensor, facts: dict[str, Any], seconds: dict[str, float]):
+        self.attack, self.structure, self.keyed = attack, structure, keyed
+        self.cts, self.public, self.facts, self.seconds = cts, public, facts, seconds
+        channels, height, width = keyed
+        self.channels = channels
+        self.block = structure.block
+        self.rows, self.cols = height // self.block, width // self.block
+        self.pieces = self.rows * self.cols
+        self.x = piece_units(cts, self.block, structure.bits)  # (N, P, L)
+        self.templates = piece_units(public, self.block, structure.bits).transpose(0, 1)  # (P, p, L)
+        self.length = self.x.shape[-1]
+        self.open_turn = False
+
+    # -- the steps -----------------------------------------------------------------------------
+    def solve(self) -> ComponentMap:
+        s = self.structure
         start = time.perf_counter()
-        template = _pooled_correlation(public, lambda x: block_vector_units(x, block))
-        observed = _pooled_correlation(cts, lambda x: block_vector_units(x, block))
-        found = match_positions(template, observed, restarts=self.restarts, seed=self.seed)
-        # Candidates: turn the block (8) and exchange channels (6) on the plain side.
-        k = np.arange(block * block * channels)
-        pixel, channel = np.divmod(k, channels)
-        turns = square_symmetries(block)
-        candidates = [(turns[t][pixel] * channels + np.asarray(c)[channel])[found]
-                      for t in range(len(turns)) for c in permutations(range(channels))]
-        sample = cts[:CHUNK]
-        edge = [block_edge_cost(cipher.decrypt(sample, Key(cipher.name, cipher.params, shape, {"perm": p})), block)
-                for p in candidates]
-        public_means = public.double().mean(dim=(0, 2, 3))
-
-        def channel_error(perm: np.ndarray) -> float:
-            restored = cipher.decrypt(cts, Key(cipher.name, cipher.params, shape, {"perm": perm}))
-            return float(((restored.double().mean(dim=(0, 2, 3)) - public_means) ** 2).sum())
-
-        best_edge = min(edge)
-        spatial = [i for i, e in enumerate(edge) if e <= best_edge * (1 + 1e-6)]
-        best = min(spatial, key=lambda i: channel_error(candidates[i]))
-        facts["seconds"] = {"perm": time.perf_counter() - start}
-        return {"perm": candidates[best]}
-
-    def _recover_block_np(self, cipher: Cipher, shape: Shape, cts: torch.Tensor,
-                          public: torch.Tensor, facts: dict[str, Any]) -> dict[str, np.ndarray]:
-        block = cipher.block_size
+        if s.shared:
+            shared = self._piece_map(self.x.flatten(0, 1), self.templates.flatten(0, 1)[None])
+            maps = [shared] * self.pieces
+        else:
+            maps = [self._piece_map(self.x[:, i], self.templates) for i in range(self.pieces)]
+        self.seconds["piece_maps"] = time.perf_counter() - start
         start = time.perf_counter()
-        units = lambda x: block_vector_units(x, block)  # noqa: E731
-        observed = _pooled_correlation(cts, units)
-        # Plain components correlate positively; negating one flips the sign of its row.
-        _, vectors = np.linalg.eigh(observed)
-        signs = np.sign(vectors[:, -1])
-        signs[signs == 0] = 1
-        mask = (signs < 0).astype(np.int64)
-        # Global flip: compare per-component means with the public images'.
-        cipher_mean = units(cts).double().mean(dim=(0, 2)).numpy()
-        public_mean = units(public).double().mean(dim=(0, 2)).numpy()
-        plain_guess = np.where(mask == 1, 255 - cipher_mean, cipher_mean)
-        flipped_guess = np.where(mask == 0, 255 - cipher_mean, cipher_mean)
-        if ((flipped_guess - public_mean) ** 2).sum() < ((plain_guess - public_mean) ** 2).sum():
-            mask = 1 - mask
-        facts["seconds"] = {"mask": time.perf_counter() - start}
-        return {"mask": mask}
+        cells = np.arange(self.pieces)
+        if self.block == 1 and s.moves:
+            maps = self._choose_colours(maps, per_piece=False)
+            cells = self._place_pixels(maps)
+        elif s.shared and not s.moves:
+            maps = [self._by_edges(shared)] * self.pieces
+        elif s.shared:
+            shared, cells = self._shared_placement(shared)
+            maps = [shared] * self.pieces
+        else:
+            maps = self._choose_colours(maps, per_piece=True)
+            if s.moves:
+                maps, cells = self._turned_placement(maps)
+            else:
+                maps = self._turns_in_place(maps)
+        self.seconds["placement"] = time.perf_counter() - start
+        found = self._component_map(maps, cells)
+        if s.moves and (not s.shared or self.block == 1 or self.open_turn):
+            found = self._upright(found)
+        return found
+
+    def _piece_map(self, samples: torch.Tensor, templates: torch.Tensor) -> PieceMap:
+        return recover_piece_map(samples, templates, self.structure, self.channels,
+                                 restarts=self.attack.restarts, seed=self.attack.seed)
+
+    def _symmetries(self, *, turns: bool, colours: bool) -> list[np.ndarray]:
+        return symmetries(self.channels, self.block, self.structure.planes, turns=turns, colours=colours)
+
+    def _decode(self, maps: list[PieceMap], cells: np.ndarray, images: torch.Tensor) -> torch.Tensor:
+        """Images of the keyed shape decrypted with per-piece maps and a placement."""
+        return self._component_map(maps, cells).decrypt(images, self.keyed)
+
+    def _component_map(self, maps: list[PieceMap], cells: np.ndarray) -> ComponentMap:
+        piece, local = unit_layout(self.keyed, self.block, self.structure.bits)
+        flat = np.empty((self.pieces, self.length), np.int64)
+        flat[piece, local] = np.arange(piece.size)
+        index = np.empty(piece.size, np.int64)
+        mask = np.empty(piece.size, np.uint8)
+        for i, m in enumerate(maps):
+            index[flat[i]] = flat[cells[i], m.src]
+            mask[flat[i]] = m.mask
+        return ComponentMap(self.structure.bits, index, mask)
+
+    # -- colours: channel order of each piece (or of all) from the public images' statistics -----
+    def _colour_cost(self, pixels: torch.Tensor) -> float:
+        """Distance of per-channel statistics of ``pixels`` ``(M, C, ...)`` to the public images'."""
+        return float(((_channel_stats(pixels) - self._public_stats) ** 2).sum())
+
+    @property
+    def _public_stats(self) -> torch.Tensor:
+        if not hasattr(self, "_stats"):
+            self._stats = _channel_stats(self.public)
+        return self._stats
+
+    def _choose_colours(self, maps: list[PieceMap], *, per_piece: bool) -> list[PieceMap]:
+        if self.channels == 1:
+            return maps
+        options = [g for g in self._symmetries(turns=False, colours=True)
+                   if all(self.structure.allows(m.then(g).src) for m in maps)] or \
+            self._symmetries(turns=False, colours=True)
+        if not per_piece:
+            shared = [[m.then(g) for m in maps] for g in options]
+            costs = [self._colour_cost(self._decode(c, np.arange(self.pieces), self.cts[:256])) for c in shared]
+            return shared[int(np.argmin(costs))]
+        chosen = []
+        for i, m in enumerate(maps):
+            costs = []
+            for g in options:
+                units = m.then(g).decode(self.x[:, i])
+                costs.append(self._colour_cost(self._units_to_pixels(units)))
+            chosen.append(m.then(options[int(np.argmin(costs))]))
+        return chosen
+
+    def _units_to_pixels(self, units: torch.Tensor) -> torch.Tensor:
+        """Plain units ``(M, L)`` of single pieces -> uint8 pieces ``(M, C, B, B)``."""
+        b = self.block
+        one = assemble_units(units[:, None], (self.channels, b, b), b, self.structure.bits)
+        return one
+
+    # -- shared maps ---------------------------------------------------------------------------
+    def _by_edges(self, shared: PieceMap) -> PieceMap:
+        """Pieces stay: the turn (and mirror) of the shared map that makes edges between
+        neighbouring pieces smoothest, then the channel order closest to the public images'."""
+        sample = self.cts[:64]
+        candidates = self._allowed([shared.then(g) for g in self._symmetries(turns=True, colours=True)])
+        cells = np.arange(self.pieces)
+        if self.pieces > 1 and self.block > 1:
+            edges = [block_edge_cost(self._decode([c] * self.pieces, cells, sample), self.block)
+                     for c in candidates]
+            best = min(edges)
+            candidates = [c for c, e in zip(candidates, edges) if e <= best * (1 + 1e-6)]
+        costs = [self._colour_cost(self._decode([c] * self.pieces, cells, self.cts[:256])) for c in candidates]
+        return candidates[int(np.argmin(costs))]
+
+    def _allowed(self, candidates: list[PieceMap]) -> list[PieceMap]:
+        """The candidates that are maps some key of the cipher could make (all, if none is)."""
+        kept = [c for c in candidates if self.structure.allows(c.src)]
+        return kept or candidates
+
+    def _shared_placement(self, shared: PieceMap) -> tuple[PieceMap, np.ndarray]:
+        """Pieces move. Turning every piece alike is turning the whole picture, which edges
+        cannot see: turns that no key could make are dropped (the cipher's classes), then the
+        one whose pieces fit together best (lowest summed best-partner dissimilarity) is
+        placed; the channel order comes from colour statistics. Where several turns remain,
+        the picture's turn is left to the public-image prior (``self.open_turn``)."""
+        identity = np.arange(self.pieces)
+        turns = self._allowed([shared.then(g) for g in self._symmetries(turns=True, colours=False)])
+        self.open_turn = len(turns) > 1
+        best = None
+        for candidate in turns:
+            table = summed_dissimilarity(self._decode([candidate] * self.pieces, identity, self.cts),
+                                         self.block, self.attack.compat, self.attack.reg)
+            fit = float(np.sort(table, axis=2)[..., 0].sum())
+            if best is None or fit < best[0]:
+                best = (fit, candidate, table)
+        _, shared, table = best
+        colours = self._allowed([shared.then(g) for g in self._symmetries(turns=False, colours=True)])
+        sample = self.cts[:256]
+        costs = [self._colour_cost(self._decode([c] * self.pieces, identity, sample)) for c in colours]
+        shared = colours[int(np.argmin(costs))]
+        solved = place(table, self.rows, self.cols)
+        self.facts["largest_cluster"] = solved.largest_cluster / self.pieces
+        return shared, solved.cells
+
+    # -- a map per position ----------------------------------------------------------------------
+    def _turned_placement(self, maps: list[PieceMap]) -> tuple[list[PieceMap], np.ndarray]:
+        """Pieces move and each may still be turned: placement with 8 states per piece."""
+        identity = np.arange(self.pieces)
+        images = self._decode(maps, identity, self.cts[:self.attack.PLACEMENT_IMAGES])
+        total = None
+        for image in split(images, self.block).double():
+            table, _ = dihedral_dissimilarity(image, self.attack.compat, self.attack.reg)
+            finite = table[np.isfinite(table)]
+            table = table / (np.median(finite) + 1e-9)
+            total = table if total is None else total + table
+        solved = place(total, self.rows, self.cols, states=DIHEDRAL)
+        self.facts["largest_cluster"] = solved.largest_cluster / self.pieces
+        turns = self._symmetries(turns=True, colours=False)
+        return [m.then(turns[int(t)]) for m, t in zip(maps, solved.states)], solved.cells
+
+    def _turns_in_place(self, maps: list[PieceMap]) -> list[PieceMap]:
+        """Pieces stay but each may be turned: iterated conditional modes on the edges."""
+        identity = np.arange(self.pieces)
+        images = self._decode(maps, identity, self.cts[:self.attack.PLACEMENT_IMAGES])
+        total = None
+        for image in split(images, self.block).double():
+            table, _ = dihedral_dissimilarity(image, self.attack.compat, self.attack.reg)
+            finite = table[np.isfinite(table)]
+            total = table / (np.median(finite) + 1e-9) if total is None else total + table / (np.median(finite) + 1e-9)
+        state = np.zeros(self.pieces, np.int64)
+        for _ in range(10):
+            changed = False
+            for i in range(self.pieces):
+                r, c = divmod(i, self.cols)
+                cost = np.zeros(DIHEDRAL)
+                for side, (j, first) in ((0, (i + 1, True)), (0, (i - 1, False)),
+                                         (1, (i + self.cols, True)), (1, (i - self.cols, False))):
+                    if not (0 <= j < self.pieces) or (side == 0 and j // self.cols != r):
+                        continue
+                    rows = DIHEDRAL * i + np.arange(DIHEDRAL)
+                    other = DIHEDRAL * j + state[j]
+                    cost += total[side, rows, other] if first else total[side, other, rows]
+                t = int(np.argmin(cost))
+                changed |= t != state[i]
+                state[i] = t
+            if not changed:
+                break
+        turns = self._symmetries(turns=True, colours=False)
+        return [m.then(turns[int(t)]) for m, t in zip(maps, state)]
+
+    def _upright(self, found: ComponentMap) -> ComponentMap:
+        """The turn of the picture that a prior fitted on public images likes best, with the
+        evidence summed over the restored images (placement leaves it open). A picture that is
+        not square is judged in square windows of ``gcd(rows, cols)`` pieces, each turned on
+        its own: between side-by-side planes (etc-gray's Y | Cb | Cr) no edge ties their turns."""
+        from ppattack.attacks.jigsaw import UprightPrior
+
+        side = math.gcd(self.rows, self.cols) * self.block
+        restored = found.decrypt(self.cts[:256], self.keyed).double()
+        grid = torch.arange(found.index.size).view(self.structure.planes, *self.keyed)
+        windows = [(..., slice(top, top + side), slice(left, left + side))
+                   for top in range(0, self.keyed[1], side) for left in range(0, self.keyed[2], side)]
+        # Which window's content belongs where: value histograms against the public windows'.
+        order = np.arange(len(windows))
+        if len(windows) > 1:
+            def histogram(x: torch.Tensor) -> torch.Tensor:
+                counts = torch.bincount(x.round().long().flatten(), minlength=256).double()
+                return counts / counts.sum()
+
+            cost = np.array([[float((histogram(restored[a]) - histogram(self.public[b].double())).abs().sum())
+                              for b in windows] for a in windows])
+            rows, cols = linear_sum_assignment(cost)
+            order[cols] = rows  # window position b receives the content of window order[b]
+        moved = grid.clone()
+        chosen = []
+        for b, target in enumerate(windows):
+            source = windows[order[b]]
+            prior = UprightPrior(self.public[target], list(range(DIHEDRAL)), None)
+            pictures = prior._small(restored[source])
+            feats = prior.features(prior.candidates(pictures).flatten(0, 1))
+            scores = (((feats - prior.mean) / prior.scale) @ prior.weight).view(len(pictures), -1).sum(0)
+            t = int(torch.argmax(scores))
+            moved[target] = turn(grid[source], t)  # unit at a comes from moved[a]
+            chosen.append(t)
+        self.facts["global_turn"] = chosen if len(chosen) > 1 else chosen[0]
+        moved = moved.reshape(-1).numpy()
+        position = np.empty_like(moved)
+        position[moved] = np.arange(len(moved))
+        return ComponentMap(found.bits, position[found.index], found.mask)
+
+    # -- single pixels ---------------------------------------------------------------------------
+    def _place_pixels(self, maps: list[PieceMap]) -> np.ndarray:
+        """1x1 pieces: match the pixels' correlation over the ciphertexts to the public images'
+        (Le Roux et al. 2007); the turn of the whole picture by the public-image prior."""
+        identity = np.arange(self.pieces)
+        decoded = self._decode(maps, identity, self.cts).double()
+        n, c, h, w = decoded.shape
+        observed = correlation(decoded.reshape(n, c, h * w).transpose(1, 2))
+        template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
+        perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
+        return perm
+
+
+def _channel_stats(pixels: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and spread (of values / 255) and the channel correlations of ``(M, C, ...)``."""
+    x = pixels.double().flatten(2) / 255
+    mean = x.mean(dim=(0, 2))
+    centred = x - mean[None, :, None]
+    std = centred.pow(2).mean(dim=(0, 2)).sqrt() + 1e-9
+    c = x.shape[1]
+    corr = [(centred[:, a] * centred[:, b]).mean() / std[a] / std[b] for a in range(c) for b in range(a + 1, c)]
+    return torch.cat([mean, std, torch.stack(corr) if corr else mean[:0]])

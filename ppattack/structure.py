@@ -1,0 +1,177 @@
+"""A cipher's structure, learned from keys of the attacker's own (the algorithm is public).
+
+Generic key recovery (keyrec) attacks any shared-key cipher whose keyed part is a map of bit
+units (:mod:`ppattack.component_map`). It does not know the cipher: it encrypts chosen images
+under keys it draws itself, reads each key's map, and records what every key has in common:
+
+- ``bits``: the unit size (8: bytes, 4: nibbles, 1: bits) and ``masks``, the unit masks used;
+- ``block``: the side of the pieces the map keeps whole (the cipher's declared ``block_size``
+  when it has one, else the smallest side that every key keeps whole);
+- ``moves``: whether pieces change position (block scrambling);
+- ``shared``: whether one in-piece map serves every piece (else each position has its own);
+- ``pixels_whole``: whether every in-piece map moves whole pixels (all channels, all planes,
+  in order), so pixels can be placed as units;
+- ``planes_fixed``: whether units keep their plane (a low nibble stays a low nibble);
+- ``classes``: a label per in-piece unit: units that no key ever moves out of their class
+  (connected components of "unit a was sent to position b" over many own keys; proposed: the
+  channel and quarter of the block). A solution that moves a unit out of its class is no key
+  of the cipher, which settles symmetries that statistics leave open (e.g. a mirror).
+
+Units of a piece are numbered ``((plane * C + channel) * B + row) * B + col`` (:func:`piece_units`).
+
+    >>> import ppattack
+    >>> probe(ppattack.create_cipher("block-shuffle", block_size=4), (3, 8, 8))
+    Structure(bits=8, masks=(0,), block=4, moves=False, shared=True, pixels_whole=False, planes_fixed=True)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .cipher import Cipher
+from .component_map import ComponentMap, from_oracle, split_units, unit_bits_of
+from .errors import ParameterError
+from .keys import Shape
+
+PROBE_KEYS = 3  # keys of the attacker's own; each costs a few encryptions of chosen images
+CLASS_KEYS = 8  # keys whose in-piece maps are joined into classes
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What every key of a cipher does, seen piece by piece (see the module docstring)."""
+
+    bits: int
+    masks: tuple[int, ...]
+    block: int
+    moves: bool
+    shared: bool
+    pixels_whole: bool
+    planes_fixed: bool
+    classes: np.ndarray = field(repr=False, compare=False)
+
+    def allows(self, src: np.ndarray) -> bool:
+        """Whether an in-piece map (cipher unit l holds plain unit ``src[l]``) keeps every unit
+        in its class."""
+        return bool((self.classes[np.arange(len(src))] == self.classes[src]).all())
+
+    @property
+    def planes(self) -> int:
+        return 8 // self.bits
+
+
+def piece_units(images: torch.Tensor, block: int, bits: int) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` -> ``(N, P, L)``: the units of every ``block x block`` piece
+    (row-major pieces; ``L = planes * C * block^2`` units in the order of the module docstring)."""
+    n, c, h, w = images.shape
+    units = split_units(images.reshape(n, -1), bits).view(n, 8 // bits, c, h // block, block, w // block, block)
+    return units.permute(0, 3, 5, 1, 2, 4, 6).reshape(n, (h // block) * (w // block), -1)
+
+
+def assemble_units(units: torch.Tensor, shape: Shape, block: int, bits: int) -> torch.Tensor:
+    """Inverse of :func:`piece_units`: ``(N, P, L)`` -> uint8 ``(N, C, H, W)``."""
+    from .component_map import join_units
+
+    c, h, w = shape
+    n = units.shape[0]
+    grid = units.reshape(n, h // block, w // block, 8 // bits, c, block, block).permute(0, 3, 4, 1, 5, 2, 6)
+    return join_units(grid.reshape(n, -1), bits).view(n, c, h, w)
+
+
+def unit_layout(shape: Shape, block: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every unit of the flattened map numbering (plane-major, :mod:`ppattack.component_map`):
+    its piece and its index inside the piece."""
+    c, h, w = shape
+    planes = 8 // bits
+    plane, comp = np.divmod(np.arange(planes * c * h * w), c * h * w)
+    channel, pixel = np.divmod(comp, h * w)
+    row, col = np.divmod(pixel, w)
+    piece = (row // block) * (w // block) + col // block
+    local = ((plane * c + channel) * block + row % block) * block + col % block
+    return piece, local
+
+
+def local_maps(found: ComponentMap, shape: Shape, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A map seen piece by piece: ``(source piece (P,), source local unit (P, L), mask (P, L))``
+    for every cipher piece; None when some cipher piece draws on several plain pieces."""
+    piece, local = unit_layout(shape, block, found.bits)
+    pieces, length = piece.max() + 1, local.max() + 1
+    src_piece, src_local = piece[found.index], local[found.index]
+    grid_piece = np.empty((pieces, length), np.int64)
+    grid_local = np.empty((pieces, length), np.int64)
+    grid_mask = np.empty((pieces, length), np.int64)
+    grid_piece[piece, local] = src_piece
+    grid_local[piece, local] = src_local
+    grid_mask[piece, local] = found.mask
+    if not (grid_piece == grid_piece[:, :1]).all():
+        return None
+    return grid_piece[:, 0], grid_local, grid_mask
+
+
+def _moves_pixels_whole(src_local: np.ndarray, channels: int, block: int, planes: int) -> bool:
+    """Every in-piece map sends unit (plane, channel, pixel) to (plane, channel, pixel')."""
+    lay = src_local.reshape(-1, planes, channels, block * block)
+    plane_channel = np.arange(planes * channels).reshape(planes, channels, 1) * block * block
+    pixel = lay - plane_channel[None]
+    return bool(((pixel >= 0) & (pixel < block * block)).all() and (pixel == pixel[:, :1, :1]).all())
+
+
+def _classes(src_local: np.ndarray) -> np.ndarray:
+    """Connected components of the graph joining every unit l to ``src_local[k, l]`` (any k)."""
+    length = src_local.shape[1]
+    parent = np.arange(length)
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in {(int(a), int(b)) for row in src_local for a, b in zip(range(length), row)}:
+        parent[root(a)] = root(b)
+    return np.array([root(a) for a in range(length)])
+
+
+def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
+    """Learn the :class:`Structure` of ``cipher`` for plain images of ``shape``.
+
+    Raises:
+        ParameterError: the cipher is outside the class (a key per image, ciphertexts that are
+            not 8-bit or not of the keyed shape, no piece size that every key keeps whole).
+    """
+    bits = unit_bits_of(cipher, shape)
+    keyed = tuple(cipher.keyed_shape(shape))
+    if tuple(cipher.encrypted_shape(shape)) != keyed:
+        raise ParameterError(f"cipher '{cipher.name}' changes the image shape in its keyed part: "
+                             "outside this attack's class")
+    channels, height, width = keyed
+    maps = []
+    for seed in range(keys):
+        key = cipher.generate_key(shape, seed=30_011 + seed)
+        maps.append(from_oracle(lambda z: cipher.encrypt_keyed(z, key), keyed, bits))
+    declared = getattr(cipher, "block_size", None)
+    if declared and height % declared == 0 and width % declared == 0:
+        sides = [int(declared)]
+    else:
+        sides = [b for b in range(1, min(height, width) + 1) if height % b == 0 and width % b == 0]
+    for block in sides:
+        views = [local_maps(m, keyed, block) for m in maps]
+        if any(v is None for v in views):
+            continue
+        masks = tuple(sorted({int(v) for m in maps for v in np.unique(m.mask)}))
+        planes = 8 // bits
+        moves = any((v[0] != np.arange(len(v[0]))).any() for v in views)
+        shared = all((v[1] == v[1][:1]).all() and (v[2] == v[2][:1]).all() for v in views)
+        whole = all(_moves_pixels_whole(v[1], channels, block, planes) for v in views) and \
+            all((v[2] == v[2][:, :1]).all() or masks == (0,) for v in views)
+        plane_of = lambda local: local // (channels * block * block)  # noqa: E731
+        fixed = all((plane_of(v[1]) == plane_of(np.arange(v[1].shape[1]))[None]).all() for v in views)
+        for seed in range(keys, max(keys, CLASS_KEYS)):
+            key = cipher.generate_key(shape, seed=30_011 + seed)
+            views.append(local_maps(from_oracle(lambda z: cipher.encrypt_keyed(z, key), keyed, bits), keyed, block))
+        classes = _classes(np.concatenate([v[1] for v in views if v is not None]))
+        return Structure(bits, masks, block, moves, shared, whole, fixed, classes)
+    raise ParameterError(f"cipher '{cipher.name}': no piece size is kept whole by every key "
+                         f"(tried {sides[0]}..{sides[-1]}): outside this attack's class")
