@@ -18,10 +18,13 @@ with the normalisation. With any other per-channel normalisation both break; thi
 the difference into the patch embedding instead (column k is scaled by ``std[c_k] /
 std[c_perm[k]]`` and the bias absorbs the mean shifts), so the result stays exact.
 
-Supported keys: ``plain`` (identity), ``proposed`` (block_perm + the shared pixel shuffle),
-``block-shuffle`` (perm over the block vector), ``block-np`` (mask), with block size = patch
-size. Ciphers whose transformation differs per block (etc, ele, pe) or is not linear in the
-pixel values (le, block-ffx) have no such model key.
+Which keys have a model-side key is derived from the cipher's own encryption, never from its
+name or key format: :func:`patch_transform` reads the key's byte map off ``cipher.encrypt``
+with chosen images (:func:`ppattack.component_map.from_oracle`) and splits it at the cipher's
+``block_size``. Among the built-in ciphers, plain (the identity), proposed, block-shuffle and
+block-np qualify with block size = patch size, and so does any plugin cipher of that form;
+ciphers whose transformation differs per block (etc, ele) or is not a byte map (le, block-ffx,
+per-image pe) are refused with the reason.
 
     vit = timm.create_model("vit_base_patch16_224", num_classes=10)   # trained on plain images
     secret_vit = encrypt_model(vit, key)                               # same logits on Enc(x, key)
@@ -30,16 +33,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .component_map import ComponentMap, from_oracle
 from .errors import ParameterError
-from .keys import Key
+from .functional import block_components
+from .keys import Key, Shape
 
-SUPPORTED_CIPHERS = ("plain", "proposed", "block-shuffle", "block-np")
+if TYPE_CHECKING:
+    from .cipher import Cipher
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class PatchTransform:
     ``block_perm[i]``: plain block shown at encrypted block i (None: blocks stay).
     ``perm[k]``: plain block-vector entry shown at entry k ((row, col, channel) order; None: none).
     ``flip[k]``: entry k is inverted, ``255 - x`` (None: no entry is).
+    ``block_size`` None: the cipher is the identity.
     """
 
     block_size: int | None
@@ -56,39 +63,90 @@ class PatchTransform:
     perm: np.ndarray | None = None
     flip: np.ndarray | None = None
 
+    def component_map(self, shape: Shape) -> ComponentMap:
+        """The byte map of the whole image (component q of the ciphertext = plain component
+        ``index[q]``, inverted where ``flip[q]``), e.g. to decrypt with
+        :meth:`~ppattack.component_map.ComponentMap.decrypt`."""
+        n = int(np.prod(shape))
+        if self.block_size is None:
+            return ComponentMap.signed(np.arange(n), np.zeros(n, np.int64))
+        comps = block_components(*shape, self.block_size)  # (N_b, L)
+        blocks, length = comps.shape
+        block_perm = np.arange(blocks) if self.block_perm is None else np.asarray(self.block_perm)
+        perm = np.arange(length) if self.perm is None else np.asarray(self.perm)
+        flip = np.zeros(length, np.int64) if self.flip is None else np.asarray(self.flip)
+        index, flips = np.empty(n, np.int64), np.empty(n, np.int64)
+        index[comps] = comps[block_perm][:, perm]
+        flips[comps] = np.broadcast_to(flip, comps.shape)
+        return ComponentMap.signed(index, flips)
 
-def patch_transform(key: Key) -> PatchTransform:
-    """The :class:`PatchTransform` of ``key``, read from its material (ciphers.md)."""
-    material = key.material
-    if key.cipher == "plain":
+
+def patch_transform(cipher: "Cipher", key: Key) -> PatchTransform:
+    """The :class:`PatchTransform` of ``key``, derived from the cipher's own encryption.
+
+    The key's byte map is read with chosen images (:func:`ppattack.component_map.from_oracle`)
+    and split at ``cipher.block_size``: every output block must take all its bytes from one
+    input block (-> ``block_perm``), with the same in-block map and flips in every block
+    (-> ``perm``, ``flip``); parts that are the identity are None. A cipher without a block
+    size qualifies only as the identity.
+
+    Raises:
+        ParameterError: the key is not of that form (the message says why).
+    """
+    shape = tuple(key.shape)
+
+    def refuse(reason: str) -> ParameterError:
+        return ParameterError(f"cipher '{cipher.name}' has no model-side key: the model transformation "
+                              "needs block scrambling at the patch size plus one fixed transformation "
+                              f"of every block vector, but {reason}")
+
+    if cipher.key_reuse != "shared":
+        raise refuse("it encrypts every image with a key of its own")
+    try:
+        found = from_oracle(lambda x: cipher.encrypt(x, key), shape)
+    except ParameterError as error:
+        raise refuse(f"its encryption is not one map of whole bytes ({error})") from None
+    if not np.isin(found.mask, (0, 255)).all():
+        raise refuse("it XORs bytes with values other than 255 (not a negative-positive flip)")
+    flips = found.flip
+    if cipher.block_size is None:
+        if (found.index != np.arange(found.index.size)).any() or flips.any():
+            raise refuse("it has no block size and is not the identity")
         return PatchTransform(None)
-    if key.cipher not in SUPPORTED_CIPHERS:
-        raise ParameterError(f"cipher '{key.cipher}' has no model-side key: the model transformation "
-                             "needs block scrambling at the patch size plus one fixed transformation of "
-                             f"every block (supported: {', '.join(SUPPORTED_CIPHERS)})")
-    b = int(key.params["block_size"])
-    if key.cipher == "proposed":
-        from ppattack_ciphers.proposed import subblock_pixel_index
+    block = int(cipher.block_size)
+    if shape[1] % block or shape[2] % block:
+        raise refuse(f"the {shape[1]}x{shape[2]} image is not made of whole {block}x{block} blocks")
+    comps = block_components(*shape, block)  # (N_b, L): block i, entry k -> component
+    owner_block = np.empty(found.index.size, np.int64)
+    owner_entry = np.empty(found.index.size, np.int64)
+    owner_block[comps] = np.arange(comps.shape[0])[:, None]
+    owner_entry[comps] = np.arange(comps.shape[1])[None, :]
+    source = found.index[comps]
+    src_block, src_entry, flip = owner_block[source], owner_entry[source], flips[comps]
+    if (src_block != src_block[:, :1]).any():
+        raise refuse(f"some {block}x{block} block takes its components from several blocks")
+    if (src_entry != src_entry[:1]).any() or (flip != flip[:1]).any():
+        raise refuse(f"its {block}x{block} blocks are not all transformed the same way")
+    block_perm, perm, flip = src_block[:, 0], src_entry[0], flip[0]
+    return PatchTransform(block,
+                          None if (block_perm == np.arange(block_perm.size)).all() else block_perm,
+                          None if (perm == np.arange(perm.size)).all() else perm,
+                          flip.astype(bool) if flip.any() else None)
 
-        pixels = subblock_pixel_index(b, b, b, np.array(material["pixel_perm"]))  # inside one block
-        channels = key.shape[0]
-        perm = (pixels[:, None] * channels + np.arange(channels)).reshape(-1)
-        return PatchTransform(b, np.array(material["block_perm"]), perm)
-    if key.cipher == "block-shuffle":
-        return PatchTransform(b, perm=np.array(material["perm"]))
-    return PatchTransform(b, flip=np.array(material["mask"]).astype(bool))
 
-
-def encrypt_model(model: nn.Module, key: Key, *, mean: Sequence[float] | None = None,
-                  std: Sequence[float] | None = None) -> nn.Module:
+def encrypt_model(model: nn.Module, key: Key, *, cipher: "Cipher | None" = None,
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Module:
     """A copy of ``model`` that gives, on images encrypted with ``key``, the logits ``model``
     gives on the plain images (Kiya et al. 2023). No training; ``model`` is left unchanged.
 
     Args:
         model: a timm ``VisionTransformer`` (inputs normalised by the caller) or a
             :class:`ppattack.classifier.Classifier` with a ViT (normalises inside).
-        key: a ``plain``, ``proposed``, ``block-shuffle`` or ``block-np`` key whose block size is
-            the ViT's patch size and whose image shape is the ViT's input shape.
+        key: a key whose cipher is block scrambling plus one fixed transformation of every
+            block vector (:func:`patch_transform`), with block size = the ViT's patch size and
+            image shape = the ViT's input shape.
+        cipher: the cipher the key is for (default: the registered cipher ``key.cipher`` with
+            the key's parameters); an unregistered plugin instance works the same.
         mean, std: per-channel normalisation of ``x / 255`` that the caller applies to plain and
             encrypted images alike (bare timm ViTs only). Default: the model's ``pretrained_cfg``
             values, else 0.5. Any values give exact results (see the module docstring).
@@ -97,7 +155,8 @@ def encrypt_model(model: nn.Module, key: Key, *, mean: Sequence[float] | None = 
         The transformed model (a deep copy, same class).
 
     Raises:
-        ParameterError: unsupported cipher or model, block size != patch size, shape mismatch.
+        ParameterError: a cipher without a model-side key, unsupported model, block size !=
+            patch size, shape mismatch.
 
     >>> import timm, ppattack
     >>> vit = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=4, num_classes=10)
@@ -109,7 +168,11 @@ def encrypt_model(model: nn.Module, key: Key, *, mean: Sequence[float] | None = 
 
     from .classifier import Classifier, Normalize
 
-    transform = patch_transform(key)
+    if cipher is None:
+        from .registry import create_cipher
+
+        cipher = create_cipher(key.cipher, **key.params)
+    transform = patch_transform(cipher, key)
     new = copy.deepcopy(model)
     if isinstance(new, Classifier):
         if not isinstance(new.stem, Normalize) or not isinstance(new.net, VisionTransformer):

@@ -114,7 +114,7 @@ def test_patch_transform_reproduces_the_cipher(cipher_name):
     b, shape = 4, (3, 16, 24)
     cipher = ppattack.create_cipher(cipher_name, block_size=b)
     key = cipher.generate_key(shape, seed=7)
-    t = patch_transform(key)
+    t = patch_transform(cipher, key)
     x = images(shape, n=1)[0]
     blocks = x.permute(1, 2, 0).reshape(shape[1] // b, b, shape[2] // b, b, 3).permute(0, 2, 1, 3, 4)
     vectors = blocks.reshape(-1, b * b * 3)  # (row-major blocks, (row, col, channel) entries)
@@ -152,10 +152,14 @@ def test_image_size_must_match():
         encrypt_model(random_vit(), key)
 
 
-@pytest.mark.parametrize("cipher_name", ["le", "ele", "pe", "etc", "etc-gray", "block-ffx"])
-def test_ciphers_without_a_model_key_are_refused(cipher_name):
-    key = Key(cipher_name, {"block_size": 4}, (3, 32, 32), {})
-    with pytest.raises(ParameterError, match=f"cipher '{cipher_name}' has no model-side key"):
+@pytest.mark.parametrize("cipher_name, reason", [
+    ("le", "not one map of whole bytes"), ("ele", "not one map of whole bytes"),
+    ("pe", "key of its own"), ("etc", "not all transformed the same way"),
+    ("etc-gray", "not one map of whole bytes"), ("block-ffx", "not one map of whole bytes")])
+def test_ciphers_without_a_model_key_are_refused(cipher_name, reason):
+    params = {} if cipher_name == "pe" else {"block_size": 4}
+    key = ppattack.create_cipher(cipher_name, **params).generate_key((3, 32, 32), seed=0)
+    with pytest.raises(ParameterError, match=f"cipher '{cipher_name}' has no model-side key.*{reason}"):
         encrypt_model(random_vit(), key)
 
 
@@ -169,7 +173,8 @@ def test_only_vision_transformers_are_transformed():
 
 
 def test_patch_transform_of_proposed_moves_whole_pixels():
-    key = ppattack.create_cipher("proposed", block_size=4).generate_key((3, 8, 8), seed=1)
-    perm = patch_transform(key).perm.reshape(-1, 3)
+    cipher = ppattack.create_cipher("proposed", block_size=4)
+    key = cipher.generate_key((3, 8, 8), seed=1)
+    perm = patch_transform(cipher, key).perm.reshape(-1, 3)
     assert np.array_equal(perm % 3, np.tile(np.arange(3), (16, 1)))  # channels stay
     assert np.array_equal(perm[:, 1] - perm[:, 0], np.ones(16))
