@@ -1,20 +1,24 @@
-"""keyrec on CIFAR-10: how many ciphertexts recover 100% of both key parts of `proposed`.
+"""keyrec on CIFAR-10: SSIM and whole-key recovery against the number of ciphertexts, per cipher.
 
-    python benchmarks/keyrec.py [--data folder:../shared/data/cifar10-jpeg] [--trials 3] [--quick]
+    python benchmarks/keyrec.py [--data folder:../shared/data/cifar10-jpeg] [--ciphers le,etc]
+                                [--counts 10,100,1000,5000] [--side 32 --block 4 | --side 224 --block 16]
 
-For 32x32 with block 4 and 224x224 with block 16 (CIFAR images upsampled bilinearly as the
-harness does, the seed's setting), and for growing numbers n of victim ciphertexts: `trials`
-fresh keys (seeds 0..trials-1), each attacking n test images (a different slice per trial)
-under coa+public with the preset's public images (cifar: 2000 at 32x32; paper: 200 at
-224x224). Reports the mean fraction of each key part recovered, how many trials recovered the
-whole key, the SSIM (wang) of the n restored images and the attack time. Prints markdown.
+Every shared-key cipher of the class (and the test plugins of tests/plugins, made from their
+classes: nothing registers or names them) is attacked ciphertext-only with public images
+(``coa+public``): the victim encrypts n test images (then training images beyond the test split
+when n is larger) under a fresh key (seed 1); the attacker holds 2000 public images (200 at
+224x224) from the other half of the training split. Reports SSIM (wang) median and mean of the
+n restorations, whether the recovered map decrypts a fresh image exactly (the whole key), the
+fraction of ciphertext bits mapped right and the attack's seconds. Prints markdown rows.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -23,57 +27,67 @@ import torch  # noqa: E402
 
 import ppattack  # noqa: E402
 from ppattack.data import load_dataset  # noqa: E402
-from ppattack.keyscore import score_recovery  # noqa: E402
+from ppattack.harness import key_recovery_scores  # noqa: E402
 from ppattack.metrics import ssim  # noqa: E402
 from ppattack.threat import ThreatView  # noqa: E402
 
-# side, block, preset, train images loaded, ciphertext counts
-SETTINGS = ((32, 4, "cifar", 4000, (1, 2, 3, 5, 10, 20, 50, 200)),
-            (224, 16, "paper", 400, (1, 2, 5, 20)))
+PLUGINS = Path(__file__).resolve().parent.parent / "tests" / "plugins"
+BUILT_IN = ("proposed", "block-shuffle", "block-np", "le", "ele", "etc", "etc-gray")
 
 
-def run_setting(data: str, side: int, block: int, preset: str, max_train: int, counts, trials: int) -> list[dict]:
-    dataset = load_dataset(data, side, max_train=max_train, max_test=max(counts) * trials)
-    public = dataset.train_images[max_train // 2:]  # the attacker's half of the training split
-    cipher = ppattack.create_cipher("proposed", block_size=block)
-    rows = []
-    for n in counts:
-        found = []
-        for trial in range(trials):
-            key = cipher.generate_key((3, side, side), seed=trial)
-            plain = dataset.test_images[trial * n:(trial + 1) * n]
-            view = ThreatView("coa+public", cipher, (3, side, side), cipher.encrypt(plain, key), public)
-            attack = ppattack.create_attack("keyrec", preset=preset, max_ciphertexts=n)
-            result = attack(view)
-            scores = score_recovery(cipher, key, result.facts.pop("recovered_key"))
-            found.append({**scores, "ssim": float(ssim(result.images, plain).mean()),
-                          "seconds": result.attack_seconds + result.train_seconds})
-        row = {"setting": f"{side}x{side}/{block}", "n": n, "trials": trials,
-               "public": min(len(public), attack.max_public),
-               **{k: float(np.mean([f[k] for f in found])) for k in ("block_perm", "pixel_perm", "ssim", "seconds")},
-               "complete": int(sum(f["complete"] for f in found)),
-               "max_seconds": float(max(f["seconds"] for f in found))}
-        rows.append(row)
-        print(f"| {row['setting']} | {n} | {row['public']} | {row['block_perm']:.3f} | {row['pixel_perm']:.3f} | "
-              f"{row['complete']}/{trials} | {row['ssim']:.4f} | {row['seconds']:.1f} (max {row['max_seconds']:.1f}) |",
-              flush=True)
-    return rows
+def make_cipher(name: str, block: int):
+    if name in ("tile-mix", "pixel-scatter", "row-shuffle"):
+        sys.path.insert(0, str(PLUGINS / "ppattack-shared-maps"))
+        sys.path.insert(0, str(PLUGINS / "ppattack-row-shuffle"))
+        from ppattack_row_shuffle import RowShuffle
+        from ppattack_shared_maps import PixelScatter, TileMix
+        return {"tile-mix": lambda: TileMix(block_size=block), "pixel-scatter": PixelScatter,
+                "row-shuffle": RowShuffle}[name]()
+    return ppattack.create_cipher(name, block_size=block)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="folder:../shared/data/cifar10-jpeg")
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="fewer counts (a smoke run)")
+    parser.add_argument("--ciphers", default=",".join(BUILT_IN))
+    parser.add_argument("--counts", default="10,100,1000,5000")
+    parser.add_argument("--side", type=int, default=32)
+    parser.add_argument("--block", type=int, default=4)
     args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+    public_count = 2000 if args.side <= 64 else 200
+    victims = max(counts)
+    dataset = load_dataset(args.data, args.side, max_train=public_count + max(0, victims - 1000) + 10,
+                           max_test=min(victims, 1000))
+    pool = torch.cat([dataset.test_images, dataset.train_images[public_count:]])
+    public = dataset.train_images[:public_count]
+    preset = "cifar" if args.side <= 64 else "paper"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| setting | ciphertexts n | public images | block_perm | pixel_perm | whole key | SSIM (wang) | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
-    started = time.perf_counter()
-    for side, block, preset, max_train, counts in SETTINGS:
-        run_setting(args.data, side, block, preset, max_train, counts[:2] if args.quick else counts, args.trials)
-    print(f"total {time.perf_counter() - started:.0f} s")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.side}x{args.side}, "
+          f"block {args.block}, {len(public)} public images")
+    print("| cipher | ciphertexts | SSIM median | SSIM mean | whole key | map bits right | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    shape = (3, args.side, args.side)
+    for name in args.ciphers.split(","):
+        cipher = make_cipher(name, args.block)
+        key = cipher.generate_key(shape, seed=1)
+        for n in counts:
+            plain = pool[:n]
+            view = ThreatView("coa+public", cipher, shape, cipher.encrypt(plain, key), public)
+            started = time.perf_counter()
+            try:
+                result = ppattack.create_attack("keyrec", preset=preset, max_ciphertexts=n,
+                                                max_public=len(public))(view)
+            except ppattack.PPAttackError as error:
+                print(f"| {name} | {n} | - | - | - | - | {error} |", flush=True)
+                continue
+            seconds = time.perf_counter() - started
+            scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None),
+                                         result.facts.pop("recovered_map"))
+            values = ssim(result.images, plain)
+            print(f"| {name} | {n} | {float(np.median(values)):.3f} | {float(values.mean()):.3f} | "
+                  f"{'yes' if scores['complete'] == 1.0 else 'no'} | {scores['map_bits']:.3f} | {seconds:.0f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class Ele(BlockCipher):
     name = "ele"
     paper = ("Madono, Tanaka, Onishi, Ogawa: Block-wise scrambled image recognition using "
              "adaptation network (AAAI Workshop on AI of Things, 2020)")
+    per_position_keys = True
 
     def __init__(self, block_size: int = 4) -> None:
         super().__init__(block_size)

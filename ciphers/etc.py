@@ -103,7 +103,11 @@ class Etc(BlockCipher):
                 units = 255 - units
             return undo_dihedral(units, g).contiguous()
 
-        return UnitTransforms(unit="block", unit_size=self.block_size, count=96, undo=undo)
+        def key_parts(t: np.ndarray) -> dict[str, np.ndarray]:
+            return {"transform": t // 12, "np": t % 12 // 6, "color": t % 6}
+
+        return UnitTransforms(unit="block", unit_size=self.block_size, count=96, undo=undo,
+                              key_parts=key_parts)
 
     def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
         """Every part by majority over each block's components."""

@@ -100,4 +100,8 @@ class EtcGray(BlockCipher):
                 units = 255 - units
             return undo_dihedral(units, g).contiguous()
 
-        return UnitTransforms(unit="block", unit_size=self.block_size, count=16, undo=undo)
+        def key_parts(t: np.ndarray) -> dict[str, np.ndarray]:
+            return {"transform": t // 2, "np": t % 2}
+
+        return UnitTransforms(unit="block", unit_size=self.block_size, count=16, undo=undo,
+                              key_parts=key_parts)

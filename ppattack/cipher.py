@@ -64,12 +64,16 @@ class UnitTransforms:
     An edge-based solver searches this set per unit (pe: 48 per pixel; etc: 96 per block;
     etc-gray: 16 per block). ``undo(units, t)`` applies the INVERSE of candidate ``t`` to a
     batch of units ``(M, C, s, s)`` uint8 (``s = unit_size``), giving candidate plain units.
+    ``key_parts(t)``: the key material parts (ciphers.md names) of units given their candidate
+    numbers ``t`` (int64, one per unit), so that a solver's answer is a key of the cipher.
     """
 
     unit: str  # "pixel" or "block"
     unit_size: int
     count: int
     undo: Callable[[torch.Tensor, int], torch.Tensor]
+    #: Key material parts of units given their candidate numbers, or None.
+    key_parts: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
 
 def log2_factorial(n: int) -> float:
@@ -92,6 +96,9 @@ class Cipher:
     component_permutation: ClassVar[bool] = False
     #: Largest per-component error of decrypt(encrypt(x)) (0: bit-exact; etc-gray: 2).
     max_round_trip_error: ClassVar[int] = 0
+    #: True when every block position has a key of its own (ele): models with per-position
+    #: input adaptation fit it (:mod:`ppattack.classifier`).
+    per_position_keys: ClassVar[bool] = False
     #: Block side in pixels for block-wise ciphers, None otherwise (instances set it).
     block_size: int | None = None
     #: dtype of ciphertexts (uint8 images; block-ffx: int32 values beyond 255).

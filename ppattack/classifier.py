@@ -62,9 +62,6 @@ OPTIMIZERS = ("adamw", "sgd")
 #: (the original checkpoint of Dosovitskiy et al.), and torchvision's ResNet-18.
 PRETRAINED = {"vit": "vit_base_patch16_224.orig_in21k", "resnet18": "resnet18.tv_in1k",
               "adaptation": "resnet18.tv_in1k"}
-#: Ciphers whose key differs per block position: their adaptation network maps each position
-#: with its own weights (Madono et al. 2020).
-PER_POSITION_ADAPTATION = frozenset({"ele"})
 WARMUP_FRACTION = 0.05
 CLIP_NORM = 1.0
 
@@ -138,7 +135,9 @@ def configs_from_settings(settings: Mapping[str, Any], cipher: Cipher, plain_sha
     Reads the ``classifier*`` preset values (missing ones take the dataclass defaults). The
     patch / adaptation block is the cipher's block size (the preset's ``block_size`` for ciphers
     without blocks); the input shape is the cipher's encrypted shape; the learning rate is
-    ``classifier_lr_encrypted`` (``classifier_lr`` for the plain cipher).
+    ``classifier_lr_encrypted`` (``classifier_lr`` for a cipher without key material, e.g.
+    plain); the adaptation network maps each block position with its own weights when the
+    cipher has ``per_position_keys`` (Madono et al. 2020).
     """
     def value(name: str, default: Any) -> Any:
         return settings.get(f"classifier_{name}", default)
@@ -153,9 +152,10 @@ def configs_from_settings(settings: Mapping[str, Any], cipher: Cipher, plain_sha
                     "blocks and patches do not align", cipher.name, cipher.block_size)
     model = ModelConfig(architecture, tuple(cipher.encrypted_shape(plain_shape)), int(num_classes),
                         patch, width, depth, pretrained,
-                        per_position=architecture == "adaptation" and cipher.name in PER_POSITION_ADAPTATION)
+                        per_position=architecture == "adaptation" and cipher.per_position_keys)
     cpu_bf16 = value("cpu_bf16", "auto")
-    lr = value("lr", TrainConfig.lr) if cipher.name == "plain" else value("lr_encrypted", value("lr", TrainConfig.lr))
+    keyless = not cipher.key_fields(plain_shape)  # no key material (plain): the plain learning rate
+    lr = value("lr", TrainConfig.lr) if keyless else value("lr_encrypted", value("lr", TrainConfig.lr))
     train = TrainConfig(parse_int_param("classifier_epochs", value("epochs", TrainConfig.epochs)),
                         parse_int_param("classifier_batch", value("batch", TrainConfig.batch_size)),
                         str(value("optimizer", TrainConfig.optimizer)),

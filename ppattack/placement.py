@@ -4,8 +4,9 @@ Tree-based reassembly after Gallagher (CVPR 2012): candidate edges (piece a, pie
 are taken in order of confidence (the dissimilarity divided by the second-best alternative, in
 both directions), Kruskal-style; an edge joins two clusters of pieces only when the joined
 cluster has no two pieces on one cell and still fits the frame. The largest cluster is then
-placed in the frame and the empty cells are filled greedily, most-constrained cell first, with
-the unplaced piece that best fits the pieces already around it.
+placed in the frame, every other cluster of at least four pieces is placed whole where it fits
+best, and the empty cells are filled greedily, most-constrained cell first, with the unplaced
+piece that best fits the pieces already around it.
 
 Pieces may carry a state: with ``states=8`` every piece comes in the 8 dihedral turns of
 :mod:`ppattack.pieces` (row ``k`` of the table is piece ``k // 8`` turned by ``k % 8``), and
@@ -33,6 +34,7 @@ import numpy as np
 from .pieces import INVERSE, OFFSETS, PRODUCT
 
 RIGHT, BELOW = 0, 1
+MIN_CLUSTER = 4  # smaller clusters than this are filled piece by piece
 _DELTA = {RIGHT: np.array([0, 1]), BELOW: np.array([1, 0])}
 
 
@@ -96,7 +98,7 @@ def _candidate_edges(table: np.ndarray, states: int, top: int) -> list[tuple[flo
 
 def _tree(table: np.ndarray, n: int, states: int, rows: int, cols: int, top: int,
           relative: np.ndarray | None, colour_product: np.ndarray, colour_inverse: np.ndarray) -> _Cluster:
-    """Kruskal over confident edges; returns the largest cluster."""
+    """Kruskal over confident edges; returns every cluster, largest first."""
     owner = {p: _Cluster(p) for p in range(n)}
     turnable = states > 1
     for _, rel, a, b in _candidate_edges(table, states, top):
@@ -126,7 +128,55 @@ def _tree(table: np.ndarray, n: int, states: int, rows: int, cols: int, top: int
                 A.where[m] = where
                 A.occupied[where[:2]] = m
                 owner[m] = A
-    return max({id(c): c for c in owner.values()}.values(), key=lambda c: len(c.where))
+    return sorted({id(c): c for c in owner.values()}.values(), key=lambda c: -len(c.where))
+
+
+def _add_clusters(seed: dict[int, tuple[int, int, int, int]], clusters: list[_Cluster], table: np.ndarray,
+                  states: int, rows: int, cols: int) -> dict[int, tuple[int, int, int, int]]:
+    """Place further clusters of at least :data:`MIN_CLUSTER` pieces whole, each where (and,
+    with turns, as) it fits best against the pieces already placed, in empty cells only.
+
+    Pieces that no edge joins (e.g. side-by-side image planes) keep the shape the tree gave
+    them instead of being filled in one by one."""
+    seed = dict(seed)
+    occupied = {(r, c): m * states + s for m, (r, c, s, _) in seed.items()}
+    big = np.nanmax(np.where(np.isfinite(table), table, np.nan)) * 10 + 1
+    d = np.where(np.isfinite(table), table, big)
+    for cluster in clusters:
+        if len(cluster.where) < MIN_CLUSTER or any(m in seed for m in cluster.where):
+            continue
+        best = None
+        for g in range(8 if states > 1 else 1):
+            turned = {m: (*(OFFSETS[g] @ np.array([r, c])), int(PRODUCT[g, s]), q)
+                      for m, (r, c, s, q) in cluster.where.items()}
+            r0 = min(v[0] for v in turned.values())
+            c0 = min(v[1] for v in turned.values())
+            shape = {m: (int(r - r0), int(c - c0), s, q) for m, (r, c, s, q) in turned.items()}
+            h = max(v[0] for v in shape.values()) + 1
+            w = max(v[1] for v in shape.values()) + 1
+            for dr in range(rows - h + 1):
+                for dc in range(cols - w + 1):
+                    cells = {(r + dr, c + dc): m * states + s for m, (r, c, s, _) in shape.items()}
+                    if any(cell in occupied for cell in cells):
+                        continue
+                    cost, count = 0.0, 0
+                    for (r, c), a in cells.items():
+                        for (nr, nc), rel, forward in (((r, c + 1), RIGHT, True), ((r, c - 1), RIGHT, False),
+                                                       ((r + 1, c), BELOW, True), ((r - 1, c), BELOW, False)):
+                            b = occupied.get((nr, nc))
+                            if b is not None:
+                                cost += d[rel, a, b] if forward else d[rel, b, a]
+                                count += 1
+                    value = cost / count if count else np.inf
+                    if best is None or value < best[0]:
+                        best = (value, dr, dc, shape)
+        if best is None:
+            continue
+        _, dr, dc, shape = best
+        for m, (r, c, s, q) in shape.items():
+            seed[m] = (r + dr, c + dc, s, q)
+            occupied[(r + dr, c + dc)] = m * states + s
+    return seed
 
 
 def _orient(cluster: _Cluster, rows: int, cols: int) -> dict[int, tuple[int, int, int, int]]:
@@ -230,8 +280,8 @@ def place(table: np.ndarray, rows: int, cols: int, *, states: int = 1, top: int 
     colour_inverse = np.array([int(np.flatnonzero(row == 0)[0]) for row in colour_product])
     if n == 1:
         return Placement(np.zeros(1, np.int64), np.zeros(1, np.int64), 1, np.zeros(1, np.int64))
-    largest = _orient(_tree(table, n, states, rows, cols, top, relative, colour_product,
-                            colour_inverse), rows, cols)
+    clusters = _tree(table, n, states, rows, cols, top, relative, colour_product, colour_inverse)
+    largest = _orient(clusters[0], rows, cols)
     h = max(v[0] for v in largest.values()) + 1
     w = max(v[1] for v in largest.values()) + 1
     offsets = [(dr, dc) for dr in range(rows - h + 1) for dc in range(cols - w + 1)]
@@ -240,6 +290,7 @@ def place(table: np.ndarray, rows: int, cols: int, *, states: int = 1, top: int 
     best = None
     for dr, dc in offsets:
         seed = {m: (r + dr, c + dc, s, q) for m, (r, c, s, q) in largest.items()}
+        seed = _add_clusters(seed, clusters[1:], table, states, rows, cols)
         found = _fill(table, n, states, rows, cols, seed, relative, colour_product, colour_inverse)
         if best is None or found[3] < best[3]:
             best = found

@@ -15,7 +15,11 @@ under keys it draws itself, reads each key's map, and records what every key has
 - ``classes``: a label per in-piece unit: units that no key ever moves out of their class
   (connected components of "unit a was sent to position b" over many own keys; proposed: the
   channel and quarter of the block). A solution that moves a unit out of its class is no key
-  of the cipher, which settles symmetries that statistics leave open (e.g. a mirror).
+  of the cipher, which settles symmetries that statistics leave open (e.g. a mirror);
+- ``states``: when pieces have maps of their own, but drawn from a small set (etc: 8 turns x 2
+  inversions x 6 channel orders), one in-piece map of each class of that set up to turns of
+  the piece (``(S, L)`` sources and masks), listed from own keys until no key adds a class;
+  None when the set is large (ele: a random nibble permutation per position).
 
 Units of a piece are numbered ``((plane * C + channel) * B + row) * B + col`` (:func:`piece_units`).
 
@@ -37,6 +41,8 @@ from .keys import Shape
 
 PROBE_KEYS = 3  # keys of the attacker's own; each costs a few encryptions of chosen images
 CLASS_KEYS = 8  # keys whose in-piece maps are joined into classes
+STATE_KEYS = 32  # at most this many keys are drawn to list a cipher's in-piece maps
+MAX_STATES = 256  # more distinct in-piece maps (up to turns) than this: a map per position
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Structure:
     pixels_whole: bool
     planes_fixed: bool
     classes: np.ndarray = field(repr=False, compare=False)
+    states: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def allows(self, src: np.ndarray) -> bool:
         """Whether an in-piece map (cipher unit l holds plain unit ``src[l]``) keeps every unit
@@ -118,6 +125,28 @@ def _moves_pixels_whole(src_local: np.ndarray, channels: int, block: int, planes
     return bool(((pixel >= 0) & (pixel < block * block)).all() and (pixel == pixel[:, :1, :1]).all())
 
 
+def _state_classes(views: list, channels: int, block: int, planes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """One in-piece map per class (up to turns of the piece) of the maps in ``views``; None
+    when there are more than :data:`MAX_STATES` classes."""
+    from .pieces import DIHEDRAL, turn
+
+    grid = torch.arange(planes * channels * block * block).view(planes, channels, block, block)
+    relabel = []
+    for t in range(DIHEDRAL if block > 1 else 1):
+        moved = turn(grid, t).reshape(-1).numpy()
+        g = np.empty_like(moved)
+        g[moved] = np.arange(len(moved))
+        relabel.append(g)
+    found: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    for view in views:
+        for src, mask in zip(view[1], view[2]):
+            canonical = min(np.concatenate([g[src], mask]).tobytes() for g in relabel)
+            found.setdefault(canonical, (src, mask))
+            if len(found) > MAX_STATES:
+                return None
+    return (np.stack([v[0] for v in found.values()]), np.stack([v[1] for v in found.values()]))
+
+
 def _classes(src_local: np.ndarray) -> np.ndarray:
     """Connected components of the graph joining every unit l to ``src_local[k, l]`` (any k)."""
     length = src_local.shape[1]
@@ -168,10 +197,20 @@ def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
             all((v[2] == v[2][:, :1]).all() or masks == (0,) for v in views)
         plane_of = lambda local: local // (channels * block * block)  # noqa: E731
         fixed = all((plane_of(v[1]) == plane_of(np.arange(v[1].shape[1]))[None]).all() for v in views)
-        for seed in range(keys, max(keys, CLASS_KEYS)):
+        states = None if shared else _state_classes(views, channels, block, 8 // bits)
+        for seed in range(keys, max(keys, CLASS_KEYS, STATE_KEYS if states is not None else 0)):
             key = cipher.generate_key(shape, seed=30_011 + seed)
             views.append(local_maps(from_oracle(lambda z: cipher.encrypt_keyed(z, key), keyed, bits), keyed, block))
+            if states is not None and seed >= CLASS_KEYS - 1:
+                more = _state_classes(views, channels, block, 8 // bits)
+                if more is None or len(more[0]) == len(states[0]):
+                    states = more
+                    break
+                states = more
+        else:
+            if states is not None:
+                states = _state_classes(views, channels, block, 8 // bits)
         classes = _classes(np.concatenate([v[1] for v in views if v is not None]))
-        return Structure(bits, masks, block, moves, shared, whole, fixed, classes)
+        return Structure(bits, masks, block, moves, shared, whole, fixed, classes, states)
     raise ParameterError(f"cipher '{cipher.name}': no piece size is kept whole by every key "
                          f"(tried {sides[0]}..{sides[-1]}): outside this attack's class")

@@ -84,6 +84,35 @@ def test_preset_values_are_overridable_and_follow_the_cipher():
     assert model.per_position
 
 
+BUILT_IN = ("plain", "proposed", "le", "ele", "pe", "etc", "etc-gray", "block-shuffle", "block-np", "block-ffx")
+
+
+def test_adaptation_and_learning_rate_follow_cipher_attributes_not_names():
+    """Per-position adaptation comes from ``per_position_keys``, the plain learning rate from
+    having no key material: built-ins keep their choices and plugins get the same."""
+    settings = {**get_preset("quick"), "classifier": "adaptation", "classifier_lr": 0.1,
+                "classifier_lr_encrypted": 0.2}
+    for name in BUILT_IN:
+        model, train = configs_from_settings(settings, ppattack.create_cipher(name), (3, 32, 32), 9)
+        assert (model.per_position, train.lr) == (name == "ele", 0.1 if name == "plain" else 0.2), name
+
+    class PerBlock(type(ppattack.create_cipher("block-shuffle"))):
+        name = "test-per-block"
+        per_position_keys = True
+
+    class Invert(ppattack.Cipher):
+        """Negative image: no key at all."""
+        name = "test-invert"
+
+        def key_fields(self, shape):
+            return {}
+
+    model, train = configs_from_settings(settings, PerBlock(), (3, 32, 32), 9)
+    assert (model.per_position, train.lr) == (True, 0.2)
+    model, train = configs_from_settings(settings, Invert(), (3, 32, 32), 9)
+    assert (model.per_position, train.lr) == (False, 0.1)
+
+
 def test_paper_preset_offline_fails_fast_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, _ = configs_from_settings(get_preset("paper"), ppattack.create_cipher("proposed", block_size=16),

@@ -47,3 +47,23 @@ def test_jigsaw_refuses_ciphers_without_block_scrambling():
     view = ThreatView("coa", cipher, (3, 32, 32), cipher.encrypt(smooth_images(1, 32), key))
     with pytest.raises(ppattack.ParameterError, match="not supported"):
         ppattack.create_attack("jigsaw", threat="coa")(view)
+
+
+@pytest.mark.parametrize("name, channels", [("etc", 3), ("etc-gray", 1)])
+def test_unit_transform_key_parts_name_the_candidate_undone(name, channels):
+    """``UnitTransforms.key_parts(t)`` is the key whose block transform candidate ``t`` undoes:
+    jigsaw turns its solved block states into the cipher's key with it."""
+    b = 4
+    cipher = ppattack.create_cipher(name, block_size=b)
+    shape = (3, b, b)  # etc: one block; etc-gray: its (1, 4, 12) keyed image holds three blocks
+    transforms = cipher.unit_transforms(shape)
+    blocks = cipher.key_fields(shape)["block_perm"].shape[0]
+    z = torch.randint(0, 256, (1, *cipher.keyed_shape(shape)), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(0))
+    for t in range(transforms.count):
+        parts = transforms.key_parts(torch.full((blocks,), t).numpy())
+        key = ppattack.Key(name, cipher.params, shape, {"block_perm": torch.arange(blocks).numpy(), **parts})
+        encrypted = cipher.encrypt_keyed(z, key)
+        pieces = encrypted.view(1, channels, b, -1, b).permute(0, 3, 1, 2, 4)[0]  # (blocks, C, b, b)
+        undone = transforms.undo(pieces.contiguous(), t)
+        assert torch.equal(undone, z.view(1, channels, b, -1, b).permute(0, 3, 1, 2, 4)[0]), t

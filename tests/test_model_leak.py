@@ -3,17 +3,111 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import timm
 import torch
 
 import ppattack
-from ppattack.keyscore import score_recovery
+from ppattack.cipher import KeyField
+from ppattack.keyscore import score_map, score_recovery
 from ppattack.models import encrypt_model
 from ppattack.threat import ThreatView
 from smooth import smooth_images
 
 SHAPE = (3, 32, 32)
+
+
+def component(shape, b, block, k):
+    """Flat (C, H, W) index of entry k ((row, col, channel) order) of b x b block ``block``."""
+    c, h, w = shape
+    per_row = w // b
+    return (k % c) * h * w + ((block // per_row) * b + k // (b * c)) * w + (block % per_row) * b + (k // c) % b
+
+
+class MapCipher(ppattack.Cipher):
+    """A plugin-like cipher that is never registered: ciphertext component q = plain component
+    ``index(key)[q]``, inverted where ``flips(key)[q]``; no key_from_map."""
+
+    paper = "test"
+
+    def __init__(self, block_size: int = 4) -> None:
+        super().__init__(block_size=block_size)
+        self.block_size = block_size
+
+    def key_space_bits(self, shape):
+        return 1.0
+
+    def compile(self, key, device):
+        mask = torch.as_tensor(self.flips(key).astype(np.uint8) * 255, device=device)
+        return torch.as_tensor(self.index(key), device=device), mask
+
+    def apply(self, x, plan, inverse):
+        index, mask = plan
+        flat = x.reshape(len(x), -1)
+        if not inverse:
+            return (flat[:, index] ^ mask).view(x.shape)
+        out = torch.empty_like(flat)
+        out[:, index] = flat ^ mask
+        return out.view(x.shape)
+
+
+class TileMix(MapCipher):
+    """Blocks scrambled, then one permutation and one inversion mask of every block vector."""
+
+    name = "test-tile-mix"
+
+    def key_fields(self, shape):
+        c, h, w = shape
+        b = self.block_size
+        return {"tiles": KeyField(((h // b) * (w // b),), permutation=True),
+                "entries": KeyField((c * b * b,), permutation=True), "mask": KeyField((c * b * b,))}
+
+    def _where(self, key):
+        c, h, w = key.shape
+        return (np.arange((h // self.block_size) * (w // self.block_size))[:, None],
+                np.arange(c * self.block_size ** 2)[None])
+
+    def index(self, key):
+        block, k = self._where(key)
+        index = np.empty(int(np.prod(key.shape)), np.int64)
+        index[component(key.shape, self.block_size, block, k)] = component(
+            key.shape, self.block_size, key.material["tiles"][block], key.material["entries"][k])
+        return index
+
+    def flips(self, key):
+        block, k = self._where(key)
+        flips = np.empty(int(np.prod(key.shape)), np.int64)
+        flips[component(key.shape, self.block_size, block, k)] = key.material["mask"][k]
+        return flips
+
+
+class Quarters(MapCipher):
+    """Blocks scrambled, then each quarter of every block gets a pixel shuffle of its own
+    (the same in every block); a pixel's channels move together."""
+
+    name = "test-quarters"
+
+    def key_fields(self, shape):
+        _, h, w = shape
+        b = self.block_size
+        return {"tiles": KeyField(((h // b) * (w // b),), permutation=True),
+                "quarters": KeyField((4, (b // 2) ** 2), permutation=True)}
+
+    def index(self, key):
+        c, h, w = key.shape
+        b, half, per_row = self.block_size, self.block_size // 2, w // self.block_size
+        r, col = np.divmod(np.arange(h * w), w)
+        src_block = key.material["tiles"][(r // b) * per_row + col // b]
+        y, x = r % b, col % b
+        quarter = (y // half) * 2 + x // half
+        src = key.material["quarters"][quarter, (y % half) * half + x % half]
+        src_y, src_x = (quarter // 2) * half + src // half, (quarter % 2) * half + src % half
+        pixel = ((src_block // per_row) * b + src_y) * w + (src_block % per_row) * b + src_x
+        return (np.arange(c)[:, None] * h * w + pixel[None]).reshape(-1)
+
+    def flips(self, key):
+        return np.zeros(int(np.prod(key.shape)), np.int64)
 
 
 def tiny_vit() -> torch.nn.Module:
@@ -22,8 +116,8 @@ def tiny_vit() -> torch.nn.Module:
                              embed_dim=48, depth=1, num_heads=1)
 
 
-def make(name: str):
-    cipher = ppattack.create_cipher(name, block_size=4)
+def make(name: str | ppattack.Cipher):
+    cipher = ppattack.create_cipher(name, block_size=4) if isinstance(name, str) else name
     key = cipher.generate_key(SHAPE, seed=3)
     targets = smooth_images(40, 32, seed=5, cells=12)
     return cipher, key, targets, cipher.encrypt(targets, key)
@@ -33,7 +127,7 @@ def make(name: str):
 def test_model_leak_with_the_parent_is_exact(name):
     cipher, key, targets, cts = make(name)
     parent = tiny_vit()
-    model = encrypt_model(parent, key)
+    model = encrypt_model(parent, key, cipher=cipher)
     view = ThreatView("model", cipher, SHAPE, cts, model={"model": model, "parent": parent})
     result = ppattack.create_attack("model-leak", threat="model")(view)
     assert score_recovery(cipher, key, result.facts.pop("recovered_key"))["complete"] == 1.0
@@ -77,3 +171,41 @@ def test_model_leak_needs_a_model_and_a_supported_cipher():
                       model=tiny_vit())
     with pytest.raises(ppattack.ParameterError, match="not supported"):
         ppattack.create_attack("model-leak", threat="model")(view)
+
+
+def test_model_leak_with_the_parent_on_an_unregistered_plugin():
+    """Nothing comes from the cipher's name or key format: the recovered map decrypts exactly
+    and is what the harness scores (the plugin has no key material to offer)."""
+    cipher, key, targets, cts = make(TileMix())
+    parent = tiny_vit()
+    model = encrypt_model(parent, key, cipher=cipher)
+    view = ThreatView("model", cipher, SHAPE, cts, model={"model": model, "parent": parent})
+    result = ppattack.create_attack("model-leak", threat="model")(view)
+    assert "recovered_key" not in result.facts
+    assert score_map(cipher, key, result.facts.pop("recovered_map"))["complete"] == 1.0
+    assert torch.equal(result.images, targets)
+
+
+def test_model_leak_without_a_parent_on_a_plugin_with_quarters_of_their_own():
+    """Four classes of pixel moves (the quarters), each with a map of its own: each is seriated
+    alone and turned until the lines between quarters are smooth."""
+    cipher, key, targets, cts = make(Quarters())
+    model = encrypt_model(smooth_model(), key, cipher=cipher)
+    view = ThreatView("model", cipher, SHAPE, cts[:2], model=model)
+    result = ppattack.create_attack("model-leak", threat="model")(view)
+    assert result.facts["in_block_classes"] == 4
+    assert score_map(cipher, key, result.facts.pop("recovered_map"))["complete"] == 1.0, result.facts
+    assert torch.equal(result.images, targets[:2])
+
+
+def test_model_leak_without_a_parent_needs_whole_pixels_and_the_plain_cipher_is_the_identity():
+    cipher, key, _, cts = make("block-shuffle")
+    view = ThreatView("model", cipher, SHAPE, cts[:2], model=encrypt_model(smooth_model(), key))
+    with pytest.raises(ppattack.ParameterError, match="move whole pixels"):
+        ppattack.create_attack("model-leak", threat="model")(view)
+    plain = ppattack.create_cipher("plain")
+    targets = smooth_images(2, 32, seed=5)
+    view = ThreatView("model", plain, SHAPE, targets, model=tiny_vit())
+    result = ppattack.create_attack("model-leak", threat="model")(view)
+    assert torch.equal(result.images, targets)
+    assert score_map(plain, plain.generate_key(SHAPE, seed=0), result.facts["recovered_map"])["complete"] == 1.0

@@ -9,13 +9,55 @@ from timm.models.vision_transformer import VisionTransformer
 import ppattack
 from ppattack.classifier import ModelConfig, build_classifier
 from ppattack.errors import ParameterError
-from ppattack.keys import Key
-from ppattack.models import encrypt_model, patch_transform
+from ppattack.cipher import KeyField
+from ppattack.models import PatchTransform, encrypt_model, patch_transform
 
 MODEL_KEY_CIPHERS = ("proposed", "block-shuffle", "block-np")
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 TOLERANCE = 1e-4
+
+
+class Tiles(ppattack.Cipher):
+    """A plugin-like cipher, never registered: B x B tiles are scrambled, then every tile vector
+    ((row, col, channel) order) gets one permutation of its entries and one inversion mask
+    (``shared=0``: every tile gets a permutation of its own, which no ViT can absorb)."""
+
+    name = "test-tiles"
+    paper = "test"
+
+    def __init__(self, block_size: int = 4, shared: int = 1) -> None:
+        super().__init__(block_size=block_size, shared=shared)
+        self.block_size = self.tile = block_size  # block_size: what it declares; tile: what it does
+        self.shared = shared
+
+    def key_fields(self, shape):
+        c, h, w = shape
+        b = self.tile
+        tiles, length = (h // b) * (w // b), c * b * b
+        return {"tiles": KeyField((tiles,), permutation=True),
+                "entries": KeyField((1 if self.shared else tiles, length), permutation=True),
+                "mask": KeyField((length,), high=2)}
+
+    def key_space_bits(self, shape):
+        return 1.0
+
+    def compile(self, key, device):
+        return {name: torch.as_tensor(np.array(value), device=device) for name, value in key.material.items()}
+
+    def apply(self, x, plan, inverse):
+        n, c, h, w = x.shape
+        b = self.tile
+        vectors = x.view(n, c, h // b, b, w // b, b).permute(0, 2, 4, 3, 5, 1).reshape(n, -1, b * b * c)
+        entries = plan["entries"].expand(vectors.shape[1], -1).expand(n, -1, -1)
+        mask = plan["mask"].to(torch.uint8) * 255
+        if inverse:  # undo the mask, the entry permutation, then the tile scrambling
+            moved = torch.empty_like(vectors).scatter_(2, entries, vectors ^ mask)
+            vectors = torch.empty_like(moved)
+            vectors[:, plan["tiles"]] = moved
+        else:
+            vectors = torch.gather(vectors[:, plan["tiles"]], 2, entries) ^ mask
+        return vectors.view(n, h // b, w // b, b, b, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, w)
 
 
 def random_vit(img_size=(32, 32), patch=4, **kwargs) -> VisionTransformer:
@@ -178,3 +220,58 @@ def test_patch_transform_of_proposed_moves_whole_pixels():
     perm = patch_transform(cipher, key).perm.reshape(-1, 3)
     assert np.array_equal(perm % 3, np.tile(np.arange(3), (16, 1)))  # channels stay
     assert np.array_equal(perm[:, 1] - perm[:, 0], np.ones(16))
+
+
+def test_a_plugin_cipher_gets_an_exact_model_key_without_registration():
+    """Nothing is read from the cipher's name or key format: the transformation comes from the
+    cipher's own encryption, so an unregistered plugin is as capable as a built-in."""
+    torch.manual_seed(4)
+    vit = random_vit()
+    cipher = Tiles(block_size=4)
+    key = cipher.generate_key((3, 32, 32), seed=8)
+    t = patch_transform(cipher, key)
+    assert np.array_equal(t.block_perm, key.material["tiles"])
+    assert np.array_equal(t.perm, key.material["entries"][0])
+    assert np.array_equal(t.flip, key.material["mask"].astype(bool))
+    x = images((3, 32, 32))
+    secret = encrypt_model(vit, key, cipher=cipher, mean=IMAGENET[0], std=IMAGENET[1])
+    with torch.no_grad():
+        plain_logits = vit(normalise(x, IMAGENET))
+        encrypted = normalise(cipher.encrypt(x, key), IMAGENET)
+        assert (secret(encrypted) - plain_logits).abs().max() < TOLERANCE
+        assert (vit(encrypted) - plain_logits).abs().max() > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("cipher_name", ("plain",) + MODEL_KEY_CIPHERS)
+def test_the_transform_as_a_component_map_is_the_cipher(cipher_name):
+    shape = (3, 16, 24)
+    cipher = ppattack.create_cipher(cipher_name, **({} if cipher_name == "plain" else {"block_size": 4}))
+    key = cipher.generate_key(shape, seed=9)
+    found = patch_transform(cipher, key).component_map(shape)
+    x = images(shape, n=2)
+    assert torch.equal(found.encrypt(x), cipher.encrypt(x, key))
+    assert torch.equal(found.decrypt(cipher.encrypt(x, key)), x)
+
+
+def test_identity_parts_are_none():
+    shape = (3, 16, 16)
+    shuffle = ppattack.create_cipher("block-shuffle", block_size=4)
+    t = patch_transform(shuffle, shuffle.generate_key(shape, seed=1))
+    assert t.block_perm is None and t.flip is None and t.perm is not None
+    assert patch_transform(ppattack.create_cipher("plain"), ppattack.create_cipher("plain").generate_key(
+        shape, seed=0)) == PatchTransform(None)
+
+
+def test_plugin_ciphers_of_another_form_are_refused_with_the_reason():
+    shape = (3, 32, 32)
+    per_tile = Tiles(block_size=4, shared=0)
+    with pytest.raises(ParameterError, match="has no model-side key.*not all transformed the same way"):
+        encrypt_model(random_vit(), per_tile.generate_key(shape, seed=0), cipher=per_tile)
+    shared_pe = ppattack.create_cipher("pe", key_mode="shared")  # pixel-wise, no block size
+    with pytest.raises(ParameterError, match="has no block size and is not the identity"):
+        patch_transform(shared_pe, shared_pe.generate_key(shape, seed=0))
+    coarse = Tiles(block_size=4)
+    key = coarse.generate_key(shape, seed=0)
+    coarse.block_size = 2  # declares smaller blocks than its entry permutation keeps whole
+    with pytest.raises(ParameterError, match="takes its components from several blocks"):
+        patch_transform(coarse, key)

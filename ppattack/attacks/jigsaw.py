@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,13 +44,6 @@ from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
 
-#: cipher -> key parts of one block given its unit-transform number (ciphers.md numbering).
-STATE_PARTS: dict[str, Callable[[np.ndarray], dict[str, np.ndarray]]] = {
-    "etc": lambda s: {"transform": s // 12, "np": s % 12 // 6, "color": s % 6},
-    "etc-gray": lambda s: {"transform": s // 2, "np": s % 2},
-}
-
-
 class StateSet:
     """A cipher's per-block transforms as (turn, colour element) pairs (found by probing)."""
 
@@ -58,6 +51,8 @@ class StateSet:
         self.colour = ColourGroup(channels)
         self.cipher_state = np.full((DIHEDRAL, self.colour.size), -1, np.int64)
         transforms = cipher.unit_transforms(shape)
+        #: key material parts of blocks given their state numbers (the cipher's, or None)
+        self.key_parts = None if transforms is None else transforms.key_parts
         if transforms is None:
             self.cipher_state[0, 0] = 0
         else:
@@ -268,13 +263,13 @@ class Jigsaw(Attack):
         if prior is not None:
             cells, turns, colours = self._upright(pieces, cells, turns, colours, rows, cols, states, prior)
         recovered["block_perm"] = cells
-        if cipher.name in STATE_PARTS:
-            recovered.update(STATE_PARTS[cipher.name](states.cipher_state[turns, colours]))
-        if cipher.name == "plain":
+        if states.key_parts is not None:
+            recovered.update(states.key_parts(states.cipher_state[turns, colours]))
+        if set(recovered) == set(cipher.key_fields(shape)):  # a key of the cipher: decrypt with it
+            image = cipher.decrypt(original, Key(cipher.name, cipher.params, shape, recovered))
+        else:  # no key to decrypt with (e.g. a cipher without a key): show the solved pieces
             image = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
             image = image.round().clamp(0, 255).to(torch.uint8)
-        else:  # the solution is a key of the cipher: decrypt with it
-            image = cipher.decrypt(original, Key(cipher.name, cipher.params, shape, recovered))
         return image, {k: np.asarray(v).tolist() for k, v in recovered.items()}, solved.largest_cluster / n
 
     def _upright(self, pieces, cells, turns, colours, rows, cols, states: StateSet, prior: UprightPrior):

@@ -232,6 +232,8 @@ class _Solver:
         if s.shared:
             shared = self._piece_map(self.x.flatten(0, 1), self.templates.flatten(0, 1)[None])
             maps = [shared] * self.pieces
+        elif s.states is not None:
+            maps = self._states_by_statistics()
         else:
             maps = [self._piece_map(self.x[:, i], self.templates) for i in range(self.pieces)]
         self.seconds["piece_maps"] = time.perf_counter() - start
@@ -246,7 +248,8 @@ class _Solver:
             shared, cells = self._shared_placement(shared)
             maps = [shared] * self.pieces
         else:
-            maps = self._choose_colours(maps, per_piece=True)
+            if s.states is None:
+                maps = self._choose_colours(maps, per_piece=True)
             if s.moves:
                 maps, cells = self._turned_placement(maps)
             else:
@@ -256,6 +259,25 @@ class _Solver:
         if s.moves and (not s.shared or self.block == 1 or self.open_turn):
             found = self._upright(found)
         return found
+
+    def _states_by_statistics(self) -> list[PieceMap]:
+        """Each position's in-piece map from the cipher's few classes of maps (up to turns,
+        which placement settles): the one whose restored pieces have value histograms per
+        channel and colour statistics closest to the public images' at some position."""
+        sources, masks = self.structure.states
+        full = (1 << self.structure.bits) - 1
+        targets = _channel_histograms(self.templates, self.channels, self.structure.planes, full)  # (P, C, V)
+        chosen = []
+        for i in range(self.pieces):
+            costs = []
+            for src, mask in zip(sources, masks):
+                units = PieceMap(src, mask).decode(self.x[:, i])
+                mine = _channel_histograms(units[None], self.channels, self.structure.planes, full)[0]
+                histogram = float((mine[None] - targets).abs().sum(-1).sum(-1).min())
+                costs.append(histogram + self._colour_cost(self._units_to_pixels(units)))
+            best = int(np.argmin(costs))
+            chosen.append(PieceMap(sources[best], masks[best]))
+        return chosen
 
     def _piece_map(self, samples: torch.Tensor, templates: torch.Tensor) -> PieceMap:
         return recover_piece_map(samples, templates, self.structure, self.channels,
@@ -457,6 +479,15 @@ class _Solver:
         template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
         perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
         return perm
+
+
+def _channel_histograms(units: torch.Tensor, channels: int, planes: int, full: int) -> torch.Tensor:
+    """Value histograms of the most significant plane, per channel: ``(..., m, L)`` -> ``(..., C, 2^bits)``."""
+    top = units.reshape(*units.shape[:-1], planes, channels, -1)[..., -1, :, :]  # (..., m, C, B*B)
+    top = top.transpose(-3, -2).flatten(-2).long()  # (..., C, m*B*B)
+    counts = torch.zeros((*top.shape[:-1], full + 1), dtype=torch.float64)
+    counts.scatter_add_(-1, top, torch.ones_like(top, dtype=torch.float64))
+    return counts / counts.sum(-1, keepdim=True)
 
 
 def _channel_stats(pixels: torch.Tensor) -> torch.Tensor:

@@ -1,29 +1,45 @@
 """model-leak: the provider's ViT reveals the key (attacks.md, "model-leak").
 
 A ViT that serves images encrypted by block scrambling at its patch size plus one fixed
-transformation of every block vector (proposed, block-shuffle, block-np) holds the key in its
-first layer: permuting the block vector permutes the columns of the patch embedding, and
-scrambling blocks permutes the rows of the position embedding (Kiya et al. 2023).
+transformation of every block vector holds the key in its first layer: permuting the block
+vector permutes the columns of the patch embedding, and scrambling blocks permutes the rows of
+the position embedding (Kiya et al. 2023). The attack never reads the cipher's name or key
+format. It learns the cipher's form from keys of its own (the algorithm is public): each own
+key must have a model-side key (:func:`ppattack.models.patch_transform`: proposed, block-shuffle,
+block-np, plain trivially, and any plugin of the kind), and the own keys say which parts a key
+has (block scrambling, an entry permutation, flips) and how pixels may move inside a block.
 
 - With the public parent (``view.model = {"model": m, "parent": p}``: the victim's model was
   made from, or fine-tuned from, a public plain model): match every column of the victim's
   patch embedding to the parent's (Hungarian on absolute cosine similarity; a negative cosine
-  is a negative-positive flip) and every position-embedding row to the parent's.
+  is a negative-positive flip) and every position-embedding row to the parent's; only the parts
+  that the cipher's keys have are kept.
 - Without a parent (``view.model`` is the model itself, or the dict has ``"parent": None``;
-  the provider trained from scratch on encrypted images, ``proposed`` only): patch-embedding
-  columns of neighbouring pixels are alike (their gradient updates are driven by correlated
-  inputs) and so are position-embedding rows of neighbouring blocks, so both permutations follow
-  from seriation against a grid (:mod:`ppattack.seriation`). The symmetries of the grid that
-  seriation leaves open are settled on the victim ciphertexts, as keyrec does: the lines between
-  sub-blocks and the borders between blocks must be smooth. A briefly trained model's position
-  embedding may not have learned the grid; the block permutation placed from the ciphertexts'
-  edges (keyrec's second step, possible once the filters gave the in-block permutation) is the
-  other candidate, and whichever restores smoother block borders wins
-  (``facts["block_perm_source"]``).
+  the provider trained from scratch on encrypted images). This needs a cipher whose keys move
+  whole pixels inside a block (the channels of a pixel stay together and in order) and flip
+  nothing (proposed, or a plugin of the kind), and whose pixels move within rectangles: the
+  own keys join every pixel position to the positions it is sent to, and each group so joined
+  (a class, ``facts["in_block_classes"]``; proposed: the four sub-blocks) must be a rectangle
+  of the block. Patch-embedding
+  filters of neighbouring pixels are alike (their gradient updates are driven by correlated
+  inputs) and so are position-embedding rows of neighbouring blocks, so both permutations
+  follow from seriation against a grid (:mod:`ppattack.seriation`). Classes that every own key
+  maps alike (proposed: one shuffle shared by the sub-blocks) pool their evidence and are
+  solved once. Seriation leaves each class's turns and mirrors open: the lines between classes
+  must be smooth on the victim ciphertexts, and the turns of the whole block that keep every
+  class in place are settled with the borders between blocks. A briefly trained model's
+  position embedding may not have learned the grid; the block permutation placed from the
+  ciphertexts' edges is the other candidate, and whichever restores smoother block borders wins
+  (``facts["block_perm_source"]``). Where the classes allow a turn of the whole block (a
+  class that is the whole block), the picture turned as a whole is an equally valid answer
+  that no edge can rule out; the first found is kept.
 
 The model may be a timm ``VisionTransformer`` or a :class:`ppattack.classifier.Classifier`
-holding one. The recovered key decrypts the victim ciphertexts and goes to
-``facts["recovered_key"]`` (scored by the harness, never written).
+holding one. The recovered transformation is a byte map of the whole image
+(:meth:`ppattack.models.PatchTransform.component_map`) that decrypts the victim ciphertexts by
+itself; it goes to ``facts["recovered_map"]`` and, when the cipher turns maps into its key
+material (:func:`ppattack.component_map.key_material`), that material to
+``facts["recovered_key"]`` (both scored by the harness, never written).
 """
 from __future__ import annotations
 
@@ -32,18 +48,23 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.attacks.keyrec import block_edge_cost, recover_pixel_perm, summed_dissimilarity
+from ppattack.attacks.keyrec import block_edge_cost, summed_dissimilarity
 from ppattack.cipher import Cipher
+from ppattack.component_map import key_material
 from ppattack.errors import ParameterError
-from ppattack.keys import Key, Shape
-from ppattack.pieces import OFFSETS, square_symmetries
+from ppattack.keys import Shape
+from ppattack.models import PatchTransform, patch_transform
+from ppattack.pieces import OFFSETS
 from ppattack.placement import place
 from ppattack.seriation import grid_template, match_positions
 from ppattack.threat import ThreatView
 
-SUPPORTED = ("plain", "proposed", "block-shuffle", "block-np")
+OWN_KEYS = 8  # keys of the attacker's own: the cipher's form and the classes of in-block moves
+OWN_SEED = 40_009
 
 
 def vit_of(model: Any) -> torch.nn.Module:
@@ -84,17 +105,108 @@ def match_rows(victim: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.n
     return perm, (sim[rows, cols] < 0)[np.argsort(rows)].astype(np.int64)
 
 
-def pixel_perm_from_entries(perm: np.ndarray, block: int, channels: int) -> np.ndarray:
-    """proposed's ``pixel_perm`` from a block-vector permutation, by majority over the block."""
-    half = block // 2
-    pixel = np.arange(block * block)
-    r, c = np.divmod(pixel, block)
-    src = perm[pixel * channels] // channels  # source pixel of every pixel (channel 0 entry)
-    sr, sc = np.divmod(src, block)
-    k = (r % half) * half + c % half
-    votes = np.zeros((half * half, half * half), np.int64)
-    np.add.at(votes, (k, (sr % half) * half + sc % half), 1)
-    return votes.argmax(axis=1)
+def own_transforms(cipher: Cipher, shape: Shape, keys: int = OWN_KEYS) -> list[PatchTransform]:
+    """The :class:`~ppattack.models.PatchTransform` of keys of the attacker's own.
+
+    Raises:
+        ParameterError: the cipher's keys have no model-side key (the message says why).
+    """
+    try:
+        return [patch_transform(cipher, cipher.generate_key(shape, seed=OWN_SEED + i)) for i in range(keys)]
+    except ParameterError as error:
+        raise ParameterError(f"model-leak recovers keys that a ViT absorbs; cipher '{cipher.name}' is "
+                             f"not supported: {error}") from None
+
+
+def grid_symmetries(rows: int, cols: int) -> np.ndarray:
+    """Position maps of the turns and mirrors that keep a ``rows x cols`` grid, identity first:
+    row t sends row-major position k to ``maps[t, k]`` (8 for a square, fewer otherwise)."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    centred = np.stack([2 * r - (rows - 1), 2 * c - (cols - 1)])
+    maps: list[np.ndarray] = []
+    for matrix in OFFSETS:
+        if rows != cols and matrix[0, 0] == 0:  # a quarter turn changes the grid's shape
+            continue
+        dr, dc = matrix @ centred
+        moved = ((dr + rows - 1) // 2) * cols + (dc + cols - 1) // 2
+        if not any(np.array_equal(moved, m) for m in maps):
+            maps.append(moved)
+    return np.stack(maps)
+
+
+def pixel_moves(transform: PatchTransform, channels: int) -> np.ndarray | None:
+    """The in-block pixel map ``sigma`` (encrypted pixel p shows plain pixel ``sigma[p]``,
+    row-major in the block) when ``transform`` moves whole pixels and flips nothing, else None."""
+    pixels = transform.block_size ** 2
+    if transform.flip is not None:
+        return None
+    if transform.perm is None:
+        return np.arange(pixels)
+    perm = np.asarray(transform.perm).reshape(pixels, channels)
+    sigma = perm[:, 0] // channels
+    return sigma if (perm == sigma[:, None] * channels + np.arange(channels)).all() else None
+
+
+def entries_of(sigma: np.ndarray, channels: int) -> np.ndarray:
+    """Block-vector permutation of the pixel map ``sigma`` (channels move with their pixel)."""
+    return (sigma[:, None] * channels + np.arange(channels)).reshape(-1)
+
+
+def pixel_labels(sigmas: list[np.ndarray], block: int) -> np.ndarray:
+    """A class label per in-block pixel: pixels that keys only move among themselves (connected
+    components of "pixel p shows pixel sigma[p]" over the own keys; proposed: the sub-blocks)."""
+    n = block * block
+    source = np.concatenate([np.arange(n)] * len(sigmas))
+    graph = coo_matrix((np.ones(source.size), (source, np.concatenate(sigmas))), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def pixel_classes(label: np.ndarray, block: int) -> list[tuple[np.ndarray, int, int]]:
+    """``(positions, rows, cols)`` per class of more than one pixel, positions row-major in
+    their rectangle.
+
+    Raises:
+        ParameterError: some class is not a rectangle of the block.
+    """
+    classes = []
+    for c in np.unique(label):
+        positions = np.flatnonzero(label == c)
+        if positions.size == 1:
+            continue
+        r, col = np.divmod(positions, block)
+        rows, cols = int(r.max() - r.min() + 1), int(col.max() - col.min() + 1)
+        if rows * cols != positions.size:
+            raise ParameterError("model-leak without a parent needs the pixels a key moves inside a block "
+                                 "to stay within rectangles; this cipher's do not (give the parent model)")
+        classes.append((positions, rows, cols))
+    return classes
+
+
+def shared_groups(classes: list[tuple[np.ndarray, int, int]],
+                  sigmas: list[np.ndarray]) -> list[list[tuple[np.ndarray, int, int]]]:
+    """Classes grouped by their local maps: classes of one shape that every own key maps alike
+    share one map (pooled evidence, one solution)."""
+    groups: dict[tuple, list[tuple[np.ndarray, int, int]]] = {}
+    for positions, rows, cols in classes:
+        local = np.full(max(len(s) for s in sigmas), -1)
+        local[positions] = np.arange(positions.size)
+        signature = (rows, cols, tuple(local[s[positions]].tobytes() for s in sigmas))
+        groups.setdefault(signature, []).append((positions, rows, cols))
+    return list(groups.values())
+
+
+def class_border_cost(images: torch.Tensor, label: np.ndarray, block: int) -> float | None:
+    """Mean squared step between neighbouring pixels of one block that lie in different classes
+    (proposed: across the lines between sub-blocks); None when no such pixels exist."""
+    x = images.float()
+    height, width = x.shape[-2:]
+    grid = torch.as_tensor(label.reshape(block, block)).repeat(height // block, width // block)
+    vertical = (grid[1:] != grid[:-1]) & (torch.arange(1, height) % block != 0)[:, None]
+    horizontal = (grid[:, 1:] != grid[:, :-1]) & (torch.arange(1, width) % block != 0)[None, :]
+    if not (vertical.any() or horizontal.any()):
+        return None
+    steps = [(x[..., 1:, :] - x[..., :-1, :])[..., vertical], (x[..., 1:] - x[..., :-1])[..., horizontal]]
+    return float(sum(step.pow(2).mean() for step in steps if step.numel()))
 
 
 class ModelLeak(Attack):
@@ -116,92 +228,159 @@ class ModelLeak(Attack):
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher, shape = view.cipher, tuple(view.plain_shape)
-        if cipher.name not in SUPPORTED:
-            raise ParameterError(f"model-leak recovers keys of {', '.join(SUPPORTED)} (a key the ViT "
-                                 f"absorbs); cipher '{cipher.name}' is not supported")
+        own = own_transforms(cipher, shape)
         if view.model is None:
             raise ParameterError("model-leak needs the provider's model (threat model 'model')")
         given = view.model if isinstance(view.model, dict) else {"model": view.model, "parent": None}
         model, parent = given.get("model"), given.get("parent")
-        cts = view.ciphertexts.cpu()
-        if cipher.name == "plain":
-            material: dict[str, np.ndarray] = {}
-            facts: dict[str, Any] = {"parent": parent is not None}
+        facts: dict[str, Any] = {"parent": parent is not None}
+        if own[0].block_size is None:  # the cipher is the identity
+            transform = PatchTransform(None)
         elif parent is not None:
-            material, facts = self._with_parent(cipher, shape, model, parent)
+            transform = self._with_parent(own, shape, model, parent, facts)
         else:
-            material, facts = self._without_parent(cipher, shape, model, cts)
-        images = cipher.decrypt(view.ciphertexts, Key(cipher.name, cipher.params, shape, material))
-        facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
+            transform = self._without_parent(own, shape, model, view.ciphertexts.cpu(), facts)
+        found = transform.component_map(shape)
+        images = found.decrypt(view.ciphertexts, shape)
+        if _keyed_part_is_everything(cipher, shape):  # the map is that of the cipher's keyed part
+            facts["recovered_map"] = found
+            material = key_material(cipher, shape, found)
+            if material is not None:
+                facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
         return AttackResult(images, facts)
 
-    def _with_parent(self, cipher: Cipher, shape: Shape, model, parent):
+    def _with_parent(self, own: list[PatchTransform], shape: Shape, model, parent,
+                     facts: dict[str, Any]) -> PatchTransform:
         columns, rows = embeddings(model)
         parent_columns, parent_rows = embeddings(parent)
+        _check_geometry(columns, rows, shape, own[0].block_size)
         if columns.shape != parent_columns.shape:
             raise ParameterError(f"the parent's patch embedding {parent_columns.shape} does not match "
                                  f"the model's {columns.shape}")
         perm, flip = match_rows(columns, parent_columns)
-        facts: dict[str, Any] = {"parent": True,
-                                 "column_cosine": float(np.abs(cosine(columns, parent_columns)[
-                                     np.arange(len(perm)), perm]).mean())}
-        if cipher.name == "block-shuffle":
-            return {"perm": perm}, facts
-        if cipher.name == "block-np":
-            return {"mask": flip}, facts
-        if rows is None:
-            raise ParameterError("the model has no position embedding to read the block permutation from")
-        block_perm, _ = match_rows(rows, parent_rows)
-        pixel_perm = pixel_perm_from_entries(perm, cipher.block_size, shape[0])
-        return {"block_perm": block_perm, "pixel_perm": pixel_perm}, facts
+        facts["column_cosine"] = float(np.abs(cosine(columns, parent_columns)[np.arange(len(perm)), perm]).mean())
+        block_perm = None
+        if any(t.block_perm is not None for t in own):
+            if rows is None or parent_rows is None:
+                raise ParameterError("the model has no position embedding to read the block permutation from")
+            block_perm, _ = match_rows(rows, parent_rows)
+        return PatchTransform(own[0].block_size, block_perm,
+                              perm if any(t.perm is not None for t in own) else None,
+                              flip if any(t.flip is not None for t in own) else None)
 
-    def _without_parent(self, cipher: Cipher, shape: Shape, model, cts: torch.Tensor):
-        if cipher.name != "proposed":
-            raise ParameterError("model-leak without a parent model supports 'proposed' only")
+    def _without_parent(self, own: list[PatchTransform], shape: Shape, model, cts: torch.Tensor,
+                        facts: dict[str, Any]) -> PatchTransform:
+        channels = shape[0]
+        sigmas = [pixel_moves(t, channels) for t in own]
+        if any(s is None for s in sigmas):
+            raise ParameterError("model-leak without a parent needs a cipher whose keys move whole pixels "
+                                 "inside a block and flip nothing; give the parent model")
         columns, rows = embeddings(model)
-        if rows is None:
-            raise ParameterError("the model has no position embedding to read the block permutation from")
-        channels, height, width = shape
-        block, half = cipher.block_size, cipher.block_size // 2
-        # In-sub-block permutation: similarity of the patch-embedding filters of two pixels,
-        # averaged over the four sub-blocks (they share the permutation).
-        pixels = columns.reshape(block * block, -1)  # one row per pixel: its filters, all channels
-        sim = cosine(pixels, pixels).reshape(2, half, 2, half, 2, half, 2, half)
-        observed = np.zeros((half * half, half * half))
-        for qr in range(2):
-            for qc in range(2):
-                part = sim[qr, :, qc, :, qr, :, qc, :].reshape(half * half, half * half)
-                observed += part / 4
-        template = grid_template(half, half, 1.0)
-        pixel_perm, margin = recover_pixel_perm(cipher, shape, cts, template, restarts=self.restarts,
-                                                seed=self.seed, observed=observed)
-        # Block permutation: seriate the position embedding on the block grid, up to its symmetries.
+        _check_geometry(columns, rows, shape, own[0].block_size)
+        sample = cts[:self.max_ciphertexts]
+        label = pixel_labels(sigmas, own[0].block_size)
+        sigma = self._in_block(own[0].block_size, shape, columns, sigmas, label, sample, facts)
+        moves = any(t.block_perm is not None for t in own)
+        return self._placement(own[0].block_size, shape, rows if moves else None, moves, label, sigma,
+                               sample, facts)
+
+    def _in_block(self, block: int, shape: Shape, columns: np.ndarray, sigmas: list[np.ndarray],
+                  label: np.ndarray, sample: torch.Tensor, facts: dict[str, Any]) -> np.ndarray:
+        """The in-block pixel map, up to the turns of the whole block that keep every class."""
+        classes = pixel_classes(label, block)
+        groups = shared_groups(classes, sigmas)
+        # Similarity of the patch-embedding filters of two pixels (all channels), pooled over the
+        # classes of a group, seriated against the class's grid.
+        pixels = columns.reshape(block * block, -1)
+        sim = cosine(pixels, pixels)
+        options = []
+        for group in groups:
+            _, h, w = group[0]
+            observed = np.mean([sim[np.ix_(p, p)] for p, _, _ in group], axis=0)
+            found = match_positions(grid_template(h, w, 1.0), observed, restarts=self.restarts, seed=self.seed)
+            options.append([s[found] for s in grid_symmetries(h, w)])
+
+        def sigma_of(choice: list[int]) -> np.ndarray:
+            sigma = np.arange(block * block)
+            for group, local, c in zip(groups, options, choice):
+                for positions, _, _ in group:
+                    sigma[positions] = positions[local[c]]
+            return sigma
+
+        # Each group's turn: the lines between classes must be smooth (groups in turn, until stable).
+        choice, margins = [0] * len(groups), []
+        decide = len(sample) > 0 and len(np.unique(label)) > 1
+        for _ in range(4 if decide else 0):
+            before, margins = list(choice), []
+            for g in range(len(groups)):
+                costs = [class_border_cost(_decrypt(sample, shape, block, None, sigma_of(
+                    choice[:g] + [c] + choice[g + 1:])), label, block) for c in range(len(options[g]))]
+                choice[g] = int(np.argmin(costs))
+                ranked = sorted(costs)
+                margins.append(ranked[1] / max(ranked[0], 1e-12))
+            if choice == before or len(groups) == 1:
+                break
+        facts["in_block_classes"] = len(classes)
+        facts["symmetry_margin"] = min(margins) if margins else None
+        return sigma_of(choice)
+
+    def _placement(self, block: int, shape: Shape, rows: np.ndarray | None, moves: bool,
+                   label: np.ndarray, base: np.ndarray, sample: torch.Tensor,
+                   facts: dict[str, Any]) -> PatchTransform:
+        """The block permutation (when blocks move) and the turn of the whole block that keeps
+        every class in place, whichever restore the smoothest borders between blocks."""
+        _, height, width = shape
         grid_rows, grid_cols = height // block, width // block
-        found = match_positions(grid_template(grid_rows, grid_cols, 1.0), cosine(rows, rows),
-                                restarts=self.restarts, seed=self.seed)
-        candidates = [found]
-        if grid_rows == grid_cols:
-            candidates = [s[found] for s in square_symmetries(grid_rows)]
-        else:  # the turns that keep a non-square grid: identity, flips, half turn
-            r, c = np.divmod(found, grid_cols)
-            for t in (0, 2, 4, 6):
-                dr, dc = OFFSETS[t] @ np.stack([2 * r - (grid_rows - 1), 2 * c - (grid_cols - 1)])
-                candidates.append(((dr + grid_rows - 1) // 2) * grid_cols + (dc + grid_cols - 1) // 2)
-        # The ciphertexts offer a second source: edge compatibility summed over all of them.
-        identity = np.arange(grid_rows * grid_cols)
-        unshuffled = cipher.decrypt(cts, Key(cipher.name, cipher.params, shape,
-                                             {"block_perm": identity, "pixel_perm": pixel_perm}))
-        sources = ["position embedding"] * len(candidates)
-        if len(cts):
-            table = summed_dissimilarity(unshuffled[:self.max_ciphertexts], block, "mgc", 1.0)
-            candidates.append(place(table, grid_rows, grid_cols).cells)
-            sources.append("ciphertext edges")
-        costs = [block_edge_cost(cipher.decrypt(cts[:self.max_ciphertexts], Key(
-            cipher.name, cipher.params, shape, {"block_perm": bp, "pixel_perm": pixel_perm})), block)
-            for bp in candidates]
-        best = int(np.argmin(costs))
-        block_perm = candidates[best]
-        ranked = sorted(costs[:len(sources) - (len(cts) > 0)])
-        return ({"block_perm": block_perm, "pixel_perm": pixel_perm},
-                {"parent": False, "symmetry_margin": margin, "block_perm_source": sources[best],
-                 "grid_symmetry_margin": ranked[1] / max(ranked[0], 1e-12) if len(ranked) > 1 else None})
+        embedded = []
+        if rows is not None:  # seriate the position embedding on the block grid, up to its symmetries
+            found = match_positions(grid_template(grid_rows, grid_cols, 1.0), cosine(rows, rows),
+                                    restarts=self.restarts, seed=self.seed)
+            embedded = [s[found] for s in grid_symmetries(grid_rows, grid_cols)]
+        if moves and not embedded and not len(sample):
+            raise ParameterError("model-leak without a parent needs a position embedding or ciphertexts "
+                                 "to place the blocks")
+        best = None
+        for turn in (s for s in grid_symmetries(block, block) if (label[s] == label).all()):
+            sigma = turn[base]
+            candidates = list(embedded) if moves else [None]
+            sources = ["position embedding"] * len(embedded) if moves else ["blocks stay"]
+            if moves and len(sample):  # the ciphertexts' edges, summed over all of them
+                table = summed_dissimilarity(_decrypt(sample, shape, block, None, sigma), block, "mgc", 1.0)
+                candidates.append(place(table, grid_rows, grid_cols).cells)
+                sources.append("ciphertext edges")
+            costs = [block_edge_cost(_decrypt(sample, shape, block, bp, sigma), block) if len(sample) else 0.0
+                     for bp in candidates]
+            i = int(np.argmin(costs))
+            if best is None or costs[i] < best[0]:
+                ranked = sorted(costs[:len(embedded)])
+                best = (costs[i], candidates[i], sigma, sources[i],
+                        ranked[1] / max(ranked[0], 1e-12) if len(ranked) > 1 else None)
+        _, block_perm, sigma, source, grid_margin = best
+        facts.update({"block_perm_source": source, "grid_symmetry_margin": grid_margin})
+        return PatchTransform(block, block_perm, entries_of(sigma, shape[0]))
+
+
+def _decrypt(images: torch.Tensor, shape: Shape, block: int, block_perm: np.ndarray | None,
+             sigma: np.ndarray) -> torch.Tensor:
+    """Undo block scrambling ``block_perm`` and the in-block pixel map ``sigma``."""
+    transform = PatchTransform(block, block_perm, entries_of(sigma, shape[0]))
+    return transform.component_map(shape).decrypt(images, shape)
+
+
+def _check_geometry(columns: np.ndarray, rows: np.ndarray | None, shape: Shape, block: int) -> None:
+    """The ViT's patches must be the cipher's blocks."""
+    channels, height, width = shape
+    if len(columns) != channels * block * block:
+        raise ParameterError(f"the ViT's patches have {len(columns)} entries but the cipher's {block}x{block} "
+                             f"blocks have {channels * block * block}: the patch size must be the block size")
+    if rows is not None and len(rows) != (height // block) * (width // block):
+        raise ParameterError(f"the ViT has {len(rows)} positions but the image has "
+                             f"{(height // block) * (width // block)} blocks")
+
+
+def _keyed_part_is_everything(cipher: Cipher, shape: Shape) -> bool:
+    """Whether the cipher has no keyless step, so a map of its encryption is one of its keyed part."""
+    if tuple(cipher.keyed_shape(shape)) != tuple(shape):
+        return False
+    probe = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, *shape), dtype=np.uint8))
+    return torch.equal(cipher.keyless_step(probe), probe)
