@@ -20,9 +20,8 @@ The quadratic forms are expanded into matrix products, so a table over K pieces 
 """
 from __future__ import annotations
 
-import torch
-
 import numpy as np
+import torch
 
 from .errors import ParameterError
 from .pieces import DIHEDRAL, INVERSE, OFFSETS, PRODUCT, ColourGroup, split, turn  # noqa: F401 (split: docstring)
@@ -143,3 +142,30 @@ def dihedral_dissimilarity(pieces: torch.Tensor, kind: str = "mgc", reg: float =
     same = torch.arange(n * DIHEDRAL) // DIHEDRAL
     best[:, same[:, None] == same[None, :]] = float("inf")
     return best.numpy(), (relative.numpy() if colour is not None else None)
+
+
+CHUNK = 64  # images per step when tables are summed over many images (bounds memory)
+
+
+def block_edge_cost(images: torch.Tensor, block: int) -> float:
+    """Mean squared step across the borders between neighbouring blocks."""
+    x = images.float()
+    vertical = x[..., block::block] - x[..., block - 1:-1:block]
+    horizontal = x[..., block::block, :] - x[..., block - 1:-1:block, :]
+    return float((vertical ** 2).mean() + (horizontal ** 2).mean())
+
+
+def summed_dissimilarity(images: torch.Tensor, block: int, kind: str, reg: float) -> np.ndarray:
+    """Edge dissimilarity of every ordered pair of block positions, summed over images.
+
+    Each image's table is divided by its median entry first, so that no single high-contrast
+    image dominates. Returns float64 ``(2, K, K)`` (see :func:`ppattack.compat.dissimilarity`).
+    """
+    total = None
+    for start in range(0, len(images), CHUNK):
+        table = dissimilarity(split(images[start:start + CHUNK], block), kind, reg)  # (n, 2, K, K)
+        finite = torch.where(torch.isfinite(table), table, torch.nan).flatten(1)
+        table = table / (finite.nanmedian(dim=1).values[:, None, None, None] + 1e-9)
+        part = table.sum(dim=0)
+        total = part if total is None else total + part
+    return total.numpy()

@@ -30,9 +30,10 @@ from scipy.optimize import linear_sum_assignment
 
 from .errors import ParameterError
 from .pieces import DIHEDRAL, turn
-from .seriation import correlation, match_positions
+from .seriation import correlation, grid_template, match_positions
 from .structure import Structure
 
+GRID_SCALE = 2.0  # decay (pixels) of the parametric template used without public images
 RIDGE = 1e-3  # relative ridge of the lower-plane predictor (fraction of the mean feature variance)
 
 
@@ -95,7 +96,8 @@ def recover_piece_map(samples: torch.Tensor, public: torch.Tensor, structure: St
 
     Args:
         samples: uint8 ``(m, L)`` units of cipher pieces that share one map.
-        public: uint8 ``(p, L)`` units of public plain pieces (the template), or
+        public: uint8 ``(p, L)`` units of public plain pieces (the template; None: a
+            parametric template, for whole-pixel maps without inversions), or
             ``(positions, p, L)`` to keep the plain piece positions apart (their value
             distributions then decide inversions position by position).
         structure: the cipher's probed structure.
@@ -113,8 +115,12 @@ def recover_piece_map(samples: torch.Tensor, public: torch.Tensor, structure: St
     length = samples.shape[1]
     per_plane = length // planes
     x = samples.double()
-    by_position = public.double() if public.ndim == 3 else public.double()[None]
-    y = by_position.flatten(0, 1)
+    if public is None and not (structure.pixels_whole and structure.planes_fixed and not flips_allowed
+                               and planes == 1):
+        raise ParameterError("without public images only maps that move whole pixels and invert "
+                             "nothing can be recovered (threat model coa+public gives the template)")
+    by_position = None if public is None else (public.double() if public.ndim == 3 else public.double()[None])
+    y = None if public is None else by_position.flatten(0, 1)
     # 1. planes
     if planes == 1 or structure.planes_fixed:
         plane_of = np.arange(length) // per_plane
@@ -138,8 +144,9 @@ def recover_piece_map(samples: torch.Tensor, public: torch.Tensor, structure: St
     if structure.pixels_whole and structure.planes_fixed and pixels > 1:
         # Whole pixels: match B^2 positions, correlations pooled over the channels.
         cells = lambda v: v.reshape(len(v), channels, pixels).transpose(1, 2)  # noqa: E731
-        perm = match_positions(correlation(cells(y[:, slots]), center=False),
-                               correlation(cells(decoded), center=False), restarts=restarts, seed=seed)
+        template = (grid_template(block, block, GRID_SCALE) if y is None
+                    else correlation(cells(y[:, slots]), center=False))
+        perm = match_positions(template, correlation(cells(decoded), center=False), restarts=restarts, seed=seed)
         for plane in range(planes):
             for c in range(channels):
                 base = (plane * channels + c) * pixels

@@ -214,3 +214,18 @@ def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
         return Structure(bits, masks, block, moves, shared, whole, fixed, classes, states)
     raise ParameterError(f"cipher '{cipher.name}': no piece size is kept whole by every key "
                          f"(tried {sides[0]}..{sides[-1]}): outside this attack's class")
+
+
+def compose_map(shape: Shape, block: int, bits: int, sources: list[np.ndarray], masks: list[np.ndarray],
+                cells: np.ndarray) -> ComponentMap:
+    """The whole-image map of in-piece maps and a placement: cipher piece i holds plain piece
+    ``cells[i]``, its unit l being plain unit ``sources[i][l]`` XOR ``masks[i][l]``."""
+    piece, local = unit_layout(shape, block, bits)
+    flat = np.empty((piece.max() + 1, local.max() + 1), np.int64)
+    flat[piece, local] = np.arange(piece.size)
+    index = np.empty(piece.size, np.int64)
+    mask = np.empty(piece.size, np.uint8)
+    for i, (src, m) in enumerate(zip(sources, masks)):
+        index[flat[i]] = flat[cells[i], src]
+        mask[flat[i]] = m
+    return ComponentMap(bits, index, mask)

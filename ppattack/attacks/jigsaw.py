@@ -4,15 +4,20 @@ Every ciphertext is solved on its own: its blocks are the pieces, the compatibil
 pieces is the Mahalanobis gradient compatibility (Gallagher 2012, :mod:`ppattack.compat`) and
 the placement is tree-based with a greedy fill (:mod:`ppattack.placement`). Pieces may carry a
 state from the cipher's per-block transform set (``Cipher.unit_transforms``), which must be
-made of dihedral turns and colour transforms (channel permutations, negative-positive):
+made of dihedral turns and colour transforms (channel permutations, negative-positive). Which
+ciphers it applies to is learned from keys of the attacker's own (:func:`ppattack.structure.probe`):
+those that scramble blocks. Examples:
 
 - ``etc``: 96 states per block (8 turns x 2 negative-positive x 6 colour permutations): the
   tree works over the 8 turns with, for every pair of turned pieces, the best of the 12
   relative colour transforms; the colour states then follow the tree's joins.
 - ``etc-gray``: 16 states (8 turns x negative-positive) on the (1, H, 3W) grey image.
-- ``proposed``: the pixels of every sub-block are shuffled by one permutation shared by the
-  whole image; it is first recovered from the ciphertext itself (``keyrec``'s in-block step on
-  one image, with a template from public images, or a parametric one under ``coa``).
+- ``proposed`` (and any cipher whose keys move units inside a block by one map shared by every
+  block): the shared map is first recovered from the ciphertext itself
+  (:func:`ppattack.piece_maps.recover_piece_map` on its blocks, with a template from public
+  images, or a parametric one under ``coa``), the symmetry kept being one that leaves every
+  unit in its class and the blocks' insides smoothest; the solution is then a map of the whole
+  image (decrypted with it; key material where the cipher derives it).
 - ``plain``: the pieces are already upright (positive control; ``block_size`` sets the pieces).
 
 A solved picture is defined only up to a turn and a recolouring of the whole; under
@@ -32,14 +37,14 @@ import numpy as np
 import torch
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.attacks.keyrec import _pooled_correlation, recover_pixel_perm, subblock_units
 from ppattack.cipher import Cipher
 from ppattack.compat import dihedral_dissimilarity, dissimilarity
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.keys import Key
 from ppattack.pieces import DIHEDRAL, OFFSETS, PRODUCT, ColourGroup, assemble, split, turn
+from ppattack.piece_maps import PieceMap, recover_piece_map, symmetries
 from ppattack.placement import place
-from ppattack.seriation import grid_template
+from ppattack.structure import assemble_units, compose_map, piece_units, probe
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
@@ -168,7 +173,6 @@ class Jigsaw(Attack):
              "with pieces of unknown orientation (CVPR 2012)")
     threat_models = ("coa+public", "coa")
     presets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {"block_size": 16}}
-    SUPPORTED = ("plain", "proposed", "etc", "etc-gray")
 
     def __init__(self, *, block_size: int | None = None, compat: str = "mgc", reg: float = 1.0,
                  top: int = 3, max_public: int = 500, **common):
@@ -187,10 +191,13 @@ class Jigsaw(Attack):
     def fit(self, view: ThreatView) -> None:
         """Check the cipher, probe its block states, and learn from the public images (when
         granted) the upright prior and, for proposed, the sub-block correlation template."""
-        cipher = view.cipher
-        if cipher.name not in self.SUPPORTED:
-            raise ParameterError(f"jigsaw solves block-scrambling ciphers ({', '.join(self.SUPPORTED)}); "
-                                 f"cipher '{cipher.name}' is not supported")
+        cipher, shape = view.cipher, tuple(view.plain_shape)
+        self._structure = None
+        if cipher.key_fields(shape):  # a keyed cipher: it must scramble blocks (own keys say)
+            self._structure = probe(cipher, shape)
+            if not self._structure.moves:
+                raise ParameterError(f"jigsaw solves ciphers that scramble blocks; cipher '{cipher.name}' "
+                                     "keeps its blocks in place (keys of its own show it): not supported")
         block = cipher.block_size or self.block_size
         _, channels, height, width = view.ciphertexts.shape
         if height % block or width % block:
@@ -205,20 +212,22 @@ class Jigsaw(Attack):
             turns = [t for t in range(states.turns)
                      if rows == cols or (OFFSETS[t] == np.diag(np.diag(OFFSETS[t]))).all()]
             self._prior = UprightPrior(public, turns, states.colour if states.colours else None)
-        self._template = None
-        if cipher.name == "proposed":
-            self._template = (_pooled_correlation(public, lambda x: subblock_units(x, block // 2))
-                              if public is not None else grid_template(block // 2, block // 2, 2.0))
+        # A map shared by every block that moves pixels inside it (proposed): undone first.
+        structure = self._structure
+        self._shared = (structure is not None and structure.shared and
+                        len(set(structure.classes.tolist())) < len(structure.classes))
+        self._public_units = (None if public is None or not self._shared else
+                              piece_units(cipher.keyless_step(public), block, structure.bits).flatten(0, 1))
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher, shape = view.cipher, tuple(view.plain_shape)
         block = cipher.block_size or self.block_size
-        states, prior, template = self._states, self._prior, self._template
+        states, prior = self._states, self._prior
         cts = view.ciphertexts.cpu()
         restored, keys, clusters = [], [], []
         start = time.perf_counter()
         for ct in cts:
-            image, recovered, cluster = self._solve(cipher, shape, ct[None], block, states, prior, template)
+            image, recovered, cluster = self._solve(cipher, shape, ct[None], block, states, prior)
             restored.append(image)
             keys.append(recovered)
             clusters.append(cluster)
@@ -232,17 +241,16 @@ class Jigsaw(Attack):
 
     # -- one ciphertext ------------------------------------------------------------------------
     def _solve(self, cipher: Cipher, shape, ct: torch.Tensor, block: int, states: StateSet,
-               prior: UprightPrior | None, template: np.ndarray | None):
+               prior: UprightPrior | None):
         _, channels, height, width = ct.shape
         rows, cols = height // block, width // block
         recovered: dict[str, Any] = {}
         original = ct
-        if template is not None:  # proposed: undo the shared in-sub-block shuffle first
-            pixel_perm, _ = recover_pixel_perm(cipher, shape, ct, template, seed=self.seed)
-            recovered["pixel_perm"] = pixel_perm
-            identity = np.arange(rows * cols)
-            ct = cipher.decrypt(ct, Key(cipher.name, cipher.params, shape,
-                                        {"block_perm": identity, "pixel_perm": pixel_perm}))
+        shared = None
+        if self._shared:
+            shared = self._shared_map(ct, block)
+            ct = compose_map(tuple(ct.shape[1:]), block, self._structure.bits, [shared.src] * (rows * cols),
+                             [shared.mask] * (rows * cols), np.arange(rows * cols)).decrypt(ct)
         pieces = split(ct, block)[0].double()  # (N, C, B, B)
         n = len(pieces)
         colour = states.colour if states.colours else None
@@ -262,6 +270,13 @@ class Jigsaw(Attack):
         cells, turns = solved.cells, solved.states
         if prior is not None:
             cells, turns, colours = self._upright(pieces, cells, turns, colours, rows, cols, states, prior)
+        if shared is not None:  # the whole map: shared in-block map and placement
+            found = compose_map(tuple(ct.shape[1:]), block, self._structure.bits, [shared.src] * n,
+                                [shared.mask] * n, cells)
+            material = cipher.key_from_map(shape, found) or {}
+            image = cipher.undo_keyless_step(found.decrypt(original))
+            return (image, {k: np.asarray(v).tolist() for k, v in material.items()},
+                    solved.largest_cluster / n)
         recovered["block_perm"] = cells
         if states.key_parts is not None:
             recovered.update(states.key_parts(states.cipher_state[turns, colours]))
@@ -271,6 +286,23 @@ class Jigsaw(Attack):
             image = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
             image = image.round().clamp(0, 255).to(torch.uint8)
         return image, {k: np.asarray(v).tolist() for k, v in recovered.items()}, solved.largest_cluster / n
+
+    def _shared_map(self, ct: torch.Tensor, block: int) -> PieceMap:
+        """The in-block map every block shares, from this ciphertext's blocks (against the public
+        images, or a parametric template), among its symmetries the one that keeps every unit
+        in its class and leaves the blocks' insides smoothest."""
+        structure = self._structure
+        samples = piece_units(ct, block, structure.bits)[0]
+        found = recover_piece_map(samples, self._public_units, structure, ct.shape[1], seed=self.seed)
+        candidates = [found.then(g) for g in symmetries(ct.shape[1], block, structure.planes)]
+        candidates = [c for c in candidates if structure.allows(c.src)] or candidates
+
+        def roughness(candidate: PieceMap) -> float:
+            pieces = assemble_units(candidate.decode(samples)[:, None], (ct.shape[1], block, block),
+                                    block, structure.bits).double()
+            return float((pieces.diff(dim=-1) ** 2).mean() + (pieces.diff(dim=-2) ** 2).mean())
+
+        return min(candidates, key=roughness)
 
     def _upright(self, pieces, cells, turns, colours, rows, cols, states: StateSet, prior: UprightPrior):
         """Turn and recolour the whole solution as the public-image prior likes best."""

@@ -35,119 +35,25 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.cipher import Cipher
-from ppattack.compat import dissimilarity, dihedral_dissimilarity
+from ppattack.compat import block_edge_cost, dihedral_dissimilarity, summed_dissimilarity
 from ppattack.component_map import ComponentMap
 from ppattack.errors import ParameterError, ShapeError
-from ppattack.keys import Key, Shape
-from ppattack.pieces import DIHEDRAL, OFFSETS, split, square_symmetries, turn
+from ppattack.keys import Shape
+from ppattack.pieces import DIHEDRAL, split, turn
 from ppattack.piece_maps import PieceMap, recover_piece_map, symmetries
 from ppattack.placement import place
 from ppattack.seriation import correlation, match_positions
-from ppattack.structure import Structure, assemble_units, piece_units, probe, unit_layout
+from ppattack.structure import Structure, assemble_units, compose_map, piece_units, probe
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
-CHUNK = 64  # images per step when pooling statistics (bounds memory at 224x224)
-
-
-def _pooled_correlation(images: torch.Tensor, units: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-    """Correlation of unit positions pooled over all units of all images (chunked)."""
-    total = None
-    count = 0
-    for start in range(0, len(images), CHUNK):
-        v = units(images[start:start + CHUNK]).double()
-        v = v - v.mean(dim=1, keepdim=True)
-        part = torch.einsum("mkc,mlc->kl", v, v)
-        total = part if total is None else total + part
-        count += v.shape[0] * v.shape[2]
-    cov = total / max(1, count)
-    scale = cov.diagonal().clamp_min(1e-12).sqrt()
-    return (cov / scale[:, None] / scale[None, :]).numpy()
-
-
-def subblock_units(images: torch.Tensor, half: int) -> torch.Tensor:
-    """``(N, C, H, W)`` -> ``(M, half*half, C)``: every half x half sub-block's pixels."""
-    pieces = split(images, half)  # (N, U, C, h, h)
-    n, u, c, _, _ = pieces.shape
-    return pieces.reshape(n * u, c, half * half).transpose(1, 2)
-
-
-def block_vector_units(images: torch.Tensor, block: int) -> torch.Tensor:
-    """``(N, C, H, W)`` -> ``(M, 3B^2, 1)``: block vectors in (row, col, channel) order."""
-    pieces = split(images, block)  # (N, U, C, B, B)
-    n, u, c, _, _ = pieces.shape
-    return pieces.permute(0, 1, 3, 4, 2).reshape(n * u, block * block * c, 1)
-
-
-def midline_cost(images: torch.Tensor, block: int) -> float:
-    """Mean squared step across the lines between the four sub-blocks of every block."""
-    half = block // 2
-    x = images.float()
-    vertical = x[..., half::block] - x[..., half - 1::block]
-    horizontal = x[..., half::block, :] - x[..., half - 1::block, :]
-    return float((vertical ** 2).mean() + (horizontal ** 2).mean())
-
-
-def block_edge_cost(images: torch.Tensor, block: int) -> float:
-    """Mean squared step across the borders between neighbouring blocks."""
-    x = images.float()
-    vertical = x[..., block::block] - x[..., block - 1:-1:block]
-    horizontal = x[..., block::block, :] - x[..., block - 1:-1:block, :]
-    return float((vertical ** 2).mean() + (horizontal ** 2).mean())
-
-
-def summed_dissimilarity(images: torch.Tensor, block: int, kind: str, reg: float) -> np.ndarray:
-    """Edge dissimilarity of every ordered pair of block positions, summed over images.
-
-    Each image's table is divided by its median entry first, so that no single high-contrast
-    image dominates. Returns float64 ``(2, K, K)`` (see :func:`ppattack.compat.dissimilarity`).
-    """
-    total = None
-    for start in range(0, len(images), CHUNK):
-        table = dissimilarity(split(images[start:start + CHUNK], block), kind, reg)  # (n, 2, K, K)
-        finite = torch.where(torch.isfinite(table), table, torch.nan).flatten(1)
-        table = table / (finite.nanmedian(dim=1).values[:, None, None, None] + 1e-9)
-        part = table.sum(dim=0)
-        total = part if total is None else total + part
-    return total.numpy()
-
-
-def recover_pixel_perm(cipher: Cipher, shape: Shape, cts: torch.Tensor, template: np.ndarray, *,
-                       restarts: int = 8, seed: int = 0,
-                       observed: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """``proposed``'s in-sub-block permutation from ciphertexts (one or many).
-
-    Quadratic assignment of the pooled sub-block position correlations (or another similarity
-    of the shuffled positions, ``observed``) to ``template`` (from public images, or
-    :func:`ppattack.seriation.grid_template`) fixes it up to the 8 symmetries of the square; the
-    one whose restored blocks are smoothest across the lines between their four sub-blocks
-    (which the key does not move) wins. Returns the permutation and the margin (second-lowest
-    over lowest line cost; near 1 means undecided).
-    """
-    block, half = cipher.block_size, cipher.block_size // 2
-    identity = np.arange((shape[1] // block) * (shape[2] // block))
-    if observed is None:
-        observed = _pooled_correlation(cts, lambda x: subblock_units(x, half))
-    found = match_positions(template, observed, restarts=restarts, seed=seed)
-    sample = cts[:4 * CHUNK]
-    symmetries = square_symmetries(half)
-    costs = []
-    for symmetry in symmetries:
-        candidate = Key(cipher.name, cipher.params, shape,
-                        {"block_perm": identity, "pixel_perm": symmetry[found]})
-        costs.append(midline_cost(cipher.decrypt(sample, candidate), block))
-    ranked = sorted(costs)
-    return symmetries[int(np.argmin(costs))][found], ranked[1] / max(ranked[0], 1e-12)
-
-
 
 
 class KeyRec(Attack):
@@ -291,15 +197,8 @@ class _Solver:
         return self._component_map(maps, cells).decrypt(images, self.keyed)
 
     def _component_map(self, maps: list[PieceMap], cells: np.ndarray) -> ComponentMap:
-        piece, local = unit_layout(self.keyed, self.block, self.structure.bits)
-        flat = np.empty((self.pieces, self.length), np.int64)
-        flat[piece, local] = np.arange(piece.size)
-        index = np.empty(piece.size, np.int64)
-        mask = np.empty(piece.size, np.uint8)
-        for i, m in enumerate(maps):
-            index[flat[i]] = flat[cells[i], m.src]
-            mask[flat[i]] = m.mask
-        return ComponentMap(self.structure.bits, index, mask)
+        return compose_map(self.keyed, self.block, self.structure.bits, [m.src for m in maps],
+                           [m.mask for m in maps], cells)
 
     # -- colours: channel order of each piece (or of all) from the public images' statistics -----
     def _colour_cost(self, pixels: torch.Tensor) -> float:

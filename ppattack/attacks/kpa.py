@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.cipher import Cipher

@@ -52,7 +52,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.attacks.keyrec import block_edge_cost, summed_dissimilarity
+from ppattack.compat import block_edge_cost, summed_dissimilarity
 from ppattack.cipher import Cipher
 from ppattack.component_map import key_material
 from ppattack.errors import ParameterError
