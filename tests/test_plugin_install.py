@@ -61,3 +61,30 @@ def test_installed_plugin_runs_under_the_harness(plugin_env, tmp_path):
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["cipher"]["name"] == "row-shuffle"
     assert result["cipher"]["key_space_bits"] == pytest.approx(117.66, abs=0.01)  # log2(32!)
+
+
+SHARED_MAPS = Path(__file__).parent / "plugins" / "ppattack-shared-maps"
+
+
+@pytest.fixture(scope="module")
+def shared_maps_env(tmp_path_factory) -> dict[str, str]:
+    target = tmp_path_factory.mktemp("site-shared-maps")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(target), str(SHARED_MAPS)],
+                   check=True, capture_output=True, text=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.mark.parametrize("attack", ["cpa", "keyrec"])
+def test_key_recovery_breaks_an_installed_plugin_that_no_attack_names(shared_maps_env, tmp_path, attack):
+    """tile-mix (tile scrambling, a shared permutation and inversion mask of the tile vector)
+    exists only in its own package: cpa and keyrec learn it from keys of their own. keyrec on
+    the photographs of `samples` also settles the picture's turn (measured: exact)."""
+    out = ppattack(shared_maps_env, "run", "--cipher", "tile-mix", "--attack", attack, "--no-accuracy",
+                   "--limit", "100", "--out", str(tmp_path / attack))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / attack / "result.json").read_text())
+    assert result["attack"]["key_recovery"]["decrypts_exactly"] == 1.0
+    assert result["metrics"]["ssim"]["mean"] == pytest.approx(1.0)

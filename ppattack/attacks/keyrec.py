@@ -351,16 +351,25 @@ class _Solver:
             rows, cols = linear_sum_assignment(cost)
             order[cols] = rows  # window position b receives the content of window order[b]
         moved = grid.clone()
-        chosen = []
-        for b, target in enumerate(windows):
-            source = windows[order[b]]
-            prior = UprightPrior(self.public[target], list(range(DIHEDRAL)), None)
-            pictures = prior._small(restored[source])
-            feats = prior.features(prior.candidates(pictures).flatten(0, 1))
-            scores = (((feats - prior.mean) / prior.scale) @ prior.weight).view(len(pictures), -1).sum(0)
-            t = int(torch.argmax(scores))
+        chosen = [0] * len(windows)
+        # The window with the most contrast is turned by the prior; the others, planes of the
+        # same picture, are turned so that their edges fall on its edges.
+        spread = [float(restored[windows[order[b]]].std()) for b in range(len(windows))]
+        anchor = int(np.argmax(spread))
+        for b in [anchor] + [b for b in range(len(windows)) if b != anchor]:
+            target, source = windows[b], windows[order[b]]
+            if b == anchor:
+                prior = UprightPrior(self.public[target], list(range(DIHEDRAL)), None)
+                pictures = prior._small(restored[source])
+                feats = prior.features(prior.candidates(pictures).flatten(0, 1))
+                scores = (((feats - prior.mean) / prior.scale) @ prior.weight).view(len(pictures), -1).sum(0)
+                t = int(torch.argmax(scores))
+                edges = _edge_strength(turn(restored[source], t))
+            else:
+                t = int(np.argmax([float((_edge_strength(turn(restored[source], u)) * edges).mean())
+                                   for u in range(DIHEDRAL)]))
             moved[target] = turn(grid[source], t)  # unit at a comes from moved[a]
-            chosen.append(t)
+            chosen[b] = t
         self.facts["global_turn"] = chosen if len(chosen) > 1 else chosen[0]
         moved = moved.reshape(-1).numpy()
         position = np.empty_like(moved)
@@ -378,6 +387,14 @@ class _Solver:
         template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
         perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
         return perm
+
+
+def _edge_strength(images: torch.Tensor) -> torch.Tensor:
+    """Gradient magnitude of every picture ``(M, C, H, W)``, standardised per picture."""
+    x = images.double().mean(1)
+    g = (x.diff(dim=-1)[..., :-1, :] ** 2 + x.diff(dim=-2)[..., :, :-1] ** 2).sqrt()
+    g = g - g.mean(dim=(-2, -1), keepdim=True)
+    return g / (g.std(dim=(-2, -1), keepdim=True) + 1e-9)
 
 
 def _channel_histograms(units: torch.Tensor, channels: int, planes: int, full: int) -> torch.Tensor:
