@@ -29,7 +29,7 @@ A cipher may turn a map into its own key material (:meth:`ppattack.cipher.Cipher
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -70,13 +70,14 @@ class ComponentMap:
     """``cipher_unit[i] = plain_unit[index[i]] ^ mask[i]`` over units of ``bits`` bits.
 
     ``ambiguous``: fraction of units whose source the evidence could not single out (resolved
-    arbitrarily; 0 for a map from chosen images).
+    arbitrarily; 0 for a map from chosen images); ``tied`` marks those units (None: none).
     """
 
     bits: int
     index: np.ndarray
     mask: np.ndarray
     ambiguous: float = 0.0
+    tied: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def signed(cls, index: np.ndarray, flip: np.ndarray, ambiguous: float = 0.0) -> "ComponentMap":
@@ -279,19 +280,18 @@ def from_pairs(plain: torch.Tensor, cipher: torch.Tensor, bits: int = 8,
                              f"not a shared map of {bits}-bit units")
     index = np.full(c.shape[1], -1, np.int64)
     taken = np.zeros(p.shape[1], bool)
-    ambiguous = 0
     for i in np.argsort(count, kind="stable"):  # the surest first
         for lo, hi in zip(starts[:, i], ends[:, i]):
             free = [j for j in order[lo:hi] if not taken[j]]
             if free:
                 index[i] = free[0]
                 taken[free[0]] = True
-                ambiguous += count[i] > 1
                 break
     if (index < 0).any():
         raise ParameterError("the known pairs do not single out a one-to-one map")
     mask = (c[0] ^ p[0][index]).astype(np.uint8)
-    return ComponentMap(bits, index, mask, ambiguous / c.shape[1])
+    tied = count > 1
+    return ComponentMap(bits, index, mask, float(tied.mean()), tied)
 
 
 # -- conversion into key material ---------------------------------------------------------------

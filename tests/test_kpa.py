@@ -118,3 +118,19 @@ def test_signed_map_decrypts_directly():
     images = smooth_images(2, 32)
     assert torch.equal(found.decrypt(cipher.encrypt(images, key)), images)
     assert found.flip.sum() > 0
+
+
+def test_kpa_settles_ties_of_a_shared_nibble_map_by_its_structure():
+    """le with known images that share a flat corner: units there tie on the evidence; the map
+    every block shares (learned from own keys) settles them, and decryption is exact."""
+    cipher, key = make("le")
+    known = smooth_images(8, 32, seed=3)
+    known[:, :, :8, :8] = 128
+    targets = smooth_images(4, 32, seed=4)
+    view = ThreatView("kpa", cipher, SHAPE, cipher.encrypt(targets, key), known,
+                      known_pairs=(known, cipher.encrypt(known, key)))
+    result = ppattack.create_attack("kpa", threat="kpa")(view)
+    assert result.facts["ambiguous_units"] > 0 and result.facts["settled_by_structure"] is True
+    scores = key_recovery_scores(cipher, key, None, result.facts.pop("recovered_map"))
+    assert scores["decrypts_exactly"] == 1.0
+    assert torch.equal(result.images, targets)

@@ -371,6 +371,8 @@ class _Solver:
             moved[target] = turn(grid[source], t)  # unit at a comes from moved[a]
             chosen[b] = t
         self.facts["global_turn"] = chosen if len(chosen) > 1 else chosen[0]
+        self.facts["open_symmetry"] = ("the picture's turn and mirror: the keys' turns of single pieces make "
+                                       "them a second valid key; chosen by a prior fitted on public images")
         moved = moved.reshape(-1).numpy()
         position = np.empty_like(moved)
         position[moved] = np.arange(len(moved))

@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.cipher import Cipher
-from ppattack.component_map import ComponentMap, from_oracle, from_pairs, unit_bits_of
+from ppattack.component_map import ComponentMap, from_oracle, from_pairs, repair, unit_bits_of
 from ppattack.errors import ParameterError
 from ppattack.keys import Key, Shape
+from ppattack.structure import compose_map, probe, unit_layout
 from ppattack.threat import ThreatView
 
 
@@ -32,6 +34,52 @@ def occurring_masks(cipher: Cipher, shape: Shape, bits: int, keys: int = 2) -> t
                             cipher.encrypted_shape(shape))
         seen.update(int(m) for m in np.unique(found.mask))
     return tuple(sorted(seen))
+
+
+def settle_by_structure(cipher: Cipher, shape: Shape, found: ComponentMap, plain: torch.Tensor,
+                        encrypted: torch.Tensor) -> ComponentMap:
+    """Units the known images could not tell apart, settled where every key of the cipher
+    shares one in-piece map (learned from own keys): each piece's source is its units'
+    majority (or itself, where keys never move pieces), the shared map each position's majority
+    over the pieces, counting the units the evidence singled out. Kept only if it still
+    explains every known pair; otherwise ``found`` is returned unchanged."""
+    structure = probe(cipher, shape)
+    if not structure.shared or found.bits != structure.bits:
+        return found
+    keyed = tuple(cipher.keyed_shape(shape))
+    piece, local = unit_layout(keyed, structure.block, found.bits)
+    pieces, length = piece.max() + 1, local.max() + 1
+    src_piece = np.empty((pieces, length), np.int64)
+    src_local = np.empty((pieces, length), np.int64)
+    mask = np.empty((pieces, length), np.int64)
+    src_piece[piece, local] = piece[found.index]
+    src_local[piece, local] = local[found.index]
+    mask[piece, local] = found.mask
+    # Votes of the units the evidence singled out (a tied unit votes only where none is sure).
+    sure = np.ones((pieces, length), bool)
+    if found.tied is not None:
+        sure[piece, local] = ~found.tied
+    cells = repair(_vote(src_piece, sure, axis=1)) if structure.moves else np.arange(pieces)
+    shared_src = repair(_vote(src_local, sure, axis=0))
+    shared_mask = _vote(mask, sure, axis=0)
+    settled = compose_map(keyed, structure.block, found.bits, [shared_src] * pieces,
+                          [shared_mask] * pieces, cells)
+    if not torch.equal(settled.encrypt(plain), encrypted):
+        return found
+    return ComponentMap(settled.bits, settled.index, settled.mask.astype(np.uint8), 0.0)
+
+
+def _vote(values: np.ndarray, sure: np.ndarray, axis: int) -> np.ndarray:
+    """Majority of ``values`` along ``axis`` counting the sure entries (all, where none is)."""
+    top = int(values.max()) + 1
+    weight = np.where(sure, 1.0, 1e-6)
+    v, w = np.moveaxis(values, axis, -1), np.moveaxis(weight, axis, -1)
+    counts = np.zeros((*v.shape[:-1], top))
+    np.put_along_axis(counts, v, 0, axis=-1)
+    rows = np.indices(v.shape[:-1]).reshape(v.ndim - 1, -1)
+    for k in range(v.shape[-1]):
+        np.add.at(counts, (*rows, v[..., k].reshape(-1)), w[..., k].reshape(-1))
+    return counts.argmax(axis=-1)
 
 
 def decrypt_with(view: ThreatView, found: ComponentMap, facts: dict[str, Any]) -> AttackResult:
@@ -71,4 +119,7 @@ class KPA(Attack):
             if found.ambiguous == 0:
                 break
         facts = {"pairs_used": used, "unit_bits": bits, "ambiguous_units": found.ambiguous}
+        if found.ambiguous:
+            found = settle_by_structure(cipher, shape, found, keyed[:used], encrypted[:used].cpu())
+            facts["settled_by_structure"] = found.ambiguous == 0
         return decrypt_with(view, found, facts)
