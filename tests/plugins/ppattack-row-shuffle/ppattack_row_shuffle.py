@@ -25,7 +25,7 @@ class RowShuffle(ppattack.Cipher):
         return log2_factorial(shape[1])
 
     def compile(self, key, device):
-        perm = torch.as_tensor(key.material["row_perm"], device=device)
+        perm = torch.tensor(key.material["row_perm"], device=device)  # a copy: key arrays are read-only
         return {"forward": perm, "inverse": torch.argsort(perm)}
 
     def apply(self, x, plan, inverse):
