@@ -12,15 +12,19 @@ import pytest
 PLUGIN = Path(__file__).parent / "plugins" / "ppattack-row-shuffle"
 
 
-@pytest.fixture(scope="module")
-def plugin_env(tmp_path_factory) -> dict[str, str]:
-    target = tmp_path_factory.mktemp("site")
+def install(package: Path, target: Path) -> dict[str, str]:
+    """pip-install ``package`` into ``target``; the environment that imports from it."""
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(target), str(PLUGIN)],
+                    "--no-build-isolation", "--target", str(target), str(package)],
                    check=True, capture_output=True, text=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
     return env
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory) -> dict[str, str]:
+    return install(PLUGIN, tmp_path_factory.mktemp("site"))
 
 
 def ppattack(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -68,13 +72,7 @@ SHARED_MAPS = Path(__file__).parent / "plugins" / "ppattack-shared-maps"
 
 @pytest.fixture(scope="module")
 def shared_maps_env(tmp_path_factory) -> dict[str, str]:
-    target = tmp_path_factory.mktemp("site-shared-maps")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(target), str(SHARED_MAPS)],
-                   check=True, capture_output=True, text=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
-    return env
+    return install(SHARED_MAPS, tmp_path_factory.mktemp("site-shared-maps"))
 
 
 @pytest.mark.parametrize("attack", ["cpa", "keyrec"])

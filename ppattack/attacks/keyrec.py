@@ -282,30 +282,27 @@ class _Solver:
         return shared, solved.cells
 
     # -- a map per position ----------------------------------------------------------------------
-    def _turned_placement(self, maps: list[PieceMap]) -> tuple[list[PieceMap], np.ndarray]:
-        """Pieces move and each may still be turned: placement with 8 states per piece."""
-        identity = np.arange(self.pieces)
-        images = self._decode(maps, identity, self.cts[:self.attack.PLACEMENT_IMAGES])
+    def _turn_table(self, maps: list[PieceMap]) -> np.ndarray:
+        """Dissimilarity of every pair of pieces in every turn (``(2, 8P, 8P)``), each image's
+        table divided by its median, summed over the first ciphertexts."""
+        images = self._decode(maps, np.arange(self.pieces), self.cts[:self.attack.PLACEMENT_IMAGES])
         total = None
         for image in split(images, self.block).double():
             table, _ = dihedral_dissimilarity(image, self.attack.compat, self.attack.reg)
-            finite = table[np.isfinite(table)]
-            table = table / (np.median(finite) + 1e-9)
+            table = table / (np.median(table[np.isfinite(table)]) + 1e-9)
             total = table if total is None else total + table
-        solved = place(total, self.rows, self.cols, states=DIHEDRAL)
+        return total
+
+    def _turned_placement(self, maps: list[PieceMap]) -> tuple[list[PieceMap], np.ndarray]:
+        """Pieces move and each may still be turned: placement with 8 states per piece."""
+        solved = place(self._turn_table(maps), self.rows, self.cols, states=DIHEDRAL)
         self.facts["largest_cluster"] = solved.largest_cluster / self.pieces
         turns = self._symmetries(turns=True, colours=False)
         return [m.then(turns[int(t)]) for m, t in zip(maps, solved.states)], solved.cells
 
     def _turns_in_place(self, maps: list[PieceMap]) -> list[PieceMap]:
         """Pieces stay but each may be turned: iterated conditional modes on the edges."""
-        identity = np.arange(self.pieces)
-        images = self._decode(maps, identity, self.cts[:self.attack.PLACEMENT_IMAGES])
-        total = None
-        for image in split(images, self.block).double():
-            table, _ = dihedral_dissimilarity(image, self.attack.compat, self.attack.reg)
-            finite = table[np.isfinite(table)]
-            total = table / (np.median(finite) + 1e-9) if total is None else total + table / (np.median(finite) + 1e-9)
+        total = self._turn_table(maps)
         state = np.zeros(self.pieces, np.int64)
         for _ in range(10):
             changed = False
