@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .cipher import Cipher
 
 UNIT_SIZES = (8, 4, 2, 1)  # bits of a unit, coarsest first
-ROWS = 64  # images per step when a map is applied bit by bit (bounds memory at 224x224)
+ROWS = 64  # images per step when a map is applied (bounds the memory of bit units at 224x224)
 
 
 def split_units(flat: torch.Tensor, bits: int) -> torch.Tensor:
@@ -92,27 +92,28 @@ class ComponentMap:
     def decrypt(self, ciphertexts: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
         """Invert the map on a uint8 batch; the result has the plain ``shape`` (default: the
         ciphertexts' own)."""
-        n = len(ciphertexts)
-        shape = tuple(ciphertexts.shape[1:]) if shape is None else tuple(shape)
-        flat = ciphertexts.reshape(n, -1)
-        index = torch.from_numpy(self.index).to(flat.device)
-        mask = torch.from_numpy(self.mask.astype(np.uint8)).to(flat.device)
-        out = []
-        for start in range(0, n, ROWS if self.bits < 8 else max(1, n)):
-            units = split_units(flat[start:start + ROWS if self.bits < 8 else n], self.bits)
-            plain = torch.empty_like(units)
-            plain[:, index] = units ^ mask
-            out.append(join_units(plain, self.bits))
-        return torch.cat(out).view(n, *shape) if out else flat.new_zeros((0, *shape))
+        return self._move(ciphertexts, shape, inverse=True)
 
     def encrypt(self, images: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
         """Apply the map (what the cipher does) to a uint8 batch."""
-        n = len(images)
-        shape = tuple(images.shape[1:]) if shape is None else tuple(shape)
-        units = split_units(images.reshape(n, -1), self.bits)
-        index = torch.from_numpy(self.index).to(units.device)
-        mask = torch.from_numpy(self.mask.astype(np.uint8)).to(units.device)
-        return join_units(units[:, index] ^ mask, self.bits).view(n, *shape)
+        return self._move(images, shape, inverse=False)
+
+    def _move(self, x: torch.Tensor, shape: Shape | None, inverse: bool) -> torch.Tensor:
+        n = len(x)
+        shape = tuple(x.shape[1:]) if shape is None else tuple(shape)
+        flat = x.reshape(n, -1)
+        index = torch.from_numpy(self.index).to(flat.device)
+        mask = torch.from_numpy(self.mask.astype(np.uint8)).to(flat.device)
+        out = []
+        for start in range(0, n, ROWS):  # chunks bound the memory of bit units
+            units = split_units(flat[start:start + ROWS], self.bits)
+            if inverse:
+                moved = torch.empty_like(units)
+                moved[:, index] = units ^ mask
+            else:
+                moved = units[:, index] ^ mask
+            out.append(join_units(moved, self.bits))
+        return torch.cat(out).view(n, *shape) if out else flat.new_zeros((0, *shape))
 
     def coarsen(self) -> "ComponentMap":
         """The same map over the largest units it moves whole, bits in order."""

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .cipher import Cipher
-from .component_map import ComponentMap, from_oracle, split_units, unit_bits_of
+from .component_map import ComponentMap, from_oracle, join_units, split_units, unit_bits_of
 from .errors import ParameterError
 from .keys import Shape
 
@@ -79,8 +79,6 @@ def piece_units(images: torch.Tensor, block: int, bits: int) -> torch.Tensor:
 
 def assemble_units(units: torch.Tensor, shape: Shape, block: int, bits: int) -> torch.Tensor:
     """Inverse of :func:`piece_units`: ``(N, P, L)`` -> uint8 ``(N, C, H, W)``."""
-    from .component_map import join_units
-
     c, h, w = shape
     n = units.shape[0]
     grid = units.reshape(n, h // block, w // block, 8 // bits, c, block, block).permute(0, 3, 4, 1, 5, 2, 6)

@@ -198,20 +198,6 @@ def colour_log_likelihood(images: torch.Tensor, log_prob: torch.Tensor) -> torch
     return log_prob.to(images.device)[_colour_codes(images, levels)].mean(dim=(1, 2))
 
 
-def gray_layout(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB ``(N, 3, H, W)`` -> etc-gray's plain layout Y | Cb | Cr as ``(N, 1, H, 3W)``."""
-    from ppattack.functional import rgb_to_ycbcr
-
-    return torch.cat(rgb_to_ycbcr(rgb).unbind(1), dim=-1).unsqueeze(1)
-
-
-def from_gray_layout(gray: torch.Tensor) -> torch.Tensor:
-    """``(N, 1, H, 3W)`` Y | Cb | Cr -> RGB ``(N, 3, H, W)``."""
-    from ppattack.functional import ycbcr_to_rgb
-
-    return ycbcr_to_rgb(torch.stack(gray[:, 0].chunk(3, dim=-1), dim=1).contiguous())
-
-
 # -- the solver ------------------------------------------------------------------------------------
 
 def solve_edges(ciphertexts: torch.Tensor, transforms: UnitTransforms, iterations: int,
@@ -311,12 +297,12 @@ class FR(Attack):
                 "icm_iterations": self.icm_iterations}
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        c, h, w = view.plain_shape
+        cipher = view.cipher
         shape = tuple(view.ciphertexts.shape[1:])
-        gray_cipher = shape == (1, h, 3 * w) and c == 3  # etc-gray's Y | Cb | Cr layout
-        if shape != (c, h, w) and not gray_cipher:
-            raise ShapeError(f"fr needs ciphertexts of the plain shape {view.plain_shape} (or "
-                             f"etc-gray's (1, H, 3W)), got {shape}")
+        keyed = tuple(cipher.keyed_shape(tuple(view.plain_shape)))  # after a keyless step, if any
+        if shape != keyed:
+            raise ShapeError(f"fr needs ciphertexts of the shape the cipher's key acts on, {keyed}, "
+                             f"got {shape}")
         transforms = view.cipher.unit_transforms(view.plain_shape)
         if self.solver == "edge" and transforms is None:
             raise ParameterError(f"cipher '{view.cipher.name}' declares no per-unit candidates: "
@@ -327,8 +313,7 @@ class FR(Attack):
             log_prob = None
             if self.threat_model == "coa+public" and view.public_images is not None:
                 public = view.public_images
-                log_prob = colour_histogram(gray_layout(public) if gray_cipher else public)
+                log_prob = colour_histogram(cipher.keyless_step(public))
             out, facts = solve_edges(view.ciphertexts, transforms, self.icm_iterations, log_prob)
-        if gray_cipher:
-            out = from_gray_layout(out)
+        out = cipher.undo_keyless_step(out)
         return AttackResult(to_gray(out) if self.grayscale else out, facts)

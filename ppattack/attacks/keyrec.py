@@ -130,6 +130,7 @@ class _Solver:
         self.templates = piece_units(public, self.block, structure.bits).transpose(0, 1)  # (P, p, L)
         self.length = self.x.shape[-1]
         self.open_turn = False
+        self.public_stats = _channel_stats(public)
 
     # -- the steps -----------------------------------------------------------------------------
     def solve(self) -> ComponentMap:
@@ -203,13 +204,7 @@ class _Solver:
     # -- colours: channel order of each piece (or of all) from the public images' statistics -----
     def _colour_cost(self, pixels: torch.Tensor) -> float:
         """Distance of per-channel statistics of ``pixels`` ``(M, C, ...)`` to the public images'."""
-        return float(((_channel_stats(pixels) - self._public_stats) ** 2).sum())
-
-    @property
-    def _public_stats(self) -> torch.Tensor:
-        if not hasattr(self, "_stats"):
-            self._stats = _channel_stats(self.public)
-        return self._stats
+        return float(((_channel_stats(pixels) - self.public_stats) ** 2).sum())
 
     def _choose_colours(self, maps: list[PieceMap], *, per_piece: bool) -> list[PieceMap]:
         if self.channels == 1:
@@ -233,8 +228,7 @@ class _Solver:
     def _units_to_pixels(self, units: torch.Tensor) -> torch.Tensor:
         """Plain units ``(M, L)`` of single pieces -> uint8 pieces ``(M, C, B, B)``."""
         b = self.block
-        one = assemble_units(units[:, None], (self.channels, b, b), b, self.structure.bits)
-        return one
+        return assemble_units(units[:, None], (self.channels, b, b), b, self.structure.bits)
 
     # -- shared maps ---------------------------------------------------------------------------
     def _by_edges(self, shared: PieceMap) -> PieceMap:
