@@ -111,9 +111,9 @@ def plugin_cipher(name: str):
     sys.path.insert(0, str(PLUGINS / "ppattack-shared-maps"))
     sys.path.insert(0, str(PLUGINS / "ppattack-row-shuffle"))
     from ppattack_row_shuffle import RowShuffle
-    from ppattack_shared_maps import PixelScatter, TileMix
+    from ppattack_shared_maps import PixelScatter, TileMix, TileTurn
 
-    return {"tile-mix": TileMix(), "tile-mix-no-flips": TileMix(invert=0),
+    return {"tile-mix": TileMix(), "tile-mix-no-flips": TileMix(invert=0), "tile-turn": TileTurn(),
             "pixel-scatter": PixelScatter(), "row-shuffle": RowShuffle()}[name]
 
 
@@ -148,6 +148,18 @@ def test_keyrec_restores_an_unnamed_plugin_up_to_the_turn_of_the_picture(name):
     assert result.facts["structure"] == {"bits": 8, "block": 4, "moves": True, "shared": True,
                                          "pixels_whole": False}
     assert any(torch.equal(result.images, turn_picture(plain, t)) for t in range(8))
+
+
+def test_keyrec_turns_pieces_that_never_move():
+    """A plugin that turns, mirrors and inverts every tile by a key of its own but scrambles
+    nothing: the tiles' maps from their statistics, their turns in place by the edges."""
+    cipher = plugin_cipher("tile-turn")
+    key, plain, view = keyrec_view(cipher, 40)
+    result = ppattack.create_attack("keyrec")(view)
+    assert result.facts["structure"]["moves"] is False and result.facts["structure"]["shared"] is False
+    scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None), result.facts.pop("recovered_map"))
+    assert scores["decrypts_exactly"] == 1.0, scores
+    assert torch.equal(result.images, plain)
 
 
 def test_keyrec_on_photographs_restores_per_position_keys():

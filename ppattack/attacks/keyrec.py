@@ -42,6 +42,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ppattack.attack import Attack, AttackResult
+from ppattack.chirality import fit_mirror_score, mirror_vote
 from ppattack.compat import block_edge_cost, dihedral_dissimilarity, summed_dissimilarity
 from ppattack.component_map import ComponentMap
 from ppattack.errors import ParameterError, ShapeError
@@ -64,26 +65,31 @@ class KeyRec(Attack):
              "placement after Gallagher (CVPR 2012); the jigsaw attacks of Chuman and Kiya "
              "(2022-2023) on the block-wise ViT scheme")
     threat_models = ("coa+public",)
-    presets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000},
-               "cifar": {"max_ciphertexts": 5000, "max_public": 2000},
-               "paper": {"max_ciphertexts": 100, "max_public": 200}}
+    presets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000, "mirror_public": 1000, "mirror_steps": 200},
+               "cifar": {"max_ciphertexts": 5000, "max_public": 2000, "mirror_public": 10000, "mirror_steps": 600},
+               "paper": {"max_ciphertexts": 100, "max_public": 200, "mirror_public": 200, "mirror_steps": 200}}
     PLACEMENT_IMAGES = 256  # ciphertexts whose edges are summed to place pieces with turns
 
     def __init__(self, *, max_ciphertexts: int | None = None, max_public: int | None = None,
+                 mirror_public: int | None = None, mirror_steps: int | None = None,
                  compat: str = "mgc", reg: float = 1.0, restarts: int = 8, **common):
         super().__init__(**common)
         self.max_ciphertexts = int(self.preset_value("max_ciphertexts", max_ciphertexts))
         self.max_public = int(self.preset_value("max_public", max_public))
+        self.mirror_public = int(self.preset_value("mirror_public", mirror_public))
+        self.mirror_steps = int(self.preset_value("mirror_steps", mirror_steps))
         self.compat = str(compat)
         self.reg = float(reg)
         self.restarts = int(restarts)
-        if self.max_ciphertexts < 1 or self.max_public < 1:
-            raise ParameterError("max_ciphertexts and max_public must be at least 1")
+        if min(self.max_ciphertexts, self.max_public, self.mirror_public) < 1 or self.mirror_steps < 0:
+            raise ParameterError("max_ciphertexts, max_public and mirror_public must be at least 1, "
+                                 "mirror_steps at least 0")
 
     @property
     def params(self) -> dict[str, Any]:
         return {**super().params, "max_ciphertexts": self.max_ciphertexts,
-                "max_public": self.max_public, "compat": self.compat, "reg": self.reg,
+                "max_public": self.max_public, "mirror_public": self.mirror_public,
+                "mirror_steps": self.mirror_steps, "compat": self.compat, "reg": self.reg,
                 "restarts": self.restarts}
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
@@ -97,12 +103,14 @@ class KeyRec(Attack):
         if tuple(view.ciphertexts.shape[1:]) != keyed or view.ciphertexts.dtype != torch.uint8:
             raise ShapeError(f"keyrec needs 8-bit ciphertexts of shape {keyed}")
         cts = view.ciphertexts[:self.max_ciphertexts].cpu()
-        public = cipher.keyless_step(view.public_images[:self.max_public].cpu())
+        every_public = cipher.keyless_step(view.public_images[:max(self.max_public, self.mirror_public)].cpu())
+        public = every_public[:self.max_public]
         facts: dict[str, Any] = {"ciphertexts_used": len(cts), "public_used": len(public),
                                  "structure": {k: getattr(structure, k) for k in
                                                ("bits", "block", "moves", "shared", "pixels_whole")}}
         seconds = {"structure": time.perf_counter() - start}
-        found = _Solver(self, structure, keyed, cts, public, facts, seconds).solve()
+        found = _Solver(self, structure, keyed, cts, public, facts, seconds,
+                        mirror_public=every_public[:self.mirror_public]).solve()
         facts["seconds"] = seconds
         log.info("keyrec: %s map from %d ciphertexts and %d public images", cipher.name, len(cts), len(public))
         facts["recovered_map"] = found
@@ -115,12 +123,15 @@ class KeyRec(Attack):
 
 class _Solver:
     """One recovery: the structure, the data in the keyed domain, and the steps of the module
-    docstring. ``cts`` and ``public`` are uint8 images of the keyed shape."""
+    docstring. ``cts``, ``public`` and ``mirror_public`` (which train the mirror score) are
+    uint8 images of the keyed shape."""
 
     def __init__(self, attack: KeyRec, structure: Structure, keyed: Shape, cts: torch.Tensor,
-                 public: torch.Tensor, facts: dict[str, Any], seconds: dict[str, float]):
+                 public: torch.Tensor, facts: dict[str, Any], seconds: dict[str, float], *,
+                 mirror_public: torch.Tensor):
         self.attack, self.structure, self.keyed = attack, structure, keyed
         self.cts, self.public, self.facts, self.seconds = cts, public, facts, seconds
+        self.mirror_public = mirror_public
         channels, height, width = keyed
         self.channels = channels
         self.block = structure.block
@@ -354,7 +365,7 @@ class _Solver:
                 pictures = prior._small(restored[source])
                 feats = prior.features(prior.candidates(pictures).flatten(0, 1))
                 scores = (((feats - prior.mean) / prior.scale) @ prior.weight).view(len(pictures), -1).sum(0)
-                t = int(torch.argmax(scores))
+                t = self._unmirrored(int(torch.argmax(scores)), found, source, target)
                 edges = _edge_strength(turn(restored[source], t))
             else:
                 t = int(np.argmax([float((_edge_strength(turn(restored[source], u)) * edges).mean())
@@ -368,6 +379,19 @@ class _Solver:
         position = np.empty_like(moved)
         position[moved] = np.arange(len(moved))
         return ComponentMap(found.bits, position[found.index], found.mask)
+
+    def _unmirrored(self, t: int, found: ComponentMap, source: tuple, target: tuple) -> int:
+        """``t`` or its mirror partner ``t ^ 4``: a mirror score trained on the public images'
+        window ``target`` votes over every restored picture's window ``source`` turned by ``t``."""
+        start = time.perf_counter()
+        model = fit_mirror_score(self.mirror_public[target], steps=self.attack.mirror_steps,
+                                 seed=self.attack.seed)
+        pictures = turn(found.decrypt(self.cts, self.keyed)[source], t)
+        vote = mirror_vote(model, pictures)
+        self.facts["mirror_vote"] = {"z": round(vote.z, 2), "agree": round(vote.agree, 3),
+                                     "pictures": vote.pictures}
+        self.seconds["mirror_vote"] = time.perf_counter() - start
+        return t ^ 4 if vote.mirrored else t
 
     # -- single pixels ---------------------------------------------------------------------------
     def _place_pixels(self, maps: list[PieceMap]) -> np.ndarray:

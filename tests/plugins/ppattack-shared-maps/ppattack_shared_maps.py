@@ -1,8 +1,10 @@
-"""Two shared-key test ciphers that no ppattack attack knows by name.
+"""Three shared-key test ciphers that no ppattack attack knows by name.
 
 - ``tile-mix`` (declares ``block_size`` B): B x B tiles are scrambled by one permutation, the
   3 B^2 bytes of every tile vector (row, col, channel order) are permuted by a second one shared
   by all tiles, and the bytes where a shared mask is set are inverted (``invert=1``, default).
+- ``tile-turn`` (declares ``block_size`` B): every B x B tile stays where it is, turned by its
+  own one of the 8 turns and mirrors of the square and inverted where its own bit is set.
 - ``pixel-scatter`` (declares nothing): one permutation of all pixels of the image (a pixel keeps
   its three channels together), then the pixels where a shared bit is set are inverted.
 
@@ -108,6 +110,53 @@ class PixelScatter(ppattack.Cipher):
         mask = np.tile(255 * np.asarray(key.material["invert"]).astype(np.uint8), c)
         index_t = torch.as_tensor(index, device=device)
         mask_t = torch.as_tensor(mask, device=device)
+        return {"forward": (index_t, mask_t), "inverse": _invert(index_t, mask_t)}
+
+    def apply(self, x, plan, inverse):
+        return _gather(x, *plan["inverse" if inverse else "forward"])
+
+
+class TileTurn(ppattack.Cipher):
+    """A turn or mirror of its own and an inversion bit of its own for every tile; no scrambling."""
+
+    name = "tile-turn"
+    paper = "test plugin"
+
+    def __init__(self, block_size: int = 4) -> None:
+        super().__init__(block_size=int(block_size))
+        self.block_size = int(block_size)
+
+    def check_shape(self, shape):
+        super().check_shape(shape)
+        self.check_block_divides(shape, self.block_size)
+
+    def key_fields(self, shape):
+        tiles = (shape[1] // self.block_size) * (shape[2] // self.block_size)
+        return {"turns": KeyField((tiles,), high=8), "invert": KeyField((tiles,), high=2)}
+
+    def key_space_bits(self, shape):
+        return 4.0 * (shape[1] // self.block_size) * (shape[2] // self.block_size)
+
+    def compile(self, key, device):
+        c, h, w = key.shape
+        b = self.block_size
+        cols = w // b
+        grid = torch.arange(b * b).view(b, b)
+        within = []  # within[g][r, q]: the tile entry that turn g brings to (r, q)
+        for g in range(8):
+            turned = torch.rot90(grid, g % 4, dims=(0, 1))
+            within.append((turned.flip(1) if g >= 4 else turned).numpy())
+        index = np.arange(c * h * w).reshape(c, h, w)
+        mask = np.zeros((c, h, w), np.uint8)
+        turns, invert = np.asarray(key.material["turns"]), np.asarray(key.material["invert"])
+        for t in range(len(turns)):
+            top, left = (t // cols) * b, (t % cols) * b
+            rows, cols_in = np.divmod(within[int(turns[t])], b)
+            index[:, top:top + b, left:left + b] = (np.arange(c)[:, None, None] * h * w
+                                                    + (top + rows) * w + left + cols_in)
+            mask[:, top:top + b, left:left + b] = 255 * int(invert[t])
+        index_t = torch.as_tensor(index.reshape(-1), device=device)
+        mask_t = torch.as_tensor(mask.reshape(-1), device=device)
         return {"forward": (index_t, mask_t), "inverse": _invert(index_t, mask_t)}
 
     def apply(self, x, plan, inverse):
