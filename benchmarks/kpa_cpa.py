@@ -1,6 +1,7 @@
 """kpa / cpa on every shared-key cipher: chosen images asked, known pairs needed, exactness.
 
-    python benchmarks/kpa_cpa.py [--data folder:../shared/data/cifar10-jpeg]
+    python benchmarks/kpa_cpa.py [--data folder:../shared/data/cifar10-jpeg] [--pairs 50]
+                                 [--ciphers le,ele] [--settings 32/4,224/16] [--attacks cpa,kpa]
 
 At 32x32/4 and 224x224/16 (CIFAR images upsampled as the harness does): cpa against an oracle
 under a fresh key (seed 1), and kpa with natural known pairs from the training split (the attack
@@ -30,18 +31,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="folder:../shared/data/cifar10-jpeg")
     parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--ciphers", default=",".join(CIPHERS))
+    parser.add_argument("--settings", default="32/4,224/16", help="side/block, comma-separated")
+    parser.add_argument("--attacks", default="cpa,kpa")
     args = parser.parse_args()
+    settings = [tuple(int(v) for v in s.split("/")) for s in args.settings.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
     print("| setting | cipher | attack | images used | whole key | ambiguous units | seconds |")
     print("|---|---|---|---|---|---|---|")
-    for side, block in ((32, 4), (224, 16)):
+    for side, block in settings:
         data = load_dataset(args.data, side, max_train=args.pairs, max_test=4)
         shape = (3, side, side)
-        for name in CIPHERS:
+        for name in args.ciphers.split(","):
             cipher = ppattack.create_cipher(name, block_size=block)
             key = cipher.generate_key(shape, seed=1)
             targets = data.test_images
-            for threat in ("cpa", "kpa"):
+            for threat in args.attacks.split(","):
                 extra = ({"oracle": lambda x: cipher.encrypt(x, key)} if threat == "cpa" else
                          {"known_pairs": (data.train_images, cipher.encrypt(data.train_images, key))})
                 view = ThreatView(threat, cipher, shape, cipher.encrypt(targets, key), **extra)
