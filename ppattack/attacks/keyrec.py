@@ -21,7 +21,9 @@ it never looks at the cipher's name:
    the ciphertexts, then tree-based placement (:mod:`ppattack.placement`; pieces in 8 turns when
    every position has its own map); single pixels are placed by quadratic assignment of their
    correlations (Le Roux et al., "Learning the 2-D topology of images", NIPS 2007); the turn of
-   the whole picture comes from a prior fitted on the public images.
+   the whole picture comes from a prior fitted on the public images, its mirror from a mirror
+   score learned on them and summed over every restored picture (:mod:`ppattack.chirality`;
+   ``mirror_steps`` its training steps, 0 for no vote).
 
 The recovered map decrypts the ciphertexts by itself (:class:`ppattack.component_map.ComponentMap`);
 it goes to the harness as ``facts["recovered_map"]`` (scored by decryption, never written), with
@@ -382,7 +384,10 @@ class _Solver:
 
     def _unmirrored(self, t: int, found: ComponentMap, source: tuple, target: tuple) -> int:
         """``t`` or its mirror partner ``t ^ 4``: a mirror score trained on the public images'
-        window ``target`` votes over every restored picture's window ``source`` turned by ``t``."""
+        window ``target`` votes over every restored picture's window ``source`` turned by ``t``
+        (``mirror_steps=0``: no vote, the prior's ``t`` stands)."""
+        if self.attack.mirror_steps == 0:
+            return t
         start = time.perf_counter()
         model = fit_mirror_score(self.mirror_public[target], steps=self.attack.mirror_steps,
                                  seed=self.attack.seed)
