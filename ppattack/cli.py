@@ -367,6 +367,39 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     print_audit(result.document, out)
 
 
+@cli.command()
+@click.option("--attack", "attack_name", required=True, metavar="NAME", help="An attack under coa+public or coa.")
+@cipher_option
+@param_option
+@click.option("--ciphertexts", "ciphertexts_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Ciphertext images (PNG or another lossless format), one size, from any implementation.")
+@click.option("--public", "public_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="The attacker's own plain images of the ciphertexts' size.")
+@out_dir_option
+@click.option("--truth", "truth_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Plain images under the ciphertexts' names: score the restorations (OUTDIR/report/).")
+@click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper (the attack's budget).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the attack's own randomness.")
+@click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="torchvision's AlexNet checkpoint for LPIPS (with --truth).")
+def restore(attack_name: str, cipher_name: str, params: tuple[str, ...], ciphertexts_dir: str, public_dir: str,
+            out_dir: str, truth_dir: str | None, **options: Any) -> None:
+    """Attack a folder of ciphertext images and write the restored images under the same names."""
+    from .params import parse_assignments
+    from .restore import restore_files
+
+    out = Path(out_dir)
+    check_writable(out)
+    with status(f"restoring with {attack_name} against {cipher_name} ..."):
+        done = restore_files(attack_name, cipher_name, Path(ciphertexts_dir), Path(public_dir), out,
+                             params=parse_assignments(params), truth_dir=Path(truth_dir) if truth_dir else None,
+                             **options)
+    click.echo(f"wrote {len(done.written)} restored image(s) to {out}", err=True)
+    if done.result is not None:
+        print_summary(done.result.document, out / "report")
+
+
 def print_audit(document: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
