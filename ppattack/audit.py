@@ -2,7 +2,7 @@
 
 Like AutoAttack's fixed ensemble, the audit reports the worst case per threat model (coa,
 coa+public, kpa, cpa, model): the highest mean SSIM any attack reached and which attack, its
-LPIPS, whether a key was recovered exactly, and a verdict on one ladder (:data:`VERDICTS`).
+LPIPS, whether a key was recovered exactly, and a verdict on one ladder (:data:`ppattack.verdict.VERDICTS`).
 Every case runs with its positive control. A case whose attack cannot take the cipher (the
 attack raises :class:`~ppattack.errors.ParameterError` or :class:`~ppattack.errors.ShapeError`)
 is listed as "n/a" with the attack's reason, never counted as a failure; any other exception is
@@ -20,27 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
-
 from . import __version__
-from .errors import ParameterError, ShapeError
 from .bench import cell_params, expand
-from .presets import get_preset
+from .errors import ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
 from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, write_run
 from .threat import THREAT_MODELS
+from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, key_recovered, verdict
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA_VERSION = 1
-#: The ladder, strongest finding first.
-VERDICTS = ("key recovered", "content restored", "partially restored", "not broken by these attacks",
-            "no attack applies")
-#: Mean SSIM (wang) at which the content counts as restored.
-RESTORED_SSIM = 0.9
-#: Mean SSIM above the ciphertexts' own (the no-attack baseline) that counts as partial restoration.
-PARTIAL_MARGIN = 0.1
 #: ``--budget`` -> the most target images an audit case attacks (None: the preset's number).
 BUDGET_TARGETS: dict[str, int | None] = {"quick": 64, "cpu": 256, "paper": None}
 #: ``progress(done, total, attack, threat_model)`` before each case.
@@ -63,19 +55,6 @@ def audit_cases(attacks: list[str]) -> list[tuple[str, str]]:
     return sorted(cases, key=lambda case: (order.index(case[1]), case[0]))
 
 
-def verdict(best_ssim: float | None, baseline_ssim: float | None, key_recovered: bool) -> str:
-    """The ladder (:data:`VERDICTS`) for one threat model's worst case."""
-    if key_recovered:
-        return "key recovered"
-    if best_ssim is None:
-        return "no attack applies"
-    if best_ssim >= RESTORED_SSIM:
-        return "content restored"
-    if baseline_ssim is not None and best_ssim >= baseline_ssim + PARTIAL_MARGIN:
-        return "partially restored"
-    return "not broken by these attacks"
-
-
 def case_record(attack: str, threat: str, outcome: RunResult | None, error: str | None,
                 not_applicable: str | None, folder: str | None) -> dict[str, Any]:
     """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores."""
@@ -88,8 +67,7 @@ def case_record(attack: str, threat: str, outcome: RunResult | None, error: str 
         record.update(ssim=doc["metrics"]["ssim"]["mean"], psnr=doc["metrics"]["psnr"]["mean"],
                       lpips=(doc["metrics"].get("lpips") or {}).get("mean"),
                       control=finite(doc["control"]))
-        recovery = doc["attack"].get("key_recovery")
-        record["key_recovered"] = None if recovery is None else bool(recovery.get("complete", 0.0) >= 1.0)
+        record["key_recovered"] = key_recovered(doc) if doc["attack"].get("key_recovery") is not None else None
     return record
 
 

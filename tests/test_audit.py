@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ppattack import audit as audit_module
-from ppattack.audit import PARTIAL_MARGIN, RESTORED_SSIM, audit_cases, run_audit, verdict, worst_cases
+from ppattack.audit import audit_cases, run_audit, worst_cases
+from ppattack.verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 from ppattack.cli import cli
 from ppattack.errors import ParameterError
 from ppattack.schemas import validate
