@@ -489,27 +489,42 @@ def _number(value: Any) -> str:
               help="Keep the results of runs the check had to make here.")
 @click.argument("result_dirs", nargs=-1, type=click.Path(file_okay=False))
 def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...]) -> int:
-    """Security regression check: exit 1 when a cipher got weaker or an attack stopped working."""
+    """Security regression check: exit 1 when a cipher got weaker or an attack stopped working
+    (``[[bound]]`` cases, and ``[[audit]]`` verdicts per threat model)."""
     from rich.table import Table
 
+    from .audit_check import check_audits, has_case_bounds, load_audit_bounds
     from .check import check as check_bounds, load_baseline
 
-    bounds = load_baseline(baseline_path)
+    audits = load_audit_bounds(baseline_path)
+    bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
     with status("checking bounds ..."):
-        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None)
-    failed = sum(not v.ok for v in verdicts)
+        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None) if bounds else []
+        audit_verdicts = check_audits(audits, Path(out_dir) if out_dir else None)
+    failed = sum(not v.ok for v in verdicts) + sum(not v.ok for v in audit_verdicts)
+    total = len(verdicts) + len(audit_verdicts)
     if not world().is_main:  # under torchrun, rank 0 reports
         return 1 if failed else 0
-    table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
-    for column in ("case", "bound", "limit", "measured", "margin", "status"):
-        table.add_column(column)
-    for v in verdicts:
-        table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
-                      _number(v.margin), "ok" if v.ok else "REGRESSION")
     out = console()
-    out.print(table)
-    out.print(f"{failed} regression(s) in {len(verdicts)} bound(s)" if failed else
-              f"all {len(verdicts)} bound(s) hold (not broken by these attacks, within the bounds)")
+    if verdicts:
+        table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
+        for column in ("case", "bound", "limit", "measured", "margin", "status"):
+            table.add_column(column)
+        for v in verdicts:
+            table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
+                          _number(v.margin), "ok" if v.ok else "REGRESSION")
+        out.print(table)
+    if audit_verdicts:
+        table = Table(title=f"ppattack check (audits): {baseline_path}", title_justify="left")
+        for column in ("audit", "threat model", "bound", "limit", "measured", "status"):
+            table.add_column(column)
+        for v in audit_verdicts:
+            table.add_row(v.bound.label(), v.threat, v.kind, _number(v.limit) if not isinstance(v.limit, bool) else str(v.limit).lower(),
+                          _number(v.measured) if not isinstance(v.measured, bool) else str(v.measured).lower(),
+                          "ok" if v.ok else "REGRESSION")
+        out.print(table)
+    out.print(f"{failed} regression(s) in {total} bound(s)" if failed else
+              f"all {total} bound(s) hold (not broken by these attacks, within the bounds)")
     return 1 if failed else 0
 
 
