@@ -14,13 +14,12 @@ runs :func:`ppattack.audit.run_audit` and compares its worst cases per threat mo
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, ParameterError
+from .errors import ParameterError
 from .threat import THREAT_MODELS
 
 OPTION_KEYS = {"dataset", "preset", "seed", "limit", "params", "data_root", "budget"}
@@ -53,17 +52,9 @@ class AuditVerdict:
 
 
 def _read(path: str | Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise DataError(f"baseline file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ParameterError(f"baseline {path} is not valid TOML: {e}") from None
+    from .check import _load_toml  # one TOML reader, with check's error messages
+
+    return _load_toml(Path(path))
 
 
 def has_case_bounds(path: str | Path) -> bool:
