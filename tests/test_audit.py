@@ -118,3 +118,12 @@ def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert result.output.count("\n") <= 2 and "error:" in result.output
         assert not out.exists()
+
+
+def test_a_per_image_key_cipher_is_outside_kpa_and_the_audit_says_why(tmp_path):
+    document = run_audit("pe", tmp_path / "pe", attacks=["fr", "kpa"], accuracy=False, limit=8).document
+    kpa = document["threat_models"]["kpa"]
+    assert kpa["verdict"] == "no attack applies" and kpa["attacks_run"] == []
+    assert "key per image" in kpa["not_applicable"]["kpa"]
+    assert document["threat_models"]["coa+public"]["best_attack"] == "fr"
+    assert "kpa" in (tmp_path / "pe" / "audit.md").read_text().split("## Every case")[1]
