@@ -1,6 +1,7 @@
 """The attack base class: the ceremony around an attack's math.
 
-A subclass sets ``name``, ``paper`` and ``threat_models`` (the first is the default), takes its
+A subclass sets ``name``, ``paper`` and ``threat_models`` (the first is the default of the
+class; the harness prefers coa+public, :func:`ppattack.threat.default_threat`), takes its
 parameters as explicit keyword arguments, and implements ``fit`` (optional training on what the
 view grants) and ``reconstruct`` (ciphertexts -> plain-shaped uint8 images). The base class
 resolves presets, seeds, the device, timing and no-grad; one call runs it::

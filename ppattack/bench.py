@@ -24,11 +24,12 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from . import __version__
-from .errors import ParameterError, PPAttackError
+from .errors import ParameterError, PPAttackError, ShapeError
 from .distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, resolve, run
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .registry import ATTACKS, CIPHERS, Registry
+from .verdict import VERDICTS, key_recovered, verdict
 from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
                      mean_of, png, ssim_caption, write_run)
 
@@ -51,7 +52,8 @@ class BenchResult:
 
     @property
     def failures(self) -> list[dict[str, Any]]:
-        return [cell for cell in self.document["cells"] if cell["error"] is not None]
+        """Cells that crashed or failed on bad input (not those whose attack does not apply)."""
+        return [cell for cell in self.document["cells"] if cell["status"] == "error"]
 
 
 def split_names(text: str) -> list[str]:
@@ -123,10 +125,12 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
         return None
     cells: list[dict[str, Any]] = []
     images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-    for config, (_, ignored), (error, result, rank) in zip(configs, routed, outcomes):
+    for config, (_, ignored), (status, message, result, rank) in zip(configs, routed, outcomes):
         folder = f"{config.cipher}/{config.attack}"
         cell: dict[str, Any] = {"cipher": config.cipher, "attack": config.attack, "process": rank,
-                                "folder": None, "ignored_params": ignored, "error": error, "result": None}
+                                "folder": None, "ignored_params": ignored, "status": status,
+                                "error": message if status == "error" else None,
+                                "reason": message if status == "n/a" else None, "result": None}
         if result is not None:
             write_run(result, out / folder)
             cell.update(folder=folder, result=finite(result.document))
@@ -136,7 +140,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
         cells.append(cell)
     if not images:
         raise PPAttackError(f"every cell of the bench failed; the first: {cells[0]['cipher']} vs "
-                            f"{cells[0]['attack']}: {cells[0]['error']}")
+                            f"{cells[0]['attack']}: {cells[0]['error'] or cells[0]['reason']}")
     cards = {}  # key spaces of ciphers whose every cell failed
     for config, (taken, _) in zip(configs, routed):
         if config.cipher not in cards and not any(c[0] == config.cipher for c in images):
@@ -162,15 +166,17 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
 
 
 def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
-              ) -> list[tuple[str | None, RunResult | None, int]] | None:
-    """Run each cell: ``(error, None, rank)`` or ``(None, result, rank)`` per config, in order.
+              ) -> list[tuple[str, str | None, RunResult | None, int]] | None:
+    """Run each cell: ``(status, message, result, rank)`` per config, in order. Status "ok"
+    (message None), "n/a" (the attack cannot take the cipher: it raised a ParameterError or
+    ShapeError, the message says why) or "error" (any other failure: bad data, a crash).
 
     Under torchrun the cells are spread over the processes (cell i on rank i mod W, each cell
     trained by its rank alone, on its own GPU when there are GPUs) and gathered on rank 0,
     which gets the list; the other ranks get None.
     """
     processes = process_world()
-    mine: dict[int, tuple[str | None, RunResult | None, int]] = {}
+    mine: dict[int, tuple[str, str | None, RunResult | None, int]] = {}
     with local():
         for index, config in enumerate(configs):
             if index % processes.size != processes.rank:
@@ -178,10 +184,14 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
             if progress:
                 progress(index, len(configs), config.cipher, config.attack)
             try:
-                mine[index] = (None, run(config), processes.rank)
-            except PPAttackError as e:
+                mine[index] = ("ok", None, run(config), processes.rank)
+            except (ParameterError, ShapeError) as e:
+                log.info("%s does not apply to %s: %s", config.attack, config.cipher, e)
+                mine[index] = ("n/a", str(e), None, processes.rank)
+            except Exception as e:  # noqa: BLE001 -- a crashing cell is recorded, the bench goes on
                 log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
-                mine[index] = (str(e), None, processes.rank)
+                message = str(e) if isinstance(e, PPAttackError) else f"{type(e).__name__}: {e}"
+                mine[index] = ("error", message, None, processes.rank)
     gathered = gather(mine)
     if gathered is None:
         return None
@@ -205,8 +215,10 @@ def cipher_card(config: RunConfig) -> dict[str, Any]:
 
 def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str],
                 cards: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """A row per cipher (in the order given): key space, accuracy, the no-attack baseline, the
-    best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores.
+    """A row per cipher: the verdict (:mod:`ppattack.verdict`; rows sorted by it, strongest
+    finding first, then in the order given), key space, accuracy, the no-attack baseline, the
+    best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores and
+    status (ok, n/a with the reason, error).
 
     ``cards`` (see :func:`cipher_card`) give the key space of ciphers whose every cell failed.
     """
@@ -224,20 +236,25 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             document = cell["result"]
             metrics = document["metrics"] if document else None
             per_attack[cell["attack"]] = {
+                "status": cell["status"],
                 "threat_model": document["attack"]["threat_model"] if document else None,
                 "ssim": mean_of(metrics, "ssim"), "ssim_skimage_legacy": mean_of(metrics, "ssim_skimage_legacy"),
                 "psnr": mean_of(metrics, "psnr"), "lpips": mean_of(metrics, "lpips"),
-                "error": cell["error"]}
+                "error": cell["error"], "reason": cell["reason"],
+                "key_recovered": key_recovered(document) if document else None}
         scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
         best = max(scored, key=lambda a: per_attack[a]["ssim"]) if scored else None
         card = first["cipher"] if first else (cards or {}).get(cipher, {})
+        baseline_ssim = mean_of(first["baseline"], "ssim") if first else None
         rows.append({
             "cipher": cipher,
+            "verdict": verdict(per_attack[best]["ssim"] if best else None, baseline_ssim,
+                               any(entry["key_recovered"] for entry in per_attack.values())),
             "key_space_bits": card.get("key_space_bits"),
             "separable_bits": card.get("separable_bits"),
             "key_reuse": card.get("key_reuse"),
             "accuracy": accuracy,
-            "baseline_ssim": mean_of(first["baseline"], "ssim") if first else None,
+            "baseline_ssim": baseline_ssim,
             "baseline_lpips": mean_of(first["baseline"], "lpips") if first else None,
             "best_attack": best,
             "best_ssim": per_attack[best]["ssim"] if best else None,
@@ -245,7 +262,7 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             "lpips_unavailable": first["metrics"]["lpips_unavailable"] if first else None,
             "attacks": per_attack,
         })
-    return rows
+    return sorted(rows, key=lambda row: VERDICTS.index(row["verdict"]))  # stable: given order within a rung
 
 
 def bench_grid_rows(images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],

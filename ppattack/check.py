@@ -58,9 +58,10 @@ class Case:
         """Fill the defaults a run would use (the preset's dataset, the attack's threat model)."""
         from .presets import get_preset
         from .registry import ATTACKS
+        from .threat import default_threat
 
         dataset = self.dataset or get_preset(self.preset)["dataset"]
-        threat = self.threat or ATTACKS.get(self.attack).threat_models[0]
+        threat = self.threat or default_threat(ATTACKS.get(self.attack).threat_models)
         return replace(self, dataset=dataset, threat=threat)
 
     def label(self) -> str:

@@ -246,8 +246,8 @@ def decrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
 
 # -- run -----------------------------------------------------------------------------------------------
 
-# The options `run` and `bench` share (everything but what to attack and where to write).
-RUN_OPTIONS = (
+# The options `run`, `bench` and `audit` share (everything but what to attack and where to write).
+CASE_OPTIONS = (
     click.option("--dataset", default=None, metavar="D", help="samples | cifar10 | cifar100 | folder:PATH (default: the preset's)."),
     click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Where cifar10/100 live (or are downloaded to)."),
     click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper."),
@@ -256,13 +256,16 @@ RUN_OPTIONS = (
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the victim key and of training."),
     click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N target images."),
     click.option("--no-accuracy", is_flag=True, help="Skip training/evaluating the protected classifier."),
-    click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa)."),
-    click.option("--control", is_flag=True, help="Also run the positive control: the same attack on `plain` "
-                 "(same data, preset and seed), reported in result.json and report.md."),
     click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
                  help="torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth) for LPIPS "
                       "(default: $PPATTACK_LPIPS_WEIGHTS, then the torch hub cache; offline "
                       "without it, LPIPS is reported unavailable)."),
+)
+# `run` and `bench` choose one threat model and the control; an audit runs them all.
+RUN_OPTIONS = CASE_OPTIONS + (
+    click.option("--threat", default=None, metavar="MODEL", help="Threat model, if the attack supports several (e.g. kpa)."),
+    click.option("--control", is_flag=True, help="Also run the positive control: the same attack on `plain` "
+                 "(same data, preset and seed), reported in result.json and report.md."),
 )
 
 
@@ -275,11 +278,16 @@ def check_writable(folder: Path) -> None:
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
 
 
-def run_options(command):
-    """Stack :data:`RUN_OPTIONS` on a command; it receives them as keyword arguments."""
-    for option in reversed(RUN_OPTIONS):
+def run_options(command, options=RUN_OPTIONS):
+    """Stack ``options`` on a command; it receives them as keyword arguments."""
+    for option in reversed(options):
         command = option(command)
     return command
+
+
+def case_options(command):
+    """Stack :data:`CASE_OPTIONS` (the run options without --threat and --control)."""
+    return run_options(command, CASE_OPTIONS)
 
 
 def run_config_values(options: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +341,87 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
     if result is not None:  # None on torchrun ranks other than 0
         print_leaderboard(result.document, out)
+
+
+@cli.command()
+@cipher_option
+@case_options
+@click.option("--attacks", default="*", show_default=True, metavar="X,Y,...",
+              help="The ensemble: comma-separated attack names (wildcards allowed); default every registered attack.")
+@click.option("--budget", type=click.Choice(["quick", "cpu", "paper"]), default="quick", show_default=True,
+              help="Targets per case: at most 64 (quick), 256 (cpu), or the preset's (paper).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Audit folder (default runs/audit-<cipher>-<time>).")
+def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **options: Any) -> None:
+    """Run every registered attack under every threat model it supports (with positive
+    controls) and report the worst case per threat model: audit.json, audit.md, audit.png,
+    index.html, plus every case's result folder."""
+    from .audit import run_audit
+    from .bench import split_names
+
+    out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_writable(out)
+    values = run_config_values(options)
+    with status(f"auditing {cipher_name} ...") as spinner:
+        result = run_audit(cipher_name, out, budget=budget, attacks=split_names(attacks), **values,
+                           progress=lambda i, n, a, t: spinner.update(f"audit [{i + 1}/{n}]: {a} ({t}) against {cipher_name} ..."))
+    print_audit(result.document, out)
+
+
+@cli.command()
+@click.option("--attack", "attack_name", required=True, metavar="NAME", help="An attack under coa+public or coa.")
+@cipher_option
+@param_option
+@click.option("--ciphertexts", "ciphertexts_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Ciphertext images (PNG or another lossless format), one size, from any implementation.")
+@click.option("--public", "public_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="The attacker's own plain images of the ciphertexts' size.")
+@out_dir_option
+@click.option("--truth", "truth_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Plain images under the ciphertexts' names: score the restorations (OUTDIR/report/).")
+@click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper (the attack's budget).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the attack's own randomness.")
+@click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="torchvision's AlexNet checkpoint for LPIPS (with --truth).")
+def restore(attack_name: str, cipher_name: str, params: tuple[str, ...], ciphertexts_dir: str, public_dir: str,
+            out_dir: str, truth_dir: str | None, **options: Any) -> None:
+    """Attack a folder of ciphertext images and write the restored images under the same names."""
+    from .params import parse_assignments
+    from .restore import restore_files
+
+    out = Path(out_dir)
+    check_writable(out)
+    with status(f"restoring with {attack_name} against {cipher_name} ..."):
+        done = restore_files(attack_name, cipher_name, Path(ciphertexts_dir), Path(public_dir), out,
+                             params=parse_assignments(params), truth_dir=Path(truth_dir) if truth_dir else None,
+                             **options)
+    click.echo(f"wrote {len(done.written)} restored image(s) to {out}", err=True)
+    if done.result is not None:
+        print_summary(done.result.document, out / "report")
+
+
+def print_audit(document: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    from .audit import audit_context, summary_table
+
+    headers, rows = summary_table(document)
+    out_console = console()
+    if out_console.is_terminal:
+        table = Table(title=f"ppattack audit: {document['cipher']['name']}", title_justify="left")
+        for header in headers:
+            table.add_column(header)
+        for row in rows:
+            table.add_row(*row)
+        out_console.print(table)
+    else:  # a pipe or file: the markdown table, one line per threat model
+        click.echo("| " + " | ".join(headers) + " |")
+        click.echo("|" + "---|" * len(headers))
+        for row in rows:
+            click.echo("| " + " | ".join(row) + " |")
+    for line in audit_context(document):
+        out_console.print(line, markup=False)
+    out_console.print(f"results in {out}/ (audit.json, audit.md, audit.png, index.html)")
 
 
 def print_leaderboard(document: dict[str, Any], out: Path) -> None:
@@ -400,27 +489,42 @@ def _number(value: Any) -> str:
               help="Keep the results of runs the check had to make here.")
 @click.argument("result_dirs", nargs=-1, type=click.Path(file_okay=False))
 def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...]) -> int:
-    """Security regression check: exit 1 when a cipher got weaker or an attack stopped working."""
+    """Security regression check: exit 1 when a cipher got weaker or an attack stopped working
+    (``[[bound]]`` cases, and ``[[audit]]`` verdicts per threat model)."""
     from rich.table import Table
 
+    from .audit_check import check_audits, has_case_bounds, load_audit_bounds
     from .check import check as check_bounds, load_baseline
 
-    bounds = load_baseline(baseline_path)
+    audits = load_audit_bounds(baseline_path)
+    bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
     with status("checking bounds ..."):
-        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None)
-    failed = sum(not v.ok for v in verdicts)
+        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None) if bounds else []
+        audit_verdicts = check_audits(audits, Path(out_dir) if out_dir else None)
+    failed = sum(not v.ok for v in verdicts) + sum(not v.ok for v in audit_verdicts)
+    total = len(verdicts) + len(audit_verdicts)
     if not world().is_main:  # under torchrun, rank 0 reports
         return 1 if failed else 0
-    table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
-    for column in ("case", "bound", "limit", "measured", "margin", "status"):
-        table.add_column(column)
-    for v in verdicts:
-        table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
-                      _number(v.margin), "ok" if v.ok else "REGRESSION")
     out = console()
-    out.print(table)
-    out.print(f"{failed} regression(s) in {len(verdicts)} bound(s)" if failed else
-              f"all {len(verdicts)} bound(s) hold (not broken by these attacks, within the bounds)")
+    if verdicts:
+        table = Table(title=f"ppattack check: {baseline_path}", title_justify="left")
+        for column in ("case", "bound", "limit", "measured", "margin", "status"):
+            table.add_column(column)
+        for v in verdicts:
+            table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
+                          _number(v.margin), "ok" if v.ok else "REGRESSION")
+        out.print(table)
+    if audit_verdicts:
+        table = Table(title=f"ppattack check (audits): {baseline_path}", title_justify="left")
+        for column in ("audit", "threat model", "bound", "limit", "measured", "status"):
+            table.add_column(column)
+        for v in audit_verdicts:
+            table.add_row(v.bound.label(), v.threat, v.kind, _number(v.limit) if not isinstance(v.limit, bool) else str(v.limit).lower(),
+                          _number(v.measured) if not isinstance(v.measured, bool) else str(v.measured).lower(),
+                          "ok" if v.ok else "REGRESSION")
+        out.print(table)
+    out.print(f"{failed} regression(s) in {total} bound(s)" if failed else
+              f"all {total} bound(s) hold (not broken by these attacks, within the bounds)")
     return 1 if failed else 0
 
 

@@ -32,7 +32,7 @@ from .metrics import conventions, score
 from .params import accepted_parameters
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
-from .threat import ThreatView
+from .threat import ThreatView, default_threat
 
 log = logging.getLogger(__name__)
 RESULT_SCHEMA_VERSION = 1
@@ -55,7 +55,7 @@ class RunConfig:
     seed: int = 0
     limit: int | None = None
     accuracy: bool = True
-    threat: str | None = None  # None: the attack's default threat model
+    threat: str | None = None  # None: coa+public when the attack supports it (threat.default_threat)
     control: bool = False  # also run the positive control (the same attack on plain)
     lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
 
@@ -241,8 +241,9 @@ def run(config: RunConfig) -> RunResult:
     settings = resolved.settings
     device = resolve_device(config.device)
     cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
+    threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
     attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
-                                    device=device, threat=config.threat, **resolved.attack_params)
+                                    device=device, threat=threat, **resolved.attack_params)
     size = int(settings["image_size"])
     shape = (3, size, size)
     cipher.check_shape(shape)  # fail before loading any data

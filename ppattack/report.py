@@ -294,20 +294,22 @@ def finite(value: Any) -> Any:
 def leaderboard_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The leaderboard of a bench document as headers and rows of text (markdown, HTML, terminal)."""
     attacks = document["attacks"]
-    headers = ["cipher", "key space (bits)", "separable (bits)", "accuracy plain/plain",
+    headers = ["cipher", "verdict", "key space (bits)", "separable (bits)", "accuracy plain/plain",
                "accuracy protected/encrypted", "no-attack SSIM", "best attack", "best SSIM",
                "best LPIPS", *(f"{a} SSIM" for a in attacks)]
     rows = []
     for row in document["leaderboard"]:
         accuracy = row["accuracy"] or {}
-        cells = [row["cipher"], fmt(row["key_space_bits"], 2), fmt(row["separable_bits"], 2),
+        cells = [row["cipher"], row["verdict"], fmt(row["key_space_bits"], 2), fmt(row["separable_bits"], 2),
                  fmt_accuracy(accuracy.get("plain_model_on_plain")),
                  fmt_accuracy(accuracy.get("protected_model_on_encrypted")),
                  fmt(row["baseline_ssim"]), row["best_attack"] or "n/a", fmt(row["best_ssim"]),
                  fmt(row["best_lpips"])]
         for attack in attacks:
             entry = row["attacks"].get(attack, {})
-            cells.append("error" if entry.get("error") else fmt(entry.get("ssim")))
+            status = entry.get("status")
+            cells.append(status if status in ("n/a", "error") else
+                         f"{fmt(entry.get('ssim'))} ({entry.get('threat_model')})")
         rows.append(cells)
     return headers, rows
 
@@ -336,8 +338,10 @@ def bench_notes(document: dict[str, Any]) -> list[str]:
              for note in [lpips_note(cell["result"])] if note}
     notes += sorted(lpips)
     for cell in document["cells"]:
-        if cell["error"]:
+        if cell["status"] == "error":
             notes.append(f"{cell['cipher']} vs {cell['attack']} failed: {cell['error']}")
+        elif cell["status"] == "n/a":
+            notes.append(f"{cell['attack']} does not apply to {cell['cipher']} (n/a, not a failure): {cell['reason']}")
         if cell["ignored_params"]:
             notes.append(f"{cell['cipher']} vs {cell['attack']} does not take "
                          f"{', '.join(cell['ignored_params'])} (given for other cells).")
@@ -351,7 +355,7 @@ def _cell_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for cell in document["cells"]:
         d = cell["result"]
         if d is None:
-            rows.append([cell["cipher"], cell["attack"], "", "error", "", "", "", "", "", ""])
+            rows.append([cell["cipher"], cell["attack"], "", cell["status"], "", "", "", "", "", ""])
             continue
         m = d["metrics"]
         rows.append([cell["cipher"], cell["attack"], d["attack"]["threat_model"],

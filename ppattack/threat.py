@@ -25,6 +25,16 @@ THREAT_MODELS: dict[str, str] = {
 }
 
 
+#: The seed's attacker: the cloud, which holds public images of its own. ``run``, ``bench`` and
+#: ``check`` use it for an attack that supports it unless a threat model is asked for.
+SEED_ATTACKER = "coa+public"
+
+
+def default_threat(threat_models: tuple[str, ...]) -> str:
+    """:data:`SEED_ATTACKER` when ``threat_models`` holds it, else the attack's own first."""
+    return SEED_ATTACKER if SEED_ATTACKER in threat_models else threat_models[0]
+
+
 def check_threat_model(name: str) -> str:
     if name not in THREAT_MODELS:
         raise ParameterError(f"unknown threat model '{name}': choose one of {', '.join(THREAT_MODELS)}")

@@ -52,13 +52,13 @@ def test_leaderboard_rows_and_terminal_table(bench_out):
     assert proposed["accuracy"]["reason"] == "skipped (--no-accuracy)"
     assert proposed["best_lpips"] is None and "--lpips-weights" in proposed["lpips_unavailable"]
     # not a tty: the markdown table, the same one leaderboard.md holds
-    header = ("| cipher | key space (bits) | separable (bits) | accuracy plain/plain | accuracy "
+    header = ("| cipher | verdict | key space (bits) | separable (bits) | accuracy plain/plain | accuracy "
               "protected/encrypted | no-attack SSIM | best attack | best SSIM | best LPIPS | fr SSIM |")
     assert result.stdout.splitlines()[0] == header
     assert header in (out / "leaderboard.md").read_text()
     row = next(line for line in result.stdout.splitlines() if line.startswith("| proposed |"))
-    assert row.startswith("| proposed | 300.58 | 296.00 | n/a | n/a |")
-    assert f"| fr | {proposed['best_ssim']:.3f} | n/a | {proposed['best_ssim']:.3f} |" in row
+    assert row.startswith("| proposed | not broken by these attacks | 300.58 | 296.00 | n/a | n/a |")
+    assert f"| fr | {proposed['best_ssim']:.3f} | n/a | {proposed['best_ssim']:.3f} (coa+public) |" in row
 
 
 def test_bench_grid_has_a_row_per_cipher_and_attack(bench_out):
@@ -116,10 +116,11 @@ def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_run
     assert "- plain vs fr failed: this attack cannot read plain images" in result.stdout
     document = json.loads((tmp_path / "bench.json").read_text())
     assert validate(document, "bench") == []
-    plain = document["leaderboard"][0]
+    proposed, plain = document["leaderboard"]  # sorted by verdict: plain has none
+    assert plain["cipher"] == "plain" and plain["verdict"] == "no attack applies"
     assert plain["best_attack"] is None and plain["attacks"]["fr"]["error"]
     assert plain["key_space_bits"] == 0  # from the cipher itself when no cell ran
-    assert "| plain | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | error |" in result.stdout
+    assert "| plain | no attack applies | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | error |" in result.stdout
     def broken(config):
         raise PPAttackError("broken")
 
@@ -132,11 +133,12 @@ def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_run
 
 
 def test_leaderboard_picks_the_best_attack_and_the_accuracy():
-    def cell(cipher, attack, ssim, lpips=None, accuracy=None, error=None):
-        if error:
-            return {"cipher": cipher, "attack": attack, "error": error, "result": None}
+    def cell(cipher, attack, ssim, lpips=None, accuracy=None, error=None, reason=None):
+        if error or reason:
+            return {"cipher": cipher, "attack": attack, "status": "error" if error else "n/a", "error": error,
+                    "reason": reason, "result": None}
         summary = lambda v: None if v is None else {"mean": v, "median": v, "std": 0.0, "values": [v]}  # noqa: E731
-        return {"cipher": cipher, "attack": attack, "error": None, "result": {
+        return {"cipher": cipher, "attack": attack, "status": "ok", "error": None, "reason": None, "result": {
             "cipher": {"key_space_bits": 10.0, "separable_bits": 5.0, "key_reuse": "shared"},
             "attack": {"threat_model": "coa"},
             "metrics": {"ssim": summary(ssim), "ssim_skimage_legacy": summary(ssim), "psnr": summary(10.0),
@@ -146,9 +148,41 @@ def test_leaderboard_picks_the_best_attack_and_the_accuracy():
                                      "reason": "not trained"}}}
 
     trained = {"plain_model_on_plain": 0.9, "protected_model_on_encrypted": 0.8, "reason": None}
-    cells = [cell("c", "a1", 0.3, 0.5), cell("c", "a2", 0.6, 0.4, accuracy=trained), cell("c", "a3", None, error="boom")]
-    (row,) = leaderboard(cells, ["c"], ["a1", "a2", "a3"])
+    cells = [cell("c", "a1", 0.3, 0.5), cell("c", "a2", 0.6, 0.4, accuracy=trained), cell("c", "a3", None, error="boom"),
+             cell("d", "a1", None, reason="outside its class"), cell("e", "a1", 0.95)]
+    other, row, unapplied = leaderboard(cells, ["d", "c", "e"], ["a1", "a2", "a3"])
+    assert [other["cipher"], row["cipher"], unapplied["cipher"]] == ["e", "c", "d"]  # by verdict
+    assert other["verdict"] == "content restored" and unapplied["verdict"] == "no attack applies"
+    assert unapplied["attacks"]["a1"]["status"] == "n/a" and unapplied["attacks"]["a1"]["reason"] == "outside its class"
     assert row["best_attack"] == "a2" and row["best_ssim"] == 0.6 and row["best_lpips"] == 0.4
     assert row["accuracy"] == trained and row["baseline_ssim"] == 0.2
-    assert row["attacks"]["a3"] == {"threat_model": None, "ssim": None, "ssim_skimage_legacy": None,
-                                    "psnr": None, "lpips": None, "error": "boom"}
+    assert row["verdict"] == "partially restored"  # 0.6 >= baseline 0.2 + 0.1
+    assert row["attacks"]["a3"] == {"status": "error", "threat_model": None, "ssim": None, "ssim_skimage_legacy": None,
+                                    "psnr": None, "lpips": None, "error": "boom", "reason": None,
+                                    "key_recovered": None}
+
+
+def test_a_cell_the_attack_cannot_take_reads_n_a_with_its_reason(tmp_path: Path, cli_runner, monkeypatch):
+    real_run = bench_module.run
+
+    def picky(config):
+        if config.cipher == "plain":
+            raise ParameterError("fr needs a cipher (test)")
+        if config.cipher == "le":
+            raise RuntimeError("crash")
+        return real_run(config)
+
+    monkeypatch.setattr(bench_module, "run", picky)
+    result = cli_runner.invoke(cli, ["bench", "--ciphers", "plain,le,proposed", "--attacks", "fr",
+                                     "--limit", "2", "--no-accuracy", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "bench.json").read_text())
+    assert validate(document, "bench") == []
+    status = {c["cipher"]: (c["status"], c["error"], c["reason"]) for c in document["cells"]}
+    assert status == {"plain": ("n/a", None, "fr needs a cipher (test)"), "le": ("error", "RuntimeError: crash", None),
+                      "proposed": ("ok", None, None)}
+    assert "- fr does not apply to plain (n/a, not a failure): fr needs a cipher (test)" in result.stdout
+    assert "- le vs fr failed: RuntimeError: crash" in result.stdout
+    assert "| plain | no attack applies | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in result.stdout
+    html = (tmp_path / "index.html").read_text()
+    assert "<th>verdict</th>" in html and "fr needs a cipher (test)" in html

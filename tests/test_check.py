@@ -37,7 +37,7 @@ def test_baseline_parsing_fills_run_defaults(tmp_path):
     bounds = load_baseline(write(tmp_path, BASELINE.format(max_ssim=0.3)))
     assert [b.case.cipher for b in bounds] == ["proposed", "plain"]
     assert bounds[0].limits == {"max_ssim": 0.3}
-    assert bounds[0].case.dataset == "samples" and bounds[0].case.threat == "coa"
+    assert bounds[0].case.dataset == "samples" and bounds[0].case.threat == "coa+public"  # run's default for fr
     assert bounds[0].case.limit == 8
 
 

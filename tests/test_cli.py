@@ -194,7 +194,7 @@ def test_run_end_to_end_writes_results(tmp_path, cli_runner):
                     "--no-accuracy", "--out", str(out))
     assert result.exit_code == 0, result.output
     document = json.loads((out / "result.json").read_text())
-    assert document["cipher"]["name"] == "proposed" and document["attack"]["threat_model"] == "coa"
+    assert document["cipher"]["name"] == "proposed" and document["attack"]["threat_model"] == "coa+public"  # the default
     assert document["dataset"]["splits"]["targets"] == 8
     assert len(document["metrics"]["ssim"]["values"]) == 8
     assert document["cipher"]["key_space_bits"] == pytest.approx(300.58, abs=0.01)  # 64! * 4! at 32/4

@@ -1,0 +1,268 @@
+"""An audit: every registered attack, under every threat model it supports, against one cipher.
+
+Like AutoAttack's fixed ensemble, the audit reports the worst case per threat model (coa,
+coa+public, kpa, cpa, model): the highest mean SSIM any attack reached and which attack, its
+LPIPS, whether a key was recovered exactly, and a verdict on one ladder (:data:`ppattack.verdict.VERDICTS`).
+Every case runs with its positive control. A case whose attack cannot take the cipher (the
+attack raises :class:`~ppattack.errors.ParameterError` or :class:`~ppattack.errors.ShapeError`)
+is listed as "n/a" with the attack's reason, never counted as a failure; any other exception is
+an "error". Accuracy is measured once, by the first case that runs (the classifiers depend only
+on the cipher). A third-party attack joins the ensemble by being installed.
+
+    result = run_audit("proposed", "runs/audit", preset="quick")
+    result.document["threat_models"]["kpa"]["verdict"]      # e.g. "key recovered"
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .bench import cell_params, expand
+from .errors import ParameterError, ShapeError
+from .harness import RunConfig, RunResult, _git_commit, run
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .presets import get_preset
+from .registry import ATTACKS, CIPHERS
+from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, write_run
+from .threat import THREAT_MODELS
+from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, key_recovered, verdict
+
+log = logging.getLogger(__name__)
+AUDIT_SCHEMA_VERSION = 1
+#: ``--budget`` -> the most target images an audit case attacks (None: the preset's number).
+BUDGET_TARGETS: dict[str, int | None] = {"quick": 64, "cpu": 256, "paper": None}
+#: ``progress(done, total, attack, threat_model)`` before each case.
+Progress = Callable[[int, int, str, str], None]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The audit.json document and the folder its files were written to."""
+
+    document: dict[str, Any]
+    out_dir: Path
+
+
+def audit_cases(attacks: list[str]) -> list[tuple[str, str]]:
+    """``(attack, threat model)`` for every threat model each attack supports, in the order of
+    :data:`~ppattack.threat.THREAT_MODELS` (weakest first), then by attack name."""
+    cases = [(name, threat) for name in attacks for threat in ATTACKS.get(name).threat_models]
+    order = list(THREAT_MODELS)
+    return sorted(cases, key=lambda case: (order.index(case[1]), case[0]))
+
+
+def case_record(attack: str, threat: str, outcome: RunResult | None, error: str | None,
+                not_applicable: str | None, folder: str | None) -> dict[str, Any]:
+    """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores."""
+    record: dict[str, Any] = {"attack": attack, "threat_model": threat, "folder": folder,
+                              "status": "ok" if outcome else "n/a" if not_applicable else "error",
+                              "reason": not_applicable or error, "ssim": None, "lpips": None,
+                              "psnr": None, "key_recovered": None, "control": None}
+    if outcome is not None:
+        doc = outcome.document
+        record.update(ssim=doc["metrics"]["ssim"]["mean"], psnr=doc["metrics"]["psnr"]["mean"],
+                      lpips=(doc["metrics"].get("lpips") or {}).get("mean"),
+                      control=finite(doc["control"]))
+        record["key_recovered"] = key_recovered(doc) if doc["attack"].get("key_recovery") is not None else None
+    return record
+
+
+def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dict[str, dict[str, Any]]:
+    """Per threat model: the best attack (highest mean SSIM), whether any case recovered the
+    key, the verdict, and the attacks that did not apply (with their reasons)."""
+    summary = {}
+    for threat in THREAT_MODELS:
+        own = [c for c in cases if c["threat_model"] == threat]
+        scored = [c for c in own if c["status"] == "ok"]
+        best = max(scored, key=lambda c: c["ssim"]) if scored else None
+        keyed = [c["attack"] for c in scored if c["key_recovered"]]
+        summary[threat] = {
+            "verdict": verdict(best["ssim"] if best else None, baseline_ssim, bool(keyed)),
+            "best_attack": best["attack"] if best else None,
+            "best_ssim": best["ssim"] if best else None,
+            "best_lpips": best["lpips"] if best else None,
+            "key_recovered": bool(keyed),
+            "key_recovered_by": keyed,
+            "control_passed": best["control"].get("passed") if best and best["control"] else None,
+            "attacks_run": [c["attack"] for c in scored],
+            "not_applicable": {c["attack"]: c["reason"] for c in own if c["status"] == "n/a"},
+            "errors": {c["attack"]: c["reason"] for c in own if c["status"] == "error"},
+        }
+    return summary
+
+
+def budget_limit(cipher: str, budget: str, options: dict[str, Any]) -> int | None:
+    """The target images per case: the preset's number, capped by the budget's."""
+    cap = BUDGET_TARGETS[budget]
+    preset = get_preset(options.get("preset", "quick"))
+    targets = options.get("params", {}).get("targets", preset.get("targets"))
+    if cap is None or targets is None:
+        return None if targets is None else int(targets)
+    return min(int(targets), cap)
+
+
+def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
+              attacks: Sequence[str] = ("*",), progress: Progress | None = None, **options: Any) -> AuditResult:
+    """Audit ``cipher`` and write audit.json, audit.md, audit.png, index.html and every case's
+    result folder ``<attack>/<threat>/`` into ``out_dir``.
+
+    Args:
+        attacks: the ensemble (names, wildcards allowed): by default every registered attack.
+        budget: quick | cpu | paper: caps the target images per case (:data:`BUDGET_TARGETS`).
+        **options: :class:`~ppattack.harness.RunConfig` fields other than cipher, attack,
+            threat, control and accuracy (``limit`` overrides the budget's cap).
+    """
+    if budget not in BUDGET_TARGETS:
+        raise ParameterError(f"unknown budget '{budget}': choose one of {', '.join(BUDGET_TARGETS)}")
+    for fixed in ("cipher", "attack", "threat", "control"):
+        if fixed in options:
+            raise ParameterError(f"an audit sets '{fixed}' itself")
+    started = time.time()
+    CIPHERS.get(cipher)  # an unknown name fails before any work
+    cases = audit_cases(expand(attacks, ATTACKS))
+    measure_accuracy = options.pop("accuracy", True)
+    limit = options.pop("limit", None) or budget_limit(cipher, budget, options)
+    out = Path(out_dir)
+    records: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], RunResult] = {}
+    accuracy: dict[str, Any] | None = None
+    for index, (attack, threat) in enumerate(cases):
+        if progress:
+            progress(index, len(cases), attack, threat)
+        config = RunConfig(cipher=cipher, attack=attack, threat=threat, control=True,
+                           accuracy=measure_accuracy and accuracy is None, limit=limit, **options)
+        config = replace(config, params=cell_params(config)[0])  # K=V only where it is taken
+        outcome, error, not_applicable = None, None, None
+        try:
+            outcome = run(config)
+        except (ParameterError, ShapeError) as e:
+            not_applicable = str(e)
+        except Exception as e:  # noqa: BLE001 -- a crashing attack is recorded, the audit goes on
+            log.warning("%s (%s) crashed: %s: %s", attack, threat, type(e).__name__, e)
+            error = f"{type(e).__name__}: {e}"
+        folder = None
+        if outcome is not None:
+            folder = f"{attack}/{threat}"
+            write_run(outcome, out / folder)
+            results[attack, threat] = outcome
+            if accuracy is None:
+                accuracy = outcome.document["accuracy"]
+        records.append(case_record(attack, threat, outcome, error, not_applicable, folder))
+    first = next(iter(results.values()), None)
+    if first is None:
+        raise ParameterError(f"no registered attack applies to cipher '{cipher}' with these options; "
+                             f"the first: {records[0]['attack']}: {records[0]['reason']}")
+    doc = first.document
+    baseline_ssim = (doc["baseline"].get("ssim") or {}).get("mean")
+    threat_models = worst_cases(records, baseline_ssim)
+    document = finite({
+        "schema_version": AUDIT_SCHEMA_VERSION,
+        "kind": "ppattack-audit",
+        "ppattack_version": __version__,
+        "git_commit": _git_commit(),
+        "cipher": doc["cipher"],
+        "dataset": doc["dataset"],
+        "budget": budget,
+        "attacks": sorted({attack for attack, _ in cases}),
+        "options": {**options, "params": dict(options.get("params", {})), "limit": limit},
+        "baseline": {"ssim": baseline_ssim, "lpips": (doc["baseline"].get("lpips") or {}).get("mean")},
+        "accuracy": accuracy,
+        "threat_models": threat_models,
+        "cases": records,
+        "seconds": time.time() - started,
+    })
+    picture = png(grid_image(audit_rows(results, threat_models)))
+    atomic_write_bytes(out / "audit.png", picture)
+    atomic_write_text(out / "audit.md", audit_markdown(document))
+    atomic_write_text(out / "index.html", audit_html(document, picture))
+    atomic_write_json(out / "audit.json", document)
+    return AuditResult(document, out)
+
+
+def audit_rows(results: dict[tuple[str, str], RunResult], threat_models: dict[str, dict[str, Any]]) -> list[GridRow]:
+    """The picture: plain, encrypted, then the best restoration of each threat model that has one."""
+    first = next(iter(results.values()))
+    rows = [GridRow("plain", first.plain[:GRID_COLUMNS]), GridRow("encrypted", first.encrypted[:GRID_COLUMNS])]
+    for threat, summary in threat_models.items():
+        if summary["best_attack"] is None:
+            continue
+        outcome = results[summary["best_attack"], threat]
+        values = outcome.document["metrics"]["ssim"]["values"][:GRID_COLUMNS]
+        rows.append(GridRow(f"{threat}\n{summary['best_attack']}", outcome.restored[:GRID_COLUMNS],
+                            [ssim_caption(v) for v in values]))
+    return rows
+
+
+def summary_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The verdict table: a row per threat model."""
+    headers = ["threat model", "verdict", "best attack", "best SSIM", "best LPIPS", "key recovered by",
+               "control of best", "not applicable"]
+    rows = []
+    for threat, s in document["threat_models"].items():
+        control = "n/a" if s["control_passed"] is None else "passed" if s["control_passed"] else "FAILED"
+        rows.append([threat, s["verdict"], s["best_attack"] or "-", fmt(s["best_ssim"]), fmt(s["best_lpips"]),
+                     ", ".join(s["key_recovered_by"]) or "-", control,
+                     ", ".join(s["not_applicable"]) or "-"])
+    return headers, rows
+
+
+def audit_context(document: dict[str, Any]) -> list[str]:
+    cipher, accuracy = document["cipher"], document["accuracy"] or {}
+    shape = "x".join(str(v) for v in document["dataset"]["image_shape"])
+    return [f"Cipher `{cipher['name']}` {cipher['params']} on `{document['dataset']['name']}` at {shape}, "
+            f"budget `{document['budget']}`: key space {fmt(cipher['key_space_bits'], 2)} bits, separable "
+            f"{fmt(cipher['separable_bits'], 2)} bits, key reuse {cipher['key_reuse']}.",
+            f"Accuracy (trained once): plain model on plain images {fmt(accuracy.get('plain_model_on_plain'))}, "
+            f"protected model on encrypted images {fmt(accuracy.get('protected_model_on_encrypted'))}"
+            + (f" ({accuracy['reason']})" if accuracy.get("reason") else "") + ".",
+            f"No-attack baseline (the ciphertexts themselves): SSIM {fmt(document['baseline']['ssim'])}. "
+            f"Ladder: key recovered (an attack's key decrypts exactly) / content restored (mean SSIM >= "
+            f"{RESTORED_SSIM}) / partially restored (mean SSIM >= baseline + {PARTIAL_MARGIN}) / not "
+            f"broken by these attacks.",
+            f"{document['seconds']:.0f} s."]
+
+
+def audit_markdown(document: dict[str, Any]) -> str:
+    headers, rows = summary_table(document)
+    lines = [f"# ppattack audit: {document['cipher']['name']}", "", *audit_context(document), "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "## Every case", "", "| attack | threat model | status | SSIM | key recovered | control SSIM | reason |",
+              "|---|---|---|---|---|---|---|"]
+    for c in document["cases"]:
+        control = c["control"] or {}
+        lines.append(f"| {c['attack']} | {c['threat_model']} | {c['status']} | {fmt(c['ssim'])} | "
+                     f"{'-' if c['key_recovered'] is None else 'yes' if c['key_recovered'] else 'no'} | "
+                     f"{fmt(control.get('ssim'))} | {(c['reason'] or '').replace('|', '/')} |")
+    lines += ["", "A cipher these attacks fail against is *not broken by these attacks*, not secure.",
+              "![best restoration per threat model](audit.png)", ""]
+    return "\n".join(lines)
+
+
+def audit_html(document: dict[str, Any], picture: bytes) -> str:
+    """index.html: the verdict table, the picture inline, every case; no scripts."""
+    import base64
+    from html import escape
+
+    from .report import _HTML_STYLE, _html_table
+
+    headers, rows = summary_table(document)
+    case_rows = [[c["attack"], c["threat_model"], c["status"], fmt(c["ssim"]), c["reason"] or "", c["folder"] or ""]
+                 for c in document["cases"]]
+    image = base64.b64encode(picture).decode("ascii")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>ppattack audit: {escape(document['cipher']['name'])}</title>",
+        f"<style>{_HTML_STYLE}</style></head><body>",
+        f"<h1>ppattack audit: {escape(document['cipher']['name'])}</h1>",
+        *(f"<p>{escape(line)}</p>" for line in audit_context(document)),
+        _html_table(headers, rows),
+        f'<img alt="best restoration per threat model" src="data:image/png;base64,{image}">',
+        "<h2>Every case</h2>",
+        _html_table(["attack", "threat model", "status", "SSIM", "reason", "folder"], case_rows, links=5),
+        "<p>A cipher these attacks fail against is <em>not broken by these attacks</em>, not secure.</p>",
+        "</body></html>", ""])

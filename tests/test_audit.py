@@ -1,0 +1,129 @@
+"""The audit: the verdict ladder, worst cases per threat model, n/a vs error, files and CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ppattack import audit as audit_module
+from ppattack.audit import audit_cases, run_audit, worst_cases
+from ppattack.verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
+from ppattack.cli import cli
+from ppattack.errors import ParameterError
+from ppattack.schemas import validate
+
+
+def test_verdict_ladder_known_answers():
+    assert verdict(0.2, 0.1, key_recovered=True) == "key recovered"
+    assert verdict(None, 0.1, key_recovered=False) == "no attack applies"
+    assert verdict(RESTORED_SSIM, 0.1, key_recovered=False) == "content restored"
+    assert verdict(0.1 + PARTIAL_MARGIN, 0.1, key_recovered=False) == "partially restored"
+    assert verdict(0.1 + PARTIAL_MARGIN - 0.01, 0.1, key_recovered=False) == "not broken by these attacks"
+    assert verdict(0.5, None, key_recovered=False) == "not broken by these attacks"
+
+
+def _case(attack, threat, status="ok", ssim=None, key=None, reason=None):
+    return {"attack": attack, "threat_model": threat, "folder": f"{attack}/{threat}" if status == "ok" else None,
+            "status": status, "reason": reason, "ssim": ssim, "lpips": None, "psnr": None,
+            "key_recovered": key, "control": {"run": True, "passed": True} if status == "ok" else None}
+
+
+def test_worst_case_per_threat_model_ignores_not_applicable():
+    cases = [_case("a", "coa+public", ssim=0.3), _case("b", "coa+public", ssim=0.6, key=False),
+             _case("c", "coa+public", "n/a", reason="outside its class"),
+             _case("d", "kpa", ssim=0.05, key=True), _case("e", "cpa", "error", reason="RuntimeError: x"),
+             _case("f", "coa", "n/a", reason="no public images")]
+    summary = worst_cases(cases, baseline_ssim=0.1)
+    assert summary["coa+public"]["best_attack"] == "b" and summary["coa+public"]["best_ssim"] == 0.6
+    assert summary["coa+public"]["verdict"] == "partially restored"
+    assert summary["coa+public"]["not_applicable"] == {"c": "outside its class"}
+    assert summary["kpa"]["verdict"] == "key recovered" and summary["kpa"]["key_recovered_by"] == ["d"]
+    assert summary["cpa"]["verdict"] == "no attack applies" and summary["cpa"]["errors"] == {"e": "RuntimeError: x"}
+    assert summary["coa"]["verdict"] == "no attack applies" and summary["coa"]["attacks_run"] == []
+    assert summary["model"]["best_attack"] is None
+
+
+def test_cases_cover_every_threat_model_of_each_attack_weakest_first():
+    cases = audit_cases(["kpa", "fr", "itn"])
+    assert cases == [("fr", "coa"), ("fr", "coa+public"), ("itn", "coa+public"), ("itn", "kpa"), ("kpa", "kpa")]
+
+
+@pytest.fixture(scope="module")
+def proposed_audit(tmp_path_factory: pytest.TempPathFactory):
+    """`ppattack audit` of proposed on samples with the key-recovery attacks and fr."""
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("audit") / "proposed"
+    result = CliRunner().invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "keyrec,kpa,cpa,fr",
+                                      "--no-accuracy", "--out", str(out)])
+    return out, result
+
+
+def test_audit_of_proposed_recovers_the_key_under_coa_public_kpa_and_cpa(proposed_audit):
+    out, result = proposed_audit
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "audit.json").read_text())
+    assert validate(document, "audit") == []
+    verdicts = {threat: s["verdict"] for threat, s in document["threat_models"].items()}
+    assert verdicts["coa+public"] == verdicts["kpa"] == verdicts["cpa"] == "key recovered"
+    assert verdicts["model"] == "no attack applies"  # model-leak is not in this ensemble
+    assert document["threat_models"]["kpa"]["key_recovered_by"] == ["kpa"]
+    for case in document["cases"]:
+        assert case["control"]["run"] is True, case  # every case ran its positive control
+    assert "key recovered" in result.output and "coa+public" in result.output
+
+
+def test_audit_writes_its_files(proposed_audit):
+    out, _ = proposed_audit
+    for name in ("audit.json", "audit.md", "audit.png", "index.html", "keyrec/coa+public/result.json"):
+        assert (out / name).is_file(), name
+    assert (out / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "index.html").read_text()
+    assert "<script" not in html and "data:image/png;base64," in html
+    markdown = (out / "audit.md").read_text()
+    assert "| coa+public | key recovered | keyrec |" in markdown
+    assert "not broken by these attacks*, not secure" in markdown
+
+
+def test_an_attack_that_cannot_take_the_cipher_is_not_applicable_and_a_crash_is_an_error(tmp_path, monkeypatch):
+    real_run = audit_module.run
+
+    def run(config):
+        if config.attack == "kpa":
+            raise ParameterError("kpa: outside this attack's class (test)")
+        if config.attack == "cpa":
+            raise RuntimeError("boom")
+        return real_run(config)
+
+    monkeypatch.setattr(audit_module, "run", run)
+    result = run_audit("plain", tmp_path / "a", attacks=["fr", "kpa", "cpa"], accuracy=False, limit=8)
+    document = result.document
+    assert validate(document, "audit") == []
+    status = {(c["attack"], c["threat_model"]): (c["status"], c["reason"]) for c in document["cases"]}
+    assert status["kpa", "kpa"] == ("n/a", "kpa: outside this attack's class (test)")
+    assert status["cpa", "cpa"] == ("error", "RuntimeError: boom")
+    assert status["fr", "coa"][0] == "ok"
+    assert document["threat_models"]["kpa"]["not_applicable"] == {"kpa": "kpa: outside this attack's class (test)"}
+    assert document["threat_models"]["cpa"]["errors"] == {"cpa": "RuntimeError: boom"}
+    coa = document["threat_models"]["coa"]
+    assert coa["best_attack"] == "fr" and coa["attacks_run"] == ["fr"]
+    assert coa["verdict"] == verdict(coa["best_ssim"], document["baseline"]["ssim"], False)
+
+
+def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):
+    out = tmp_path / "out"
+    for args in (["--cipher", "nope"], ["--cipher", "proposed", "--attacks", "nope"],
+                 ["--cipher", "proposed", "--budget", "huge"]):
+        result = cli_runner.invoke(cli, ["audit", *args, "--out", str(out)])
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.count("\n") <= 2 and "error:" in result.output
+        assert not out.exists()
+
+
+def test_a_per_image_key_cipher_is_outside_kpa_and_the_audit_says_why(tmp_path):
+    document = run_audit("pe", tmp_path / "pe", attacks=["fr", "kpa"], accuracy=False, limit=8).document
+    kpa = document["threat_models"]["kpa"]
+    assert kpa["verdict"] == "no attack applies" and kpa["attacks_run"] == []
+    assert "key per image" in kpa["not_applicable"]["kpa"]
+    assert document["threat_models"]["coa+public"]["best_attack"] == "fr"
+    assert "kpa" in (tmp_path / "pe" / "audit.md").read_text().split("## Every case")[1]

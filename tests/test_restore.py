@@ -1,0 +1,111 @@
+"""`ppattack restore`: attack ciphertext files that another implementation wrote."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ppattack.cli import cli
+from ppattack.data import load_dataset
+from ppattack.schemas import validate
+
+BLOCK = 4  # M: the quick preset's block size at 32x32
+
+
+def encrypt_proposed_by_loops(image: np.ndarray, block_perm: list[int], pixel_perm: list[int]) -> np.ndarray:
+    """The `proposed` cipher written from its specification text alone, with plain loops:
+    block i of the output is block block_perm[i] of the input (row-major blocks); inside every
+    (M/2)x(M/2) sub-block, position k of the output takes position pixel_perm[k] (row-major,
+    whole RGB pixels). ``image`` is (H, W, 3) uint8."""
+    h, w, _ = image.shape
+    per_row = w // BLOCK
+    half = BLOCK // 2
+    out = np.zeros_like(image)
+    for i in range(len(block_perm)):
+        src = block_perm[i]
+        sy, sx = (src // per_row) * BLOCK, (src % per_row) * BLOCK
+        dy, dx = (i // per_row) * BLOCK, (i % per_row) * BLOCK
+        for sub_y in (0, half):
+            for sub_x in (0, half):
+                for k in range(half * half):
+                    from_k = pixel_perm[k]
+                    out[dy + sub_y + k // half, dx + sub_x + k % half] = \
+                        image[sy + sub_y + from_k // half, sx + sub_x + from_k % half]
+    return out
+
+
+def write_pngs(folder: Path, images: list[np.ndarray]) -> None:
+    folder.mkdir(parents=True)
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"img{index:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def foreign_ciphertexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 samples test images encrypted by the loop implementation under a random key, the plain
+    images as truth, and the samples training images as the attacker's public images."""
+    root = tmp_path_factory.mktemp("foreign")
+    dataset = load_dataset("samples", 32)
+    plain = [im.permute(1, 2, 0).numpy() for im in dataset.test_images[:64]]
+    rng = random.Random(1234)
+    block_perm = list(range((32 // BLOCK) ** 2))
+    pixel_perm = list(range((BLOCK // 2) ** 2))
+    rng.shuffle(block_perm)
+    while pixel_perm == sorted(pixel_perm):
+        rng.shuffle(pixel_perm)
+    write_pngs(root / "truth", plain)
+    write_pngs(root / "ct", [encrypt_proposed_by_loops(im, block_perm, pixel_perm) for im in plain])
+    write_pngs(root / "public", [im.permute(1, 2, 0).numpy() for im in dataset.train_images[-256:]])
+    return root
+
+
+def test_restore_keyrec_gets_foreign_ciphertexts_back_exactly(foreign_ciphertexts, cli_runner):
+    root = foreign_ciphertexts
+    out = root / "restored"
+    result = cli_runner.invoke(cli, ["restore", "--attack", "keyrec", "--cipher", "proposed",
+                                     "--param", f"block_size={BLOCK}", "--ciphertexts", str(root / "ct"),
+                                     "--public", str(root / "public"), "-o", str(out), "--truth", str(root / "truth")])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (root / "ct").iterdir())
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    for name in names:
+        restored = np.asarray(Image.open(out / name))
+        plain = np.asarray(Image.open(root / "truth" / name))
+        assert np.array_equal(restored, plain), name
+    ciphertext = np.asarray(Image.open(root / "ct" / names[0]))
+    assert not np.array_equal(ciphertext, np.asarray(Image.open(root / "truth" / names[0])))  # a real cipher
+    document = json.loads((out / "report" / "result.json").read_text())
+    assert validate(document, "result") == []
+    assert document["metrics"]["ssim"]["mean"] == pytest.approx(1.0)
+    assert (out / "report" / "report.md").is_file() and (out / "report" / "grid.png").is_file()
+
+
+def test_restore_bad_input_exits_2_and_writes_nothing(foreign_ciphertexts, cli_runner, tmp_path):
+    root = foreign_ciphertexts
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (32, 32)).save(mixed / "a.png")
+    Image.new("RGB", (16, 16)).save(mixed / "b.png")
+    lossy = tmp_path / "lossy"
+    lossy.mkdir()
+    Image.new("RGB", (32, 32)).save(lossy / "a.jpg")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    Image.new("RGB", (30, 30)).save(odd / "a.png")
+    base = ["restore", "--cipher", "proposed", "--public", str(root / "public")]
+    cases = {
+        "different sizes": [*base, "--attack", "keyrec", "--ciphertexts", str(mixed)],
+        "lossy format": [*base, "--attack", "keyrec", "--ciphertexts", str(lossy)],
+        "multiple of": [*base, "--attack", "keyrec", "--ciphertexts", str(odd)],
+        "files alone cannot grant": [*base, "--attack", "kpa", "--ciphertexts", str(root / "ct")],
+    }
+    for expected, args in cases.items():
+        out = tmp_path / "out"
+        result = cli_runner.invoke(cli, [*args, "-o", str(out)])
+        assert result.exit_code == 2, (expected, result.output)
+        assert expected in result.output and result.output.count("\n") == 1, result.output
+        assert not out.exists(), expected
