@@ -165,6 +165,8 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
         wanted = int if name in ("seed", "limit") else str
         if not isinstance(value, wanted) or isinstance(value, bool):
             raise ValueError(f"{name} must be {'an integer' if wanted is int else 'a string'}, got {value!r}")
+        if name in ("seed", "limit") and value < (0 if name == "seed" else 1):
+            raise ValueError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {value}")
     case = Case(params=tuple(sorted(params.items())), **merged).normalized()
     return Bound(case, limits)
 

@@ -37,12 +37,21 @@ out_dir_option = click.option("-o", "--out", "out_dir", required=True, type=clic
 
 
 def parse_shape(value: str) -> tuple[int, int, int]:
+    """``"3,224,224"`` -> (3, 224, 224): three positive integers, at most 4 channels and
+    :data:`~ppattack.keys.MAX_SIDE` pixels a side."""
+    from .keys import MAX_SIDE
+
+    if len(value) > 64:
+        raise ShapeError(f"--shape must be C,H,W, e.g. 3,224,224 (got {len(value)} characters)")
     try:
         shape = tuple(int(v) for v in value.split(","))
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) <= 0:
         raise ShapeError(f"--shape must be C,H,W with three positive integers, e.g. 3,224,224 (got {value!r})")
+    if shape[0] > 4 or max(shape[1:]) > MAX_SIDE:
+        raise ShapeError(f"--shape {value} is beyond the largest image ppattack takes (at most 4 channels "
+                         f"and {MAX_SIDE} pixels a side)")
     return shape  # type: ignore[return-value]
 
 

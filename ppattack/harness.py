@@ -272,13 +272,15 @@ def run(config: RunConfig) -> RunResult:
     size = int(settings["image_size"])
     shape = (3, size, size)
     cipher.check_shape(shape)  # fail before loading any data
-    targets = settings.get("targets") if config.limit is None else config.limit
-    check_memory(size, int(targets or 1), settings.get("classifier_batch") if config.accuracy else None, device)
+    batch = settings.get("classifier_batch") if config.accuracy else None
+    check_memory(size, 1, batch, device)  # before loading: the dataset's size is not known yet
     perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
     dataset = load_dataset(settings["dataset"], size, data_root=config.data_root,
                            max_train=settings.get("max_train"), max_test=settings.get("max_test"))
+    targets = settings.get("targets") if config.limit is None else config.limit
     roles = assign_roles(dataset, targets)
+    check_memory(size, len(roles.targets), batch, device)  # the targets there are
 
     key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
     plain = roles.targets.to(device)

@@ -23,6 +23,9 @@ from .errors import KeyFileError, PPAttackError
 from .io import atomic_write_json
 
 KEY_FORMAT = "ppattack-key/1"
+#: Largest image side a key may be made for (JPEG's and WebP's limit; larger keys cannot be
+#: held in memory anyway: a 65535 x 65535 permutation of pixels is 32 GiB of int64).
+MAX_SIDE = 65535
 Shape = tuple[int, int, int]
 
 
@@ -152,6 +155,9 @@ def key_from_json(document: Any, cipher: Any = None) -> Key:
     if (not isinstance(shape, list) or len(shape) != 3
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise KeyFileError(f"field 'shape' must be three positive integers [C, H, W], got {shape!r}")
+    if max(shape[1:]) > MAX_SIDE or shape[0] > 4:
+        raise KeyFileError(f"field 'shape' {shape!r} is beyond the largest image ppattack takes "
+                           f"(at most 4 channels and {MAX_SIDE} pixels a side)")
     if cipher is not None and document["cipher"] != cipher.name:
         raise KeyFileError(f"field 'cipher' is {document['cipher']!r}, expected {cipher.name!r}")
     try:

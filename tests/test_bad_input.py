@@ -86,6 +86,20 @@ def test_a_parameter_of_5001_digits_is_refused(tmp_path, cli_runner):
     refused(result, "block_size", "5001 characters")
 
 
+def test_shapes_beyond_any_image_are_refused_in_keys_and_options(tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,100000,100000",
+                                     "-o", str(tmp_path / "k.json")])
+    refused(result, "--shape 3,100000,100000 is beyond the largest image", "65535")
+    assert not (tmp_path / "k.json").exists()
+    key = keygen(cli_runner, tmp_path / "key.json")
+    document = json.loads(key.read_text())
+    document["shape"] = [3, 10 ** 18, 10 ** 18]
+    key.write_text(json.dumps(document))
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    refused(encrypt(cli_runner, key, tmp_path / "a.png", tmp_path / "out"), "field 'shape'", "65535")
+    assert not (tmp_path / "out").exists()
+
+
 # -- 2. image modes ----------------------------------------------------------------------------------
 
 def png_16bit_rgb(path: Path, array: np.ndarray) -> None:
@@ -237,7 +251,9 @@ def test_an_image_size_that_cannot_fit_is_refused_with_the_memory_it_needs(tmp_p
                                      "image_size=100000", "--no-accuracy", "--out", str(out)])
     line = refused(result, "image_size=100000", "needs at least", "GiB")
     needed = float(line.split("needs at least ")[1].split(" GiB")[0])
-    assert needed == pytest.approx(64 * 3 * 100000 ** 2 * 13 / 2 ** 30, rel=1e-3)  # 64 quick targets
+    # refused before loading any data, for one target image: uint8 + 3 float32 copies
+    assert needed == pytest.approx(3 * 100000 ** 2 * 13 / 2 ** 30, rel=1e-3)
+    assert "with 1 target image(s)" in line
     assert not out.exists()
 
 
@@ -252,6 +268,8 @@ BOUND = '[defaults]\nlimit = 8\n[[bound]]\ncipher = "proposed"\nattack = "fr"\n'
     ("max_ssim = nan", "max_ssim must be a number in [0, 1], got nan"),
     ("max_ssim = inf", "max_ssim must be a number in [0, 1], got inf"),
     ("max_ssim = 0.2\nmin_ssim = 0.5", "min_ssim 0.5 is not below max_ssim 0.2"),
+    ("max_ssim = 0.3\nlimit = 0", "limit must be an integer >= 1, got 0"),
+    ("max_ssim = 0.3\nseed = -1", "seed must be an integer >= 0, got -1"),
 ])
 def test_impossible_baselines_are_refused_before_any_run(tmp_path, cli_runner, limits, fragment):
     baseline = tmp_path / "b.toml"
