@@ -155,7 +155,7 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
         limits[name] = float(value)
     if not limits:
         raise ValueError(f"give at least one of {', '.join(sorted(BOUND_KEYS))}")
-    if limits.get("min_ssim", 0.0) >= limits.get("max_ssim", 1.0) and {"min_ssim", "max_ssim"} <= set(limits):
+    if "min_ssim" in limits and "max_ssim" in limits and limits["min_ssim"] >= limits["max_ssim"]:
         raise ValueError(f"min_ssim {limits['min_ssim']} is not below max_ssim {limits['max_ssim']}: "
                          "no result could hold both")
     params = merged.pop("params", {})
@@ -288,9 +288,7 @@ def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
     answered there, else DataError), else by running it."""
     result_dirs = list(result_dirs)
     results = collect_results(result_dirs)
-    for item in bounds:  # every given result is checked before anything runs
-        if not result_dirs:
-            continue
+    for item in bounds if result_dirs else ():  # given results are checked before any verdict
         if item.case not in results:
             raise DataError(f"no result in {', '.join(map(str, result_dirs))} answers the bound "
                             f"{item.case.label()} (seed {item.case.seed}, limit {item.case.limit})"
