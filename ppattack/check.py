@@ -19,15 +19,23 @@ A baseline (TOML) lists bounds per cipher, attack and preset::
     min_accuracy = 0.50
 
 ``max_ssim`` / ``min_ssim`` bound the mean SSIM ("wang") of the restorations; ``min_accuracy``
-bounds the protected model's accuracy on encrypted images. A bound whose result is not among
-the given result folders is produced by running it (trained networks come from the cache).
+bounds the protected model's accuracy on encrypted images. Every bound is a finite number in
+[0, 1], and a ``min_ssim`` must lie below the ``max_ssim`` of the same bound: a baseline that
+breaks this is refused before anything runs.
+
+Without result folders, every bound is produced by running it (trained networks come from the
+cache). With result folders, every bound must be answered by a valid result found in them (same
+case, and holding the bounded measurement); a folder without a result, a result that does not
+validate (types, ranges, schema version) and a bound without its result are input errors, never
+a silent re-run.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import sys
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -143,9 +151,14 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
         value = merged.pop(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         limits[name] = float(value)
     if not limits:
         raise ValueError(f"give at least one of {', '.join(sorted(BOUND_KEYS))}")
+    if "min_ssim" in limits and "max_ssim" in limits and limits["min_ssim"] >= limits["max_ssim"]:
+        raise ValueError(f"min_ssim {limits['min_ssim']} is not below max_ssim {limits['max_ssim']}: "
+                         "no result could hold both")
     params = merged.pop("params", {})
     if not isinstance(params, dict) or any(isinstance(v, (list, dict)) for v in params.values()):
         raise ValueError("params must be a table of single values, e.g. params = { block_size = 4 }")
@@ -153,12 +166,14 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
         wanted = int if name in ("seed", "limit") else str
         if not isinstance(value, wanted) or isinstance(value, bool):
             raise ValueError(f"{name} must be {'an integer' if wanted is int else 'a string'}, got {value!r}")
+        if name in ("seed", "limit") and value < (0 if name == "seed" else 1):
+            raise ValueError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {value}")
     case = Case(params=tuple(sorted(params.items())), **merged).normalized()
     return Bound(case, limits)
 
 
 def case_of(document: dict[str, Any]) -> Case:
-    """The case a result.json document answers."""
+    """The case a (validated) result.json document answers."""
     config = document["config"]
     return Case(cipher=config["cipher"], attack=config["attack"], dataset=document["dataset"]["name"],
                 preset=config.get("preset", "quick"), seed=config.get("seed", 0),
@@ -167,20 +182,71 @@ def case_of(document: dict[str, Any]) -> Case:
                 data_root=config.get("data_root"))
 
 
-def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, dict[str, Any]]:
-    """Every result.json found (recursively) under the given folders, keyed by its case."""
-    found: dict[Case, dict[str, Any]] = {}
+def _field(document: Any, dotted: str) -> Any:
+    """``document["a"]["b"]`` for ``"a.b"``; a missing level raises ValueError naming the field."""
+    value = document
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"field '{dotted}' is missing")
+        value = value[part]
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_result(document: Any) -> None:
+    """Check the parts of a result document that ``check`` reads against the result schema
+    (types, ranges, schema version); raise ValueError naming the first bad field."""
+    from .harness import RESULT_SCHEMA_VERSION
+
+    if not isinstance(document, dict):
+        raise ValueError("not a result document (expected a JSON object)")
+    version = _field(document, "schema_version")
+    if version != RESULT_SCHEMA_VERSION or isinstance(version, bool):
+        raise ValueError(f"schema_version is {version!r}; this ppattack reads version {RESULT_SCHEMA_VERSION}")
+    for name in ("config.cipher", "config.attack", "dataset.name", "attack.threat_model"):
+        if not isinstance(_field(document, name), str):
+            raise ValueError(f"field '{name}' must be a string")
+    config = document["config"]
+    for name, kinds in (("preset", (str,)), ("seed", (int,)), ("limit", (int, type(None))),
+                        ("params", (dict,)), ("data_root", (str, type(None)))):
+        if name in config and (not isinstance(config[name], kinds) or isinstance(config[name], bool)):
+            raise ValueError(f"field 'config.{name}' has the wrong type ({type(config[name]).__name__})")
+    ssim = _field(document, "metrics.ssim.mean")
+    if not (_is_number(ssim) and -1.0 <= ssim <= 1.0):
+        raise ValueError(f"field 'metrics.ssim.mean' must be a number in [-1, 1], got {ssim!r}")
+    accuracy = _field(document, "accuracy")
+    if not isinstance(accuracy, dict):
+        raise ValueError("field 'accuracy' must be an object")
+    value = accuracy.get("protected_model_on_encrypted")
+    if value is not None and not (_is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"field 'accuracy.protected_model_on_encrypted' must be null or a number "
+                         f"in [0, 1], got {value!r}")
+
+
+def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path, dict[str, Any]]]:
+    """Every result.json found (recursively) under the given folders, validated and keyed by
+    its case; a folder without one, or a result that does not validate, is a DataError."""
+    found: dict[Case, tuple[Path, dict[str, Any]]] = {}
     for folder in result_dirs:
         folder = Path(folder)
-        if not folder.exists():
+        if not folder.is_dir():
             raise DataError(f"result folder {folder} does not exist")
-        for path in sorted(folder.rglob("result.json")):
+        paths = sorted(folder.rglob("result.json"))
+        if not paths:
+            raise DataError(f"result folder {folder} holds no result.json: pass the folder `ppattack run` "
+                            "wrote, or leave it out to let check run the case")
+        for path in paths:
             try:
-                document = json.loads(path.read_text())
-                found[case_of(document)] = document
-            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
-                raise DataError(f"{path} is not a ppattack result ({e.__class__.__name__}): "
-                                "remove it or re-run") from None
+                document = json.loads(path.read_text(encoding="utf-8"))
+                validate_result(document)
+                found[case_of(document)] = (path, document)
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+                reason = str(e) if not isinstance(e, (OSError, json.JSONDecodeError)) else e.__class__.__name__
+                raise DataError(f"{path} is not a ppattack result ({reason}): remove it or "
+                                "re-run the case") from None
     return found
 
 
@@ -188,6 +254,17 @@ def measure(document: dict[str, Any], bound: str) -> float | None:
     if bound in ("max_ssim", "min_ssim"):
         return document["metrics"]["ssim"]["mean"]
     return (document.get("accuracy") or {}).get("protected_model_on_encrypted")
+
+
+def _nearest(case: Case, cases: Iterable[Case]) -> str:
+    """What differs between ``case`` and the closest of ``cases`` (for an error message)."""
+    best: list[str] | None = None
+    for other in cases:
+        differences = [f"{name} {getattr(other, name)!r} instead of {getattr(case, name)!r}"
+                       for name in Case.__dataclass_fields__ if getattr(other, name) != getattr(case, name)]
+        if best is None or len(differences) < len(best):
+            best = differences
+    return "; the closest result has " + ", ".join(best) if best else ""
 
 
 def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
@@ -208,14 +285,27 @@ def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
 
 def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
           out_dir: Path | None = None) -> list[Verdict]:
-    """Compare every bound with its result, running the missing ones."""
+    """Compare every bound with its result: from ``result_dirs`` when given (each bound must be
+    answered there, else DataError), else by running it."""
+    result_dirs = list(result_dirs)
     results = collect_results(result_dirs)
+    for item in bounds if result_dirs else ():  # given results are checked before any verdict
+        if item.case not in results:
+            raise DataError(f"no result in {', '.join(map(str, result_dirs))} answers the bound "
+                            f"{item.case.label()} (seed {item.case.seed}, limit {item.case.limit})"
+                            f"{_nearest(item.case, results)}: run that case or leave the folders out")
+        path, document = results[item.case]
+        missing = [name for name in item.limits if measure(document, name) is None]
+        if missing:
+            raise DataError(f"{path} holds no measurement for {missing[0]} (e.g. run with "
+                            "--no-accuracy): re-run the case with it or leave the folders out")
+    made: dict[Case, dict[str, Any]] = {}  # two bounds on one case run it once
     verdicts = []
     for item in bounds:
-        document = results.get(item.case)
-        # a given result that lacks a bounded measurement (e.g. run with --no-accuracy) is re-run
-        if document is None or any(measure(document, name) is None for name in item.limits):
-            document = results[item.case] = run_case(item.case, out_dir)
+        if result_dirs:
+            document = results[item.case][1]
+        else:
+            document = made[item.case] = made.get(item.case) or run_case(item.case, out_dir)
         for name, limit in item.limits.items():
             value = measure(document, name)
             ok = value is not None and (value <= limit if name.startswith("max") else value >= limit)

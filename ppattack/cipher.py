@@ -319,8 +319,9 @@ def parse_int_param(name: str, value: Any, *, minimum: int = 1, even: bool = Fal
         number = int(value)
         if isinstance(value, float) and number != value:
             raise ValueError
-    except (TypeError, ValueError):
-        raise ParameterError(f"parameter {name} must be an integer, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ParameterError(f"parameter {name} must be an integer, got {shown}") from None
     if number < minimum or (even and number % 2):
         need = f"an even integer >= {minimum}" if even else f"an integer >= {minimum}"
         raise ParameterError(f"parameter {name} must be {need}, got {number}")

@@ -1,7 +1,8 @@
 """The ``ppattack`` command line: parsing and printing only; the work is in the library.
 
-Exit status: 0 success, 1 a check failed, 2 bad usage or bad input (one line on stderr, no
-traceback unless ``--debug``).
+Exit status: 0 success; 1 only when ``check`` found a regression; 2 every other failure (bad
+usage, bad input, refused sizes, and errors ppattack did not foresee), as one line on stderr
+with no traceback unless ``--debug`` is given before the command; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -36,12 +37,21 @@ out_dir_option = click.option("-o", "--out", "out_dir", required=True, type=clic
 
 
 def parse_shape(value: str) -> tuple[int, int, int]:
+    """``"3,224,224"`` -> (3, 224, 224): three positive integers, at most 4 channels and
+    :data:`~ppattack.keys.MAX_SIDE` pixels a side."""
+    from .keys import MAX_SIDE
+
+    if len(value) > 64:
+        raise ShapeError(f"--shape must be C,H,W, e.g. 3,224,224 (got {len(value)} characters)")
     try:
         shape = tuple(int(v) for v in value.split(","))
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) <= 0:
         raise ShapeError(f"--shape must be C,H,W with three positive integers, e.g. 3,224,224 (got {value!r})")
+    if shape[0] > 4 or max(shape[1:]) > MAX_SIDE:
+        raise ShapeError(f"--shape {value} is beyond the largest image ppattack takes (at most 4 channels "
+                         f"and {MAX_SIDE} pixels a side)")
     return shape  # type: ignore[return-value]
 
 
@@ -73,21 +83,28 @@ class PPAttackGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:  # bare `ppattack`: the help, not an error
             argv = ["--help"]
-        debug = "--debug" in argv
+        command_at = next((i for i, a in enumerate(argv) if a in self.commands), len(argv))
+        debug = "--debug" in argv[:command_at]  # a group option: only before the command
         extra.pop("standalone_mode", None)
         try:
             code = super().main(argv, prog_name or "ppattack", standalone_mode=False, **extra)
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(130)
-        except click.ClickException as e:
+        except click.ClickException as e:  # usage: never a traceback
             where = e.ctx.command_path if getattr(e, "ctx", None) else "ppattack"
-            self._fail(f"{e.format_message()} (see `{where} --help`)", debug)
+            self._fail(f"{e.format_message()} (see `{where} --help`)", False)
         except PPAttackError as e:
             self._fail(str(e), debug)
         except OSError as e:  # a file the user named cannot be read or written
             where = f": {e.filename}" if e.filename else ""
             self._fail(f"{e.strerror or e}{where}", debug)
+        except MemoryError:
+            self._fail("out of memory: use a smaller image_size, batch or --limit", debug)
+        except Exception as e:  # unforeseen: still one line and 2, since 1 means "a regression"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            self._fail(f"unexpected {e.__class__.__name__}: {first[:300]} (rerun with "
+                       "`ppattack --debug ...` for the traceback and report it)", debug)
         code = code if isinstance(code, int) else 0
         if code == 0:
             shutdown()  # under torchrun: leave the process group together (errors just exit)
@@ -218,11 +235,13 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
                f"({cipher.key_space_bits(key.shape):.2f} key-space bits)", err=True)
 
 
-def _transform_files(key_path: str, inputs: tuple[str, ...], out_dir: str, decrypt: bool) -> None:
+def _transform_files(key_path: str, inputs: tuple[str, ...], out_dir: str, decrypt: bool,
+                     force: bool = False) -> None:
     from .files import transform_files
     from .keys import load_key
 
-    written = transform_files(load_key(key_path), [Path(p) for p in inputs], Path(out_dir), decrypt=decrypt)
+    written = transform_files(load_key(key_path), [Path(p) for p in inputs], Path(out_dir), decrypt=decrypt,
+                              force=force, warn=lambda message: click.echo(f"warning: {message}", err=True))
     click.echo(f"wrote {len(written)} image(s) to {out_dir}", err=True)
 
 
@@ -239,9 +258,11 @@ def encrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
 @key_option
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @out_dir_option
-def decrypt(key_path: str, inputs: tuple[str, ...], out_dir: str) -> None:
-    """Decrypt PNG ciphertexts made by `ppattack encrypt` into OUTDIR."""
-    _transform_files(key_path, inputs, out_dir, decrypt=True)
+@click.option("--force", is_flag=True, help="Decrypt files whose cipher or key fingerprint is not the key's.")
+def decrypt(key_path: str, inputs: tuple[str, ...], out_dir: str, force: bool) -> None:
+    """Decrypt PNG ciphertexts made by `ppattack encrypt` into OUTDIR (refusing files made with
+    another cipher or key unless --force)."""
+    _transform_files(key_path, inputs, out_dir, decrypt=True, force=force)
 
 
 # -- run -----------------------------------------------------------------------------------------------

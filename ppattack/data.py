@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .distributed import main_first, world
 from .errors import DataError, UnknownComponentError
-from .io import IMAGE_SUFFIXES, atomic_torch_save, read_image, torch_load
+from .io import IMAGE_SUFFIXES, atomic_torch_save, read_image_exact, torch_load
 from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ def _load_dataset(spec: str, image_size: int, data_root: str | os.PathLike | Non
         identity = f"{spec}-{CACHE_VERSION}-{root.resolve()}"
         build = lambda: _build_cifar(spec, root, image_size)  # noqa: E731
     elif spec.startswith("folder:"):
+        if not spec[len("folder:"):].strip():
+            raise DataError("dataset 'folder:' names no folder: give folder:PATH (use folder:. for the current one)")
         folder = Path(spec[len("folder:"):]).expanduser()
         splits = _folder_files(folder)
         listing = hashlib.sha256()
@@ -255,7 +257,7 @@ def _build_folder(folder: Path, splits: dict[str, list[tuple[Path, str]]], image
         chosen = [files[i] for i in order]
 
         def decode(item: tuple[Path, str]) -> torch.Tensor:
-            return fit_square(read_image(item[0]), image_size)
+            return fit_square(read_image_exact(item[0], 3), image_size)
 
         log.info("decoding %d %s images from %s", len(chosen), split, folder)
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:

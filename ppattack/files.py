@@ -5,24 +5,39 @@ Per-image ciphers (pe) need each image's number to decrypt it. ``encrypt`` draws
 random number for every file (from the OS CSPRNG, like a nonce: it is not secret) and stores it
 in the output PNG as the text chunk ``ppattack-image-number``; ``decrypt`` reads it back, so
 any subset of encrypted files, in any order or call, decrypts correctly.
+
+Every PNG ``encrypt`` writes also names the cipher (text chunk ``ppattack-cipher``) and the
+key's non-secret fingerprint (``ppattack-key-fingerprint``, :func:`~ppattack.keys.key_fingerprint`).
+``decrypt`` refuses a file made with another cipher or key before writing anything, unless
+``force`` is given; a file without them (not written by ``encrypt``) decrypts with a warning.
+
+Image modes are read by :func:`~ppattack.io.read_image_exact`: converted where nothing is lost,
+refused otherwise (16-bit, transparency, animation, colour into a grey key).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .errors import DataError, ShapeError
-from .io import IMAGE_SUFFIXES, read_image, write_png
-from .keys import Key
+from .io import IMAGE_SUFFIXES, png_text, read_image_exact, write_png
+from .keys import Key, key_fingerprint
 from .registry import create_cipher
+
+log = logging.getLogger(__name__)
 
 BATCH = 64
 #: PNG text chunk holding a per-image cipher's image number.
 IMAGE_NUMBER_CHUNK = "ppattack-image-number"
+#: PNG text chunks naming the cipher and the key's fingerprint.
+CIPHER_CHUNK = "ppattack-cipher"
+FINGERPRINT_CHUNK = "ppattack-key-fingerprint"
 
 
 def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
@@ -68,21 +83,57 @@ def image_number(path: Path) -> int:
 
     with Image.open(path) as im:
         value = getattr(im, "text", {}).get(IMAGE_NUMBER_CHUNK)
-    if value is None or not value.isdigit():
+    if value is None:
         raise DataError(f"{path} carries no image number ({IMAGE_NUMBER_CHUNK}): a per-image cipher's "
                         "ciphertexts can only be decrypted from the PNG files `ppattack encrypt` wrote")
+    # ASCII digits only, and below 2**63 (encrypt draws 63-bit numbers): never a huge int()
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2 ** 63):
+        raise DataError(f"{path} carries a malformed image number ({IMAGE_NUMBER_CHUNK} must be a "
+                        "decimal integer below 2**63): it was not written by `ppattack encrypt`, "
+                        "or was altered")
     return int(value)
 
 
-def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: bool) -> list[Path]:
-    """Encrypt (or decrypt) every input image with ``key`` into PNG files under ``out_dir``."""
+def check_key_marks(paths: list[Path], key: Key, *, force: bool) -> list[str]:
+    """Refuse (DataError naming the file) a ciphertext file whose cipher or key fingerprint is
+    not ``key``'s, unless ``force``; return the warnings (forced files, files without marks)."""
+    warnings = []
+    fingerprint = key_fingerprint(key)
+    unmarked = []
+    for path in paths:
+        text = png_text(path)
+        if CIPHER_CHUNK not in text and FINGERPRINT_CHUNK not in text:
+            unmarked.append(path)
+            continue
+        if text.get(CIPHER_CHUNK) != key.cipher:
+            problem = f"was encrypted with cipher {text.get(CIPHER_CHUNK)!r}, not {key.cipher!r}"
+        elif text.get(FINGERPRINT_CHUNK) != fingerprint:
+            problem = (f"was encrypted with another key (fingerprint {text.get(FINGERPRINT_CHUNK)}, "
+                       f"this key's is {fingerprint})")
+        else:
+            continue
+        if not force:
+            raise DataError(f"{path} {problem}: decrypt it with its own key, or pass --force to "
+                            "decrypt anyway")
+        warnings.append(f"{path} {problem}; decrypting anyway (--force)")
+    if unmarked:
+        warnings.append(f"{len(unmarked)} file(s) carry no key fingerprint (e.g. {unmarked[0]}): not written by "
+             "`ppattack encrypt`, so the key cannot be checked; decrypting anyway")
+    return warnings
+
+
+def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: bool, force: bool = False,
+                    warn: Callable[[str], None] = log.warning) -> list[Path]:
+    """Encrypt (or decrypt) every input image with ``key`` into PNG files under ``out_dir``.
+
+    ``force``: decrypt files whose cipher or key fingerprint differ from ``key``'s (warned);
+    ``warn`` receives one-line warnings, once every file is written."""
     cipher = create_cipher(key.cipher, **key.params)
     if cipher.ciphertext_dtype != torch.uint8:
         kind = str(cipher.ciphertext_dtype).removeprefix("torch.")
         raise DataError(f"cipher {cipher.name} makes {kind} ciphertexts, which PNG files cannot hold: "
                         "use the Python API (cipher.encrypt / cipher.decrypt) for this cipher")
     shape = cipher.encrypted_shape(key.shape) if decrypt else key.shape
-    mode = "L" if shape[0] == 1 else "RGB"
     pairs = plan_outputs(inputs, out_dir)
     per_image = cipher.key_reuse == "per-image"
     for source, _ in pairs:  # check every image before writing anything
@@ -90,6 +141,8 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
         if size != tuple(shape[1:]):
             raise ShapeError(f"image {source} is {size[0]}x{size[1]} but the key is for {shape[1]}x{shape[2]}: "
                              f"resize it, or make a key with --shape {key.shape[0]},{size[0]},{size[1]}")
+    warnings = check_key_marks([source for source, _ in pairs], key, force=force) if decrypt else []
+    marks = {CIPHER_CHUNK: key.cipher, FINGERPRINT_CHUNK: key_fingerprint(key)}
     if per_image:
         numbers = ([image_number(source) for source, _ in pairs] if decrypt else
                    [int.from_bytes(os.urandom(8), "big") >> 1 for _ in pairs])
@@ -104,11 +157,11 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
     try:
         for start in range(0, len(pairs), BATCH):
             chunk, chunk_numbers = pairs[start:start + BATCH], numbers[start:start + BATCH]
-            batch = torch.stack([read_image(source, mode) for source, _ in chunk])
+            batch = torch.stack([read_image_exact(source, shape[0]) for source, _ in chunk])
             result = (cipher.decrypt(batch, key, indices=chunk_numbers) if decrypt
                       else cipher.encrypt(batch, key, indices=chunk_numbers))
             for (_, target), image, number in zip(chunk, result, chunk_numbers):
-                text = {IMAGE_NUMBER_CHUNK: str(number)} if per_image and not decrypt else None
+                text = None if decrypt else {**marks, IMAGE_NUMBER_CHUNK: str(number)} if per_image else marks
                 staged.append((write_png(staging / target.relative_to(out_dir), image, text), target))
         for path, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -119,4 +172,6 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
             out_dir.rmdir()
         raise
     shutil.rmtree(staging, ignore_errors=True)
+    for warning in warnings:  # after success: a failed call prints only its error
+        warn(warning)
     return [target for _, target in staged]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -70,7 +71,7 @@ class Resolved:
 
 
 #: Preset values that must be positive integers (None: no limit, for the max_* values).
-COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test")
+COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test", "classifier_batch")
 
 
 def resolve(config: RunConfig) -> Resolved:
@@ -113,6 +114,31 @@ def resolve(config: RunConfig) -> Resolved:
     if "block_size" in cipher_accepts:
         cipher_params.setdefault("block_size", settings["block_size"])
     return Resolved(settings, cipher_params, attack_params)
+
+
+def memory_floor(image_size: int, targets: int, classifier_batch: int | None) -> int:
+    """Bytes a run cannot do without at ``image_size``: the ``targets`` images decoded (uint8)
+    and held as float32 three times (plain, ciphertext, restored), plus one float32 classifier
+    batch when accuracy is measured. A floor, not an estimate: training needs more."""
+    pixels = 3 * image_size * image_size
+    return targets * pixels * (1 + 3 * 4) + (classifier_batch or 0) * pixels * 4
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory on ``device`` (the GPU's total, or the machine's physical memory)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(image_size: int, targets: int, classifier_batch: int | None, device: torch.device) -> None:
+    """Refuse (ParameterError) sizes whose tensors cannot fit, before any work."""
+    need, have = memory_floor(image_size, targets, classifier_batch), device_memory(device)
+    if need > have:
+        batch = f" and a classifier batch of {classifier_batch}" if classifier_batch else ""
+        raise ParameterError(f"image_size={image_size} with {targets} target image(s){batch} needs at least "
+                             f"{need / 2 ** 30:.1f} GiB, more than the {have / 2 ** 30:.1f} GiB of {device.type} "
+                             "memory: use a smaller image_size, targets (--limit) or classifier_batch")
 
 
 def role_seed(seed: int, role: str) -> int:
@@ -247,12 +273,15 @@ def run(config: RunConfig) -> RunResult:
     size = int(settings["image_size"])
     shape = (3, size, size)
     cipher.check_shape(shape)  # fail before loading any data
+    batch = settings.get("classifier_batch") if config.accuracy else None
+    check_memory(size, 1, batch, device)  # before loading: the dataset's size is not known yet
     perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
     dataset = load_dataset(settings["dataset"], size, data_root=config.data_root,
                            max_train=settings.get("max_train"), max_test=settings.get("max_test"))
     targets = settings.get("targets") if config.limit is None else config.limit
     roles = assign_roles(dataset, targets)
+    check_memory(size, len(roles.targets), batch, device)  # the targets there are
 
     key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
     plain = roles.targets.to(device)

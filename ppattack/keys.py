@@ -10,6 +10,7 @@ hides the material.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from .errors import KeyFileError, PPAttackError
 from .io import atomic_write_json
 
 KEY_FORMAT = "ppattack-key/1"
+#: Largest image side a key may be made for (JPEG's and WebP's limit; larger keys cannot be
+#: held in memory anyway: a 65535 x 65535 permutation of pixels is 32 GiB of int64).
+MAX_SIDE = 65535
 Shape = tuple[int, int, int]
 
 
@@ -73,16 +77,43 @@ class Key:
                 "shape": list(self.shape), "material": _jsonable(dict(self.material))}
 
 
+#: Prefix that separates key fingerprints from any other SHA-256 of a key document.
+FINGERPRINT_DOMAIN = b"ppattack key fingerprint v1\x00"
+
+
+def key_fingerprint(key: Key) -> str:
+    """A non-secret name for ``key``: 16 hex digits (64 bits) of SHA-256 over a domain prefix
+    and the key's canonical JSON (sorted keys, no spaces). Equal keys give equal fingerprints;
+    it identifies a key, it does not help find one (2**64 preimage work per guess checked is
+    the same check a known plaintext already allows)."""
+    canonical = json.dumps(key.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(FINGERPRINT_DOMAIN + canonical.encode("ascii")).hexdigest()[:16]
+
+
 def save_key(key: Key, path: str | os.PathLike) -> None:
     """Write ``key`` as JSON, atomically, readable by the owner only (0600)."""
     atomic_write_json(path, key.to_json(), mode=0o600)
+
+
+#: Integers in a key file are at most this many digits: every key field fits in int64.
+MAX_KEY_DIGITS = 19
+
+
+def _bounded_int(text: str) -> int:
+    """``int(text)`` for JSON integers of at most :data:`MAX_KEY_DIGITS` digits (json's hook)."""
+    if len(text.lstrip("-")) > MAX_KEY_DIGITS:
+        raise KeyFileError(f"holds an integer of {len(text.lstrip('-'))} digits (key fields have at most "
+                           f"{MAX_KEY_DIGITS}): regenerate it with `ppattack keygen`")
+    return int(text)
 
 
 def load_key(path: str | os.PathLike) -> Key:
     """Read and fully validate a key file; a bad key raises :class:`KeyFileError` naming the field."""
     try:
         with open(path, encoding="utf-8") as f:
-            document = json.load(f)
+            document = json.load(f, parse_int=_bounded_int)
+    except KeyFileError as e:
+        raise KeyFileError(f"key file {path} {e}") from None
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist: create one with `ppattack keygen`") from None
     except OSError as e:
@@ -124,6 +155,9 @@ def key_from_json(document: Any, cipher: Any = None) -> Key:
     if (not isinstance(shape, list) or len(shape) != 3
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise KeyFileError(f"field 'shape' must be three positive integers [C, H, W], got {shape!r}")
+    if max(shape[1:]) > MAX_SIDE or shape[0] > 4:
+        raise KeyFileError(f"field 'shape' {shape!r} is beyond the largest image ppattack takes "
+                           f"(at most 4 channels and {MAX_SIDE} pixels a side)")
     if cipher is not None and document["cipher"] != cipher.name:
         raise KeyFileError(f"field 'cipher' is {document['cipher']!r}, expected {cipher.name!r}")
     try:

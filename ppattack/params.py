@@ -12,6 +12,8 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``["block_size=16", "mode=shared"]`` -> ``{"block_size": 16, "mode": "shared"}``.
 
     Values are read as JSON when they parse (numbers, true/false, null, lists), else as strings.
+    A name given twice is an error (the intended value would be a guess); so is a number too
+    long to convert.
     """
     params: dict[str, Any] = {}
     for item in items:
@@ -19,10 +21,15 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
         name = name.strip().replace("-", "_")
         if not sep or not name:
             raise ParameterError(f"parameter {item!r} must look like NAME=VALUE, e.g. block_size=16")
+        if name in params:
+            raise ParameterError(f"parameter '{name}' is given twice: give it once")
         try:
             params[name] = json.loads(text)
         except json.JSONDecodeError:
             params[name] = text
+        except ValueError:  # an integer beyond Python's conversion limit (thousands of digits)
+            raise ParameterError(f"parameter '{name}' is a number of {len(text)} characters: "
+                                 "give a value of a sensible size") from None
     return params
 
 

@@ -117,8 +117,9 @@ def test_a_result_that_is_not_a_document_is_an_input_error(tmp_path, cli_runner)
     assert result.exit_code == 2 and "is not a ppattack result" in result.stderr
 
 
-def test_a_result_without_the_bounded_measurement_is_run_again(tmp_path, cli_runner):
-    """A result made with --no-accuracy cannot answer a min_accuracy bound: check runs the case."""
+def test_a_result_without_the_bounded_measurement_is_an_input_error(tmp_path, cli_runner):
+    """A result made with --no-accuracy cannot answer a min_accuracy bound: an error naming the
+    file (exit 2), not a silent re-run and not a regression."""
     run = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--limit", "32", "--no-accuracy",
                                   "--out", str(tmp_path / "given")])
     assert run.exit_code == 0, run.output
@@ -126,6 +127,6 @@ def test_a_result_without_the_bounded_measurement_is_run_again(tmp_path, cli_run
     baseline.write_text('[defaults]\nlimit = 32\n[[bound]]\ncipher = "proposed"\nattack = "fr"\nmin_accuracy = 0.2\n')
     result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(tmp_path / "given"),
                                      "--out", str(tmp_path / "made")])
-    assert result.exit_code == 0, result.output
-    (made,) = (tmp_path / "made").rglob("result.json")
-    assert json.loads(made.read_text())["accuracy"]["protected_model_on_encrypted"] >= 0.2
+    assert result.exit_code == 2, result.output
+    assert "holds no measurement for min_accuracy" in result.stderr and "result.json" in result.stderr
+    assert not (tmp_path / "made").exists()
