@@ -95,8 +95,9 @@ def save_key(key: Key, path: str | os.PathLike) -> None:
     atomic_write_json(path, key.to_json(), mode=0o600)
 
 
-#: Integers in a key file are at most this many digits: every key field fits in int64.
-MAX_KEY_DIGITS = 19
+#: Integers in a key file are at most this many digits: a 256-bit seed (a key per image) has up to
+#: 78; each field's own range is checked after parsing. Python refuses to parse beyond 4300.
+MAX_KEY_DIGITS = 80
 
 
 def _bounded_int(text: str) -> int:
