@@ -30,7 +30,9 @@ from .threat import ThreatView, check_threat_model
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when present, else CPU; other values are passed to torch.
 
-    Under torchrun, ``"auto"`` and ``"cuda"`` mean this rank's GPU, ``cuda:$LOCAL_RANK``.
+    Under torchrun, ``"auto"`` and ``"cuda"`` mean this rank's GPU, ``cuda:$LOCAL_RANK``; an
+    explicit ``cuda:N`` there is refused (every rank would share one GPU, which NCCL rejects), as
+    is an index beyond the GPUs present.
     """
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -40,8 +42,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError("device cuda was requested but CUDA is not available: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and launched():
+        raise ParameterError(f"device {device} under torchrun would put every rank on one GPU: give "
+                             "--device cuda (each rank takes cuda:LOCAL_RANK)")
     if resolved.type == "cuda" and resolved.index is None:
         resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if launched() else 0)
+    if resolved.type == "cuda" and resolved.index >= torch.cuda.device_count():
+        raise ParameterError(f"device {resolved} does not exist: this machine has "
+                             f"{torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return resolved
 
 

@@ -226,11 +226,13 @@ def _transform_patch_embedding(proj: nn.Conv2d, transform: PatchTransform, mean:
     """Permute, negate and rescale the columns of the patch embedding; fold mean shifts into its bias."""
     d, c, p, _ = proj.weight.shape
     length = c * p * p
+    device = proj.weight.device  # every operand on the weight's device (a CUDA model stays there)
     weight = proj.weight.double().permute(0, 2, 3, 1).reshape(d, length)  # (row, col, channel) columns
-    source = torch.as_tensor(transform.perm if transform.perm is not None else np.arange(length))
-    flip = torch.as_tensor(transform.flip if transform.flip is not None else np.zeros(length, bool))
-    channel = torch.arange(length) % c
-    mean_t, std_t = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+    source = torch.as_tensor(transform.perm if transform.perm is not None else np.arange(length), device=device)
+    flip = torch.as_tensor(transform.flip if transform.flip is not None else np.zeros(length, bool), device=device)
+    channel = torch.arange(length, device=device) % c
+    mean_t = torch.tensor(mean, dtype=torch.float64, device=device)
+    std_t = torch.tensor(std, dtype=torch.float64, device=device)
     m_out, s_out = mean_t[channel], std_t[channel]  # normalisation of the encrypted entry k
     m_in, s_in = m_out[source], s_out[source]  # normalisation of the plain entry it came from
     sign = 1 - 2 * flip.double()

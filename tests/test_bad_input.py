@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+import torch
 
+import ppattack
 from ppattack.cli import cli
 from ppattack.keys import load_key
 
@@ -386,3 +388,29 @@ def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monk
     key, path = encrypted
     result = cli_runner.invoke(cli, ["decrypt", "--key", str(key), str(path), "-o", str(tmp_path / "d")])
     refused(result, "unexpected RuntimeError: something inside broke", "--debug")
+
+
+def test_a_gpu_index_beyond_the_gpus_present_is_refused(tmp_path, cli_runner, monkeypatch):
+    """`--device cuda:7` on a machine with 2 GPUs: one line naming the GPUs there are (not
+    torch's raw "invalid device ordinal"), exit 2, nothing written."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    out = tmp_path / "run"
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                     "--device", "cuda:7", "--out", str(out)])
+    refused(result, "cuda:7 does not exist", "2 GPU(s)")
+    assert not out.exists()
+
+
+def test_an_explicit_gpu_under_torchrun_is_refused(tmp_path, cli_runner, monkeypatch):
+    """Under torchrun every rank takes cuda:LOCAL_RANK; `--device cuda:0` would put all ranks on
+    one GPU (NCCL rejects that), so it is refused with what to give instead."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    from ppattack.attack import resolve_device
+
+    assert resolve_device("cuda") == torch.device("cuda", 2)
+    with pytest.raises(ppattack.ParameterError, match="--device cuda"):
+        resolve_device("cuda:0")

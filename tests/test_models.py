@@ -275,3 +275,14 @@ def test_plugin_ciphers_of_another_form_are_refused_with_the_reason():
     coarse.block_size = 2  # declares smaller blocks than its entry permutation keeps whole
     with pytest.raises(ParameterError, match="takes its components from several blocks"):
         patch_transform(coarse, key)
+
+
+@pytest.mark.parametrize("cipher_name", ["proposed", "block-np"])
+def test_the_transform_keeps_the_model_on_its_device(cipher_name):
+    """Every operand is built on the weight's device: a model on the `meta` device (standing in
+    for a GPU here) is transformed there, with no tensor of another device mixed in."""
+    vit = VisionTransformer(img_size=32, patch_size=4, embed_dim=48, depth=1, num_heads=2,
+                            num_classes=10).to("meta")
+    key = ppattack.create_cipher(cipher_name, block_size=4).generate_key((3, 32, 32), seed=0)
+    new = encrypt_model(vit, key)
+    assert {p.device.type for p in new.parameters()} == {"meta"}
