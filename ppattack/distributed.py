@@ -58,14 +58,21 @@ def launched() -> bool:
 def init_from_env(timeout_s: float = 1800) -> World:
     """Join torchrun's process group once (no-op without torchrun); return :func:`world`.
 
-    The backend is NCCL when CUDA is available (each rank on GPU ``LOCAL_RANK``), else gloo.
+    With CUDA present each rank sets GPU ``LOCAL_RANK`` and the group has both backends
+    (:func:`backend`), so a run with ``--device cpu`` on a GPU machine reduces its CPU tensors
+    with gloo instead of handing them to NCCL.
     """
     if launched() and dist.is_available() and not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(backend(cuda), timeout=datetime.timedelta(seconds=timeout_s))
     return world()
+
+
+def backend(cuda: bool) -> str:
+    """The process group's backends: gloo for CPU tensors, and NCCL for CUDA tensors when present."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
 
 
 def world() -> World:

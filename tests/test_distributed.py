@@ -138,3 +138,13 @@ def test_torchrun_bench_spreads_the_cells_over_the_processes(tmp_path):
     for cell in ("plain/fr", "proposed/fr"):  # rank 0 wrote both cells' folders
         assert (tmp_path / "two" / cell / "result.json").is_file()
     assert stdout.count("results in") == 1  # one leaderboard, printed by rank 0
+
+
+def test_cpu_tensors_use_gloo_even_on_a_gpu_machine():
+    """`--device cpu` under torchrun on a GPU machine: the group holds gloo for CPU tensors next
+    to NCCL for CUDA ones (NCCL alone cannot reduce CPU tensors); without CUDA, gloo only."""
+    from ppattack.distributed import backend
+
+    per_device = dict(part.split(":") for part in backend(cuda=True).split(","))
+    assert per_device == {"cpu": "gloo", "cuda": "nccl"}
+    assert backend(cuda=False) == "gloo"
