@@ -49,13 +49,13 @@ def measure(network: str, cipher_name: str, seed: int, dataset, roles, epochs: i
     settings = {**get_preset("cifar"), **BUDGET, "classifier": network, "classifier_epochs": epochs}
     params = {"block_size": 4} if "block_size" in accepted_parameters(CIPHERS.get(cipher_name)) else {}
     cipher = ppattack.create_cipher(cipher_name, **params)
-    shape = tuple(roles.victim_train.shape[1:])
+    shape = roles.victim_train.shape
     key = cipher.generate_key(shape, seed=0)
     model_config, train_config = configs_from_settings(settings, cipher, shape, len(dataset.classes))
-    trained = fit(cipher, key, roles.victim_train, roles.victim_train_labels, model_config, train_config,
+    trained = fit(cipher, key, roles.victim_train, model_config, train_config,
                   seed=seed, description=f"{network} on {cipher_name} (seed {seed})")
     started = time.perf_counter()
-    accuracy = evaluate(trained.model, cipher, key, dataset.test_images, dataset.test_labels)
+    accuracy = evaluate(trained.model, cipher, key, dataset.test)
     return {"network": network, "cipher": cipher_name, "seed": seed, "accuracy": accuracy,
             "train_seconds": trained.train_seconds, "eval_seconds": time.perf_counter() - started,
             "cached": trained.cached}
@@ -139,7 +139,7 @@ def main() -> None:
         print(f"{network:9s} {cipher_name:14s} seed {seed}: {100 * result['accuracy']:5.1f}%  "
               f"train {result['train_seconds']:6.0f} s{' (cached)' if result['cached'] else ''}", flush=True)
         results.append(result)
-    text = table(results, args, len(roles.victim_train), len(dataset.test_images))
+    text = table(results, args, len(roles.victim_train), len(dataset.test))
     print(text)
     if args.write:
         write(text)

@@ -87,7 +87,7 @@ def case(dataset: str, attack_name: str, start: str, steps: int, autoencoder_ste
     roles = assign_roles(data, 100 if big else 64)
     cipher = CIPHERS.create("plain")
     key = cipher.generate_key((3, 32, 32), seed=seed)
-    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets, key), roles,
+    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.tensor(), key), roles,
                        dataset=dataset, training_ciphertexts=True)
     base = {"gan": GAN, "sia-gan": SIAGAN}[attack_name]
     cls = identity_start(base, autoencoder_steps) if start == "identity" else base
@@ -99,7 +99,7 @@ def case(dataset: str, attack_name: str, start: str, steps: int, autoencoder_ste
             "start": start, "steps": steps,
             "ciphertexts": len(roles.targets) + len(view.training_ciphertexts),
             "public": len(roles.public), "start_ssim": getattr(attack, "start_ssim", None),
-            "ssim": float(ssim(restored, roles.targets).mean()),
+            "ssim": float(ssim(restored, roles.targets.tensor()).mean()),
             "seconds": time.perf_counter() - began}
 
 

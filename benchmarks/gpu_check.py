@@ -118,7 +118,7 @@ def check_trained_attacks(device: torch.device) -> bool:
     key = cipher.generate_key(shape, seed=8)
     plain, public = images(4, 32, seed=1), images(16, 32, seed=2)
     labels = torch.zeros(len(public), dtype=torch.long)
-    roles = Roles(public[:8], labels[:8], plain, labels[:4], public[8:], labels[8:])
+    roles = Roles.from_tensors(public[:8], labels[:8], plain, labels[:4], public[8:], labels[8:])
     ciphertexts = cipher.encrypt(plain, key)
     for name in ATTACKS.names():
         attack_cls = ATTACKS.get(name)

@@ -33,8 +33,8 @@ CIPHERS = ("plain", "proposed", "etc")
 def run_case(dataset, name: str, side: int, block: int, count: int) -> dict:
     cipher = ppattack.create_cipher(name, **({} if name == "plain" else {"block_size": block}))
     key = cipher.generate_key((3, side, side), seed=0)
-    plain = dataset.test_images[:count]
-    public = dataset.train_images[len(dataset.train_images) // 2:]
+    plain = dataset.test[:count].tensor()
+    public = dataset.train[len(dataset.train) // 2:].tensor()
     view = ThreatView("coa+public", cipher, (3, side, side), cipher.encrypt(plain, key), public)
     result = ppattack.create_attack("jigsaw", threat="coa+public", block_size=block)(view)
     recovered = result.facts.pop("recovered_key")

@@ -62,8 +62,8 @@ def main() -> None:
     victims = max(counts)
     dataset = load_dataset(args.data, args.side, max_train=public_count + max(0, victims - 1000) + 10,
                            max_test=min(victims, 1000))
-    pool = torch.cat([dataset.test_images, dataset.train_images[public_count:]])
-    public = dataset.train_images[:public_count]
+    pool = torch.cat([dataset.test.tensor(), dataset.train[public_count:].tensor()])
+    public = dataset.train[:public_count].tensor()
     preset = "cifar" if args.side <= 64 else "paper"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.side}x{args.side}, "

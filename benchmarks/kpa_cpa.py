@@ -45,10 +45,10 @@ def main() -> None:
         for name in args.ciphers.split(","):
             cipher = ppattack.create_cipher(name, block_size=block)
             key = cipher.generate_key(shape, seed=1)
-            targets = data.test_images
+            targets, pairs = data.test.tensor(), data.train.tensor()
             for threat in args.attacks.split(","):
                 extra = ({"oracle": lambda x: cipher.encrypt(x, key)} if threat == "cpa" else
-                         {"known_pairs": (data.train_images, cipher.encrypt(data.train_images, key))})
+                         {"known_pairs": (pairs, cipher.encrypt(pairs, key))})
                 view = ThreatView(threat, cipher, shape, cipher.encrypt(targets, key), **extra)
                 started = time.perf_counter()
                 try:

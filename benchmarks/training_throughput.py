@@ -33,6 +33,7 @@ from ppattack import classifier  # noqa: E402
 from ppattack.attacks import gan as gan_module  # noqa: E402
 from ppattack.attacks import itn as itn_module  # noqa: E402
 from ppattack.data import assign_roles, load_dataset  # noqa: E402
+from ppattack.image_set import ImageSet  # noqa: E402
 from ppattack.harness import threat_view  # noqa: E402
 from ppattack.presets import get_preset  # noqa: E402
 
@@ -100,10 +101,11 @@ def classifier_trainer(preset: str, cipher, key, roles, device, num_classes: int
 
     def train(n: int, mixed: bool):
         repeat = -(-n * batch // len(roles.victim_train))  # the victim images, repeated as needed
-        images = roles.victim_train.repeat(repeat, 1, 1, 1)[:n * batch]
+        images = roles.victim_train.tensor().repeat(repeat, 1, 1, 1)[:n * batch]
         labels = roles.victim_train_labels.repeat(repeat)[:n * batch]
         config = replace(train_config, epochs=1, cpu_bf16=mixed)
-        classifier._train(cipher, key, images, labels, model_config, config, 0, device, "benchmark")
+        classifier._train(cipher, key, ImageSet.from_tensors(images, labels), model_config, config, 0, device,
+                          "benchmark")
     return train, batch
 
 
@@ -121,7 +123,7 @@ def main() -> None:
     roles = assign_roles(dataset)
     cipher = ppattack.create_cipher("proposed", block_size=4)
     key = cipher.generate_key(SHAPE, seed=0)
-    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.to(device), key), roles)
+    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.tensor(device), key), roles)
     classes = len(dataset.classes)
 
     rows = []

@@ -109,6 +109,11 @@ class Attack:
             raise ParameterError(f"attack '{self.name}' has no '{self.preset}' preset value for "
                                  f"{name}: pass --param {name}=...") from None
 
+    def public_images_wanted(self) -> int | None:
+        """How many public images this attack reads (it reads the first ones), or None for all
+        that its threat model grants. The harness hands over, and decodes, no more than that."""
+        return None
+
     @property
     def params(self) -> dict[str, Any]:
         """The resolved parameters, recorded in result.json (subclasses extend)."""

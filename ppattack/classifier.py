@@ -30,8 +30,8 @@ CPU has native bf16 (elsewhere it is emulated and several times slower). Everyth
 comes from the seed, and trained weights are cached by a hash of what determines them::
 
     model_config, train_config = configs_from_settings(settings, cipher, (3, 32, 32), 10)
-    trained = fit(cipher, key, images, labels, model_config, train_config, seed=0)
-    accuracy = evaluate(trained.model, cipher, key, test_images, test_labels)
+    trained = fit(cipher, key, train_set, model_config, train_config, seed=0)
+    accuracy = evaluate(trained.model, cipher, key, test_set)
 """
 from __future__ import annotations
 
@@ -47,10 +47,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import cached, tensor_digest
+from .cache import cached
 from .cipher import Cipher, parse_int_param
 from .distributed import data_parallel, shard
 from .errors import DataError, ParameterError, ShapeError
+from .image_set import ImageSet
 from .keys import Key, Shape
 from .training import autocast, cpu_bf16_supported, crop_flip, grad_scaler, progress
 
@@ -341,22 +342,25 @@ def key_fingerprint(key: Key) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fit(cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor, model_config: ModelConfig,
+def fit(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig,
         train_config: TrainConfig, *, seed: int = 0, device: str | torch.device = "cpu",
         use_cache: bool = True, description: str | None = None) -> Trained:
-    """Train a classifier on ``cipher``-encrypted, augmented ``images`` (uint8 plain, CPU).
+    """Train a classifier on ``cipher``-encrypted, augmented ``images`` (plain, with labels).
 
-    The cache key holds the cipher and its parameters, a SHA-256 of the key (never the key),
-    both configurations, a digest of the images and labels, the seed and the device type.
+    A small set is read once and held as one tensor; a large one is streamed in batches
+    (:meth:`ImageSet.batches`), with the same batches and augmentation either way. The cache
+    key holds the cipher and its parameters, a SHA-256 of the key (never the key), both
+    configurations, the set's identity (source, positions, labels, size), the seed and the
+    device type.
     """
     device = torch.device(device)
     identity = {"cipher": cipher.name, "cipher_params": cipher.params, "key_sha256": key_fingerprint(key),
                 "model": asdict(model_config), "training": asdict(train_config),
-                "data": tensor_digest(images, labels), "seed": int(seed), "device": device.type}
+                "data": images.identity(), "seed": int(seed), "device": device.type}
 
     def build() -> dict[str, Any]:
         started = time.perf_counter()
-        model = _train(cipher, key, images, labels, model_config, train_config, seed, device,
+        model = _train(cipher, key, images, model_config, train_config, seed, device,
                        description or f"training the {cipher.name} classifier")
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "train_seconds": time.perf_counter() - started}
@@ -367,7 +371,7 @@ def fit(cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor, mo
     return Trained(model.to(device).eval(), float(state["train_seconds"]), hit)
 
 
-def _train(cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor, model_config: ModelConfig,
+def _train(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig,
            config: TrainConfig, seed: int, device: torch.device, description: str) -> Classifier:
     if len(images) == 0:
         raise DataError("no training images for the classifier")
@@ -391,18 +395,19 @@ def _train(cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor,
         optimizer, lambda s: (s + 1) / warmup if s < warmup
         else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
     scaler = grad_scaler(device)
-    pad = max(1, images.shape[2] // 8)  # on the plain images: 4 pixels at 32x32
+    pad = max(1, images.size // 8)  # on the plain images: 4 pixels at 32x32
+    # a small set is read once and held on the device; a large one streams (DataLoader workers)
+    held = ImageSet.from_tensors(images.tensor(device), images.labels) if images.small() else images
     with progress(description, steps) as advance:
         for _ in range(config.epochs):
-            order = torch.randperm(len(images), generator=generator)[:per_epoch * batch]
-            for index in order.view(per_epoch, batch):
-                x = images[index]
-                if config.augment:  # the victim augments plain images, then encrypts them
+            order = torch.randperm(len(images), generator=generator)[:per_epoch * batch].view(per_epoch, batch)
+            for index, (x, y) in zip(order, held.batches(order, device)):
+                if config.augment:  # the victim augments plain images (on the device), then encrypts them
                     x = crop_flip(x, pad, generator)
-                x, index = shard(x, batch), shard(index, batch)
-                x = cipher.encrypt(x.to(device), key, indices=index + TRAIN_NUMBERS)
+                x, y, index = shard(x, batch), shard(y, batch), shard(index, batch)
+                x = cipher.encrypt(x, key, indices=index + TRAIN_NUMBERS)
                 with autocast(device, config.cpu_bf16):
-                    loss = F.cross_entropy(net(x), labels[index].to(device))
+                    loss = F.cross_entropy(net(x), y.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
@@ -417,31 +422,31 @@ def _train(cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, cipher: Cipher, key: Key, images: torch.Tensor, labels: torch.Tensor,
+def evaluate(model: nn.Module, cipher: Cipher, key: Key, images: ImageSet,
              *, batch_size: int = 256, cpu_bf16: bool = False) -> float:
-    """Top-1 accuracy of ``model`` on ``images`` (uint8 plain) encrypted with ``key``."""
+    """Top-1 accuracy of ``model`` on ``images`` (plain, with labels) encrypted with ``key``,
+    read in batches of ``batch_size``."""
     device = next(model.parameters()).device
     model.eval()
     correct = 0
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        x = cipher.encrypt(chunk.to(device), key, indices=torch.arange(len(chunk)) + start + TEST_NUMBERS)
+        x = cipher.encrypt(chunk.tensor(device), key, indices=torch.arange(len(chunk)) + start + TEST_NUMBERS)
         with autocast(device, cpu_bf16):
             predicted = model(x).argmax(dim=1).cpu()
-        correct += int((predicted == labels[start:start + batch_size]).sum())
+        correct += int((predicted == chunk.labels).sum())
     return correct / max(1, len(images))
 
 
-def measure_accuracy(settings: Mapping[str, Any], cipher: Cipher, key: Key, train_images: torch.Tensor,
-                     train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
-                     num_classes: int, *, seed: int = 0, device: str | torch.device = "cpu",
+def measure_accuracy(settings: Mapping[str, Any], cipher: Cipher, key: Key, train_images: ImageSet,
+                     test_images: ImageSet, num_classes: int, *, seed: int = 0, device: str | torch.device = "cpu",
                      use_cache: bool = True) -> dict[str, Any]:
     """The result.json ``accuracy`` block: a plain model on plain test images and the protected
     model (trained on ``cipher``-encrypted images) on encrypted test images."""
     from .registry import create_cipher
 
-    plain_shape = tuple(train_images.shape[1:])
-    probe = cipher.encrypt(train_images[:1], key)
+    plain_shape = train_images.shape
+    probe = cipher.encrypt(train_images[:1].tensor(), key)
     if probe.dtype != torch.uint8:
         return {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
                 "reason": f"the classifiers take 8-bit images; cipher {cipher.name} produces "
@@ -457,9 +462,9 @@ def measure_accuracy(settings: Mapping[str, Any], cipher: Cipher, key: Key, trai
             "protected": (cipher, key, model_config, train_config)}
     accuracy, seconds, hits = {}, {}, {}
     for role, (c, k, m, t) in runs.items():
-        trained = fit(c, k, train_images, train_labels, m, t, seed=seed, device=device,
+        trained = fit(c, k, train_images, m, t, seed=seed, device=device,
                       use_cache=use_cache, description=f"training the {role} classifier ({c.name})")
-        accuracy[role] = evaluate(trained.model, c, k, test_images, test_labels, cpu_bf16=t.cpu_bf16)
+        accuracy[role] = evaluate(trained.model, c, k, test_images, cpu_bf16=t.cpu_bf16)
         seconds[role], hits[role] = trained.train_seconds, trained.cached
         log.info("%s classifier: accuracy %.4f on %d test images", role, accuracy[role], len(test_images))
     return {"plain_model_on_plain": accuracy["plain"], "protected_model_on_encrypted": accuracy["protected"],

@@ -1,27 +1,30 @@
 """Datasets (protocol.md): ``samples``, ``cifar10``, ``cifar100`` and ``folder:PATH``.
 
-A dataset is decoded once to uint8 tensors at the requested square size and cached on disk
-(``$PPATTACK_CACHE/data``, default ``~/.cache/ppattack``); both splits are stored in a fixed
-shuffled order so that "the first N images" spans the classes. :func:`assign_roles` splits
-it into the three disjoint roles: the victim's training images, the victim's targets (the
-test split) and the attacker's public images (the other half of the training split).
+A dataset is decoded at most once, lazily and at its images' native size, into a disk cache
+(:mod:`ppattack.image_cache`, under ``$PPATTACK_CACHE/data``, default ``~/.cache/ppattack``)
+and served as :class:`~ppattack.image_set.ImageSet` s at the requested square size: a run
+decodes, maps and resizes only the images its roles read. Both splits have a fixed shuffled
+order, so that "the first N images" spans the classes. :func:`assign_roles` splits a dataset
+into the three disjoint roles: the victim's training images, the victim's targets (the test
+split) and the attacker's public images (the other half of the training split).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .distributed import main_first, world
+from .distributed import main_first
 from .errors import DataError, UnknownComponentError
-from .io import IMAGE_SUFFIXES, atomic_torch_save, read_image_exact, torch_load
+from .image_cache import MAX_SIDE, Decoder, ImageCache
+from .image_set import CacheSource, ImageSet, fit_square_batch
+from .io import IMAGE_SUFFIXES, read_image_exact
 from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"
                  "immunohistochemistry", "retina", "colorwheel", "stereo_motorcycle")
 SAMPLE_CROPS = {"train": 48, "test": 16}  # per photo
 DATASET_NAMES = ("samples", "cifar10", "cifar100", "folder:PATH")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SPLITS = ("train", "test")
 
 
 def cache_dir() -> Path:
@@ -41,30 +45,51 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Decoded images (uint8 ``(N, 3, S, S)``) and int64 labels of both splits."""
+    """Both splits of a dataset, as image sets at one square size."""
 
     name: str
     classes: tuple[str, ...]
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
+    train: ImageSet
+    test: ImageSet
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])
+        return self.train.shape
+
+    @classmethod
+    def from_tensors(cls, name: str, classes: tuple[str, ...], train_images: torch.Tensor,
+                     train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor) -> "Dataset":
+        """A dataset over images already in memory (tests, benchmarks)."""
+        return cls(name, classes, ImageSet.from_tensors(train_images, train_labels),
+                   ImageSet.from_tensors(test_images, test_labels))
 
 
 @dataclass(frozen=True)
 class Roles:
     """The three disjoint roles of a case. Only the harness sees all of them."""
 
-    victim_train: torch.Tensor
-    victim_train_labels: torch.Tensor
-    targets: torch.Tensor
-    target_labels: torch.Tensor
-    public: torch.Tensor
-    public_labels: torch.Tensor
+    victim_train: ImageSet
+    targets: ImageSet
+    public: ImageSet
+
+    @classmethod
+    def from_tensors(cls, victim_train: torch.Tensor, victim_train_labels: torch.Tensor, targets: torch.Tensor,
+                     target_labels: torch.Tensor, public: torch.Tensor, public_labels: torch.Tensor) -> "Roles":
+        """Roles over images already in memory (uint8 ``(N, C, S, S)`` each, with labels)."""
+        return cls(ImageSet.from_tensors(victim_train, victim_train_labels),
+                   ImageSet.from_tensors(targets, target_labels), ImageSet.from_tensors(public, public_labels))
+
+    @property
+    def victim_train_labels(self) -> torch.Tensor:
+        return self.victim_train.labels
+
+    @property
+    def target_labels(self) -> torch.Tensor:
+        return self.targets.labels
+
+    @property
+    def public_labels(self) -> torch.Tensor:
+        return self.public.labels
 
     def sizes(self) -> dict[str, int]:
         return {"victim_train": len(self.victim_train), "targets": len(self.targets),
@@ -73,61 +98,81 @@ class Roles:
 
 def assign_roles(dataset: Dataset, targets: int | None = None) -> Roles:
     """Victim training = first half of train, public = second half, targets = first test images."""
-    half = len(dataset.train_images) // 2
-    count = len(dataset.test_images) if targets is None else min(targets, len(dataset.test_images))
+    half = len(dataset.train) // 2
+    count = len(dataset.test) if targets is None else min(targets, len(dataset.test))
     if half == 0 or count == 0:
         raise DataError(f"dataset {dataset.name} is too small to split into roles "
-                        f"({len(dataset.train_images)} train, {len(dataset.test_images)} test images)")
-    return Roles(dataset.train_images[:half], dataset.train_labels[:half],
-                 dataset.test_images[:count], dataset.test_labels[:count],
-                 dataset.train_images[half:], dataset.train_labels[half:])
+                        f"({len(dataset.train)} train, {len(dataset.test)} test images)")
+    return Roles(dataset.train[:half], dataset.test[:count], dataset.train[half:])
 
 
 # -- resizing ------------------------------------------------------------------------------------
 
 def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize the shorter side to ``size`` (bilinear, antialiased) and centre-crop; uint8 (C, S, S)."""
-    _, h, w = image.shape
-    if (h, w) != (size, size):
-        scale = size / min(h, w)
-        new = (max(size, round(h * scale)), max(size, round(w * scale)))
-        if new != (h, w):
-            image = F.interpolate(image[None].float(), size=new, mode="bilinear",
-                                  antialias=True, align_corners=False)[0]
-            image = image.round().clamp(0, 255).to(torch.uint8)
-        top, left = (new[0] - size) // 2, (new[1] - size) // 2
-        image = image[:, top:top + size, left:left + size]
-    return image.contiguous()
+    return fit_square_batch(image[None], size)[0]
 
 
-def _shuffled(images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
-    return images[order].contiguous(), labels[order].contiguous()
+def _order(count: int, seed: int) -> np.ndarray:
+    """The fixed shuffled order of a split: position p holds item ``order[p]``."""
+    return np.random.default_rng(seed).permutation(count)
 
 
-# -- loading and caching ---------------------------------------------------------------------------
+# -- loading ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """What a dataset spec names: a cache identity, and how to open it (classes, the labels of
+    each split in its fixed order, and a decoder by split and position), which happens only
+    when its cache lacks something."""
+
+    kind: str
+    identity: str
+    max_side: int | None  # shorter-side cap of cached pictures (None: keep them whole)
+    open: Callable[[], tuple[tuple[str, ...], dict[str, list[int]], Decoder]]
+
 
 def load_dataset(spec: str, image_size: int, *, data_root: str | os.PathLike | None = None,
                  max_train: int | None = None, max_test: int | None = None) -> Dataset:
-    """Load dataset ``spec`` at ``image_size`` x ``image_size``, from the cache when possible.
+    """Dataset ``spec`` served at ``image_size`` x ``image_size``; decodes nothing yet.
 
-    ``max_train`` / ``max_test`` keep a fixed pseudo-random subset of each split. Under
-    torchrun, rank 0 downloads and caches first; the other ranks then read its cache.
+    ``max_train`` / ``max_test`` keep the first images of each split's fixed shuffled order.
+    Images are decoded into the cache when a role first reads them; under torchrun, rank 0
+    lists the dataset first and the other ranks then read its cache.
     """
     with main_first():
-        return _load_dataset(spec, image_size, data_root, max_train, max_test)
+        catalogue = _catalogue(spec, data_root)
+        max_side = None if catalogue.max_side is None else max(catalogue.max_side, int(image_size))
+        digest = hashlib.sha256(f"{catalogue.identity}|{CACHE_VERSION}|{max_side}".encode()).hexdigest()[:24]
+        opened: list = []
+
+        def decoder() -> Decoder:
+            if not opened:
+                opened.extend(catalogue.open())
+            return opened[2]
+
+        cache = ImageCache(cache_dir() / "data" / f"{catalogue.kind}-{digest}", decoder, max_side=max_side,
+                           description=spec)
+        meta = cache.read_meta()
+        if meta is None:
+            decoder()
+            meta = {"classes": list(opened[0]), "labels": opened[1]}
+            cache.write_meta(meta["classes"], meta["labels"])
+        cache.use_counts({split: len(meta["labels"][split]) for split in SPLITS})
+    sets = {}
+    for split, limit in zip(SPLITS, (max_train, max_test)):
+        labels = torch.tensor(meta["labels"][split], dtype=torch.int64)[:limit]
+        sets[split] = ImageSet(CacheSource(cache, split), np.arange(len(labels)), labels, image_size)
+    return Dataset(spec, tuple(meta["classes"]), sets["train"], sets["test"])
 
 
-def _load_dataset(spec: str, image_size: int, data_root: str | os.PathLike | None,
-                  max_train: int | None, max_test: int | None) -> Dataset:
+def _catalogue(spec: str, data_root: str | os.PathLike | None) -> _Catalogue:
     if spec == "samples":
-        identity = f"samples-{CACHE_VERSION}"
-        build = lambda: _build_samples(image_size)  # noqa: E731
-    elif spec in ("cifar10", "cifar100"):
+        return _Catalogue("samples", "samples", None, _open_samples)  # crops: at most 706 pixels
+    if spec in ("cifar10", "cifar100"):
         root = Path(data_root) if data_root else cache_dir() / "downloads"
-        identity = f"{spec}-{CACHE_VERSION}-{root.resolve()}"
-        build = lambda: _build_cifar(spec, root, image_size)  # noqa: E731
-    elif spec.startswith("folder:"):
+        return _Catalogue(spec, f"{spec}-{root.resolve()}", None, lambda: _open_cifar(spec, root))
+    if spec.startswith("folder:"):
         if not spec[len("folder:"):].strip():
             raise DataError("dataset 'folder:' names no folder: give folder:PATH (use folder:. for the current one)")
         folder = Path(spec[len("folder:"):]).expanduser()
@@ -137,85 +182,67 @@ def _load_dataset(spec: str, image_size: int, data_root: str | os.PathLike | Non
             for path, _ in files:
                 stat = path.stat()
                 listing.update(f"{split}/{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        identity = f"folder-{CACHE_VERSION}-{folder.resolve()}-{listing.hexdigest()}"
-        build = lambda: _build_folder(folder, splits, image_size, max_train, max_test)  # noqa: E731
-    else:
-        raise UnknownComponentError(f"unknown dataset '{spec}': use samples, cifar10, cifar100 or folder:PATH")
-
-    identity += f"-{image_size}-{max_train}-{max_test}"
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
-    path = cache_dir() / "data" / f"{spec.split(':')[0]}-{image_size}-{digest}.pt"
-    if path.exists():
-        try:
-            stored = torch_load(path)
-            return _subset(Dataset(spec, tuple(stored["classes"]), stored["train_images"],
-                                   stored["train_labels"], stored["test_images"],
-                                   stored["test_labels"]), max_train, max_test)
-        except Exception as e:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable dataset cache %s (%s)", path, e)
-    dataset = _subset(build(), max_train, max_test)
-    if world().is_main:
-        atomic_torch_save(path, {"classes": list(dataset.classes),
-                                 "train_images": dataset.train_images, "train_labels": dataset.train_labels,
-                                 "test_images": dataset.test_images, "test_labels": dataset.test_labels})
-    return dataset
+        return _Catalogue("folder", f"folder-{folder.resolve()}-{listing.hexdigest()}",
+                          MAX_SIDE, lambda: _open_folder(splits))
+    raise UnknownComponentError(f"unknown dataset '{spec}': use samples, cifar10, cifar100 or folder:PATH")
 
 
-def _subset(dataset: Dataset, max_train: int | None, max_test: int | None) -> Dataset:
-    """Keep the first images of each (already shuffled) split."""
-    return Dataset(dataset.name, dataset.classes,
-                   dataset.train_images[:max_train], dataset.train_labels[:max_train],
-                   dataset.test_images[:max_test], dataset.test_labels[:max_test])
-
-
-def _build_samples(image_size: int) -> Dataset:
+def _open_samples() -> tuple[tuple[str, ...], dict[str, list[int]], Decoder]:
+    """Fixed-seed square crops of each photograph, labelled by photograph."""
     import skimage.data
 
-    splits: dict[str, tuple[list[torch.Tensor], list[int]]] = {"train": ([], []), "test": ([], [])}
+    photos, items = [], {split: [] for split in SPLITS}  # items: (photo, top, left, side)
     for label, photo_name in enumerate(SAMPLE_PHOTOS):
         photo = getattr(skimage.data, photo_name)()
         if isinstance(photo, tuple):  # stereo_motorcycle: (left, right, disparity)
             photo = photo[0]
         photo = torch.from_numpy(np.ascontiguousarray(photo[:, :, :3])).permute(2, 0, 1)
+        photos.append(photo)
         _, h, w = photo.shape
         for split_index, (split, count) in enumerate(SAMPLE_CROPS.items()):
             rng = np.random.default_rng([label, split_index, 2022])
             for _ in range(count):
                 side = int(rng.uniform(0.2, 0.5) * min(h, w))
                 top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-                crop = photo[:, top:top + side, left:left + side]
-                splits[split][0].append(fit_square(crop, image_size))
-                splits[split][1].append(label)
-    parts = {split: _shuffled(torch.stack(images), torch.tensor(labels), seed=index)
-             for index, (split, (images, labels)) in enumerate(splits.items())}
-    return Dataset("samples", SAMPLE_PHOTOS, *parts["train"], *parts["test"])
+                items[split].append((label, top, left, side))
+    ordered = {split: [items[split][i] for i in _order(len(items[split]), seed)]
+               for seed, split in enumerate(SPLITS)}
+
+    def decode(split: str, position: int) -> torch.Tensor:
+        label, top, left, side = ordered[split][position]
+        return photos[label][:, top:top + side, left:left + side].contiguous()
+
+    return SAMPLE_PHOTOS, {split: [item[0] for item in ordered[split]] for split in SPLITS}, decode
 
 
-def _build_cifar(name: str, root: Path, image_size: int) -> Dataset:
+def _open_cifar(name: str, root: Path) -> tuple[tuple[str, ...], dict[str, list[int]], Decoder]:
     import torchvision
 
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    parts = {}
-    for train in (True, False):
+    arrays, labels = {}, {}
+    for seed, split in enumerate(SPLITS):
         try:
             try:
-                data = cls(str(root), train=train, download=False)
+                data = cls(str(root), train=split == "train", download=False)
             except RuntimeError:
                 if offline():
                     raise RuntimeError(f"offline: {offline_flag()}") from None
                 log.info("downloading %s to %s", name, root)
-                data = cls(str(root), train=train, download=True)
+                data = cls(str(root), train=split == "train", download=True)
         except Exception as e:
             folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
             raise DataError(f"{name} is not in {root} and could not be downloaded "
                             f"({e}): put the extracted '{folder}' folder in a "
                             "directory and pass --data-root DIR") from None
-        images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
-        if image_size != images.shape[-1]:
-            images = torch.stack([fit_square(image, image_size) for image in images])
-        parts[train] = _shuffled(images, torch.tensor(data.targets), seed=int(not train))
+        order = _order(len(data.data), seed)
+        arrays[split] = data.data[order]  # (N, H, W, 3) uint8, in the split's fixed order
+        labels[split] = [int(data.targets[i]) for i in order]
         classes = tuple(data.classes)
-    return Dataset(name, classes, *parts[True], *parts[False])
+
+    def decode(split: str, position: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(arrays[split][position])).permute(2, 0, 1).contiguous()
+
+    return classes, labels, decode
 
 
 def _class_files(folder: Path) -> list[tuple[Path, str]]:
@@ -246,22 +273,13 @@ def _folder_files(folder: Path) -> dict[str, list[tuple[Path, str]]]:
     return splits
 
 
-def _build_folder(folder: Path, splits: dict[str, list[tuple[Path, str]]], image_size: int,
-                  max_train: int | None, max_test: int | None) -> Dataset:
+def _open_folder(splits: dict[str, list[tuple[Path, str]]]) -> tuple[tuple[str, ...], dict[str, list[int]], Decoder]:
     classes = tuple(sorted({c for files in splits.values() for _, c in files}))
     index = {c: i for i, c in enumerate(classes)}
-    parts = {}
-    for seed, (split, limit) in enumerate((("train", max_train), ("test", max_test))):
-        files = splits[split]
-        order = np.random.default_rng(seed).permutation(len(files))[:limit]
-        chosen = [files[i] for i in order]
+    ordered = {split: [splits[split][i] for i in _order(len(splits[split]), seed)]
+               for seed, split in enumerate(SPLITS)}
 
-        def decode(item: tuple[Path, str]) -> torch.Tensor:
-            return fit_square(read_image_exact(item[0], 3), image_size)
+    def decode(split: str, position: int) -> torch.Tensor:
+        return read_image_exact(ordered[split][position][0], 3)
 
-        log.info("decoding %d %s images from %s", len(chosen), split, folder)
-        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-            images = list(pool.map(decode, chosen))
-        labels = torch.tensor([index[c] for _, c in chosen])
-        parts[split] = (torch.stack(images), labels)
-    return Dataset(f"folder:{folder}", classes, *parts["train"], *parts["test"])
+    return classes, {split: [index[c] for _, c in ordered[split]] for split in SPLITS}, decode

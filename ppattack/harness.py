@@ -24,8 +24,9 @@ from .cache import tensor_digest
 from .cipher import Cipher, parse_int_param
 from .classifier import TRAIN_NUMBERS, measure_accuracy
 from .data import Roles, assign_roles, load_dataset
-from .distributed import init_from_env, world
+from .distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
+from .image_set import ImageSet
 from .keys import Key
 from .keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
@@ -151,14 +152,17 @@ def role_seed(seed: int, role: str) -> int:
 
 def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
                 roles: Roles, *, dataset: str = "unnamed", known_pairs: int = KNOWN_PAIRS,
-                model: Any = None, training_ciphertexts: bool = False) -> ThreatView:
+                model: Any = None, training_ciphertexts: bool = False,
+                public_count: int | None = None) -> ThreatView:
     """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md).
 
     ``dataset`` names the data in the view's ``data_id``; ``known_pairs`` is how many
     (plain, cipher) pairs the kpa model grants (taken from the public images); ``model`` is
     what the model threat grants (:func:`provider_model`); ``training_ciphertexts`` adds the
     victim's encrypted training images (:func:`encrypted_training_images`), which every threat
-    model holds.
+    model holds; ``public_count`` caps the public images the view carries (the first ones; None:
+    the whole public role), so that memory follows what the attack reads
+    (:meth:`ppattack.attack.Attack.public_images_wanted`).
     """
     device = ciphertexts.device
     data_id = f"{dataset}|{tuple(key.shape)}|{threat_model}"
@@ -170,8 +174,9 @@ def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.
         extra["training_ciphertexts"] = encrypted_training_images(cipher, key, roles.victim_train, device)
     if threat_model == "coa":
         return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, **extra)
-    public, labels = roles.public.to(device).clone(), roles.public_labels.to(device).clone()
-    extra["data_id"] += f"|public={len(public)}:{tensor_digest(roles.public, roles.public_labels)}"
+    granted = roles.public[:public_count] if public_count is not None else roles.public
+    public, labels = granted.tensor(device), granted.labels.to(device).clone()
+    extra["data_id"] += f"|public={len(public)}:{tensor_digest(public, labels)}"
     # Per-image ciphers number the victim's images: the targets are 0..N-1, the known pairs
     # N..N+k-1, and every image the oracle encrypts takes the next unused number.
     first_free = len(ciphertexts)
@@ -188,15 +193,15 @@ def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.
     return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, public, labels, **extra)
 
 
-def encrypted_training_images(cipher: Cipher, key: Key, images: torch.Tensor, device: torch.device,
+def encrypted_training_images(cipher: Cipher, key: Key, images: ImageSet, device: torch.device,
                               chunk: int = 1024) -> torch.Tensor:
     """The victim's training images as the cloud receives them: uint8 on the CPU, image ``i``
     encrypted as number ``TRAIN_NUMBERS + i`` (as the protected classifier's training does),
     in chunks so that a large training set never sits on the device whole."""
-    parts = [cipher.encrypt(images[i:i + chunk].to(device), key,
+    parts = [cipher.encrypt(images[i:i + chunk].tensor(device), key,
                             indices=torch.arange(i, min(i + chunk, len(images))) + TRAIN_NUMBERS).cpu()
              for i in range(0, len(images), chunk)]
-    return torch.cat(parts) if parts else images[:0].clone()
+    return torch.cat(parts) if parts else torch.empty((0, *images.shape), dtype=torch.uint8)
 
 
 def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map: Any) -> dict[str, float] | None:
@@ -234,10 +239,8 @@ def provider_model(settings: Mapping[str, Any], cipher: Cipher, key: Key, roles:
     """
     from .classifier import build_classifier, configs_from_settings, fit
 
-    model_config, train_config = configs_from_settings(settings, cipher, tuple(roles.victim_train.shape[1:]),
-                                                       num_classes)
-    trained = fit(cipher, key, roles.victim_train, roles.victim_train_labels, model_config,
-                  train_config, seed=seed, device=device)
+    model_config, train_config = configs_from_settings(settings, cipher, roles.victim_train.shape, num_classes)
+    trained = fit(cipher, key, roles.victim_train, model_config, train_config, seed=seed, device=device)
     parent = build_classifier(model_config).to(device).eval() if model_config.pretrained else None
     return {"model": trained.model, "parent": parent}
 
@@ -282,15 +285,22 @@ def run(config: RunConfig) -> RunResult:
     targets = settings.get("targets") if config.limit is None else config.limit
     roles = assign_roles(dataset, targets)
     check_memory(size, len(roles.targets), batch, device)  # the targets there are
+    public_count = attack.public_images_wanted()
+    with main_first():  # under torchrun rank 0 decodes what the roles read, the others map it
+        for used in _roles_read(roles, attack, config.accuracy, public_count):
+            used.prepare()
+        if config.accuracy:
+            dataset.test.prepare()
 
     key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
-    plain = roles.targets.to(device)
+    plain = roles.targets.tensor(device)
     ciphertexts = cipher.encrypt(plain, key)
     model = (provider_model(settings, cipher, key, roles, len(dataset.classes), seed=config.seed,
                             device=device) if attack.threat_model == "model" else None)
     view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles,
                        dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
-                       model=model, training_ciphertexts=attack.uses_training_ciphertexts)
+                       model=model, training_ciphertexts=attack.uses_training_ciphertexts,
+                       public_count=public_count)
     log.info("attacking %d %s ciphertexts with %s (%s)", len(plain), cipher.name, attack.name,
              attack.threat_model)
     outcome = attack(view)
@@ -306,9 +316,8 @@ def run(config: RunConfig) -> RunResult:
     else:
         baseline = score(ciphertexts, plain, perceptual)
     if config.accuracy:  # victim-train images train it; the whole test split scores it
-        accuracy = measure_accuracy(settings, cipher, key, roles.victim_train, roles.victim_train_labels,
-                                    dataset.test_images, dataset.test_labels, len(dataset.classes),
-                                    seed=config.seed, device=device)
+        accuracy = measure_accuracy(settings, cipher, key, roles.victim_train, dataset.test,
+                                    len(dataset.classes), seed=config.seed, device=device)
     else:
         accuracy = {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
                     "reason": "skipped (--no-accuracy)"}
@@ -321,7 +330,7 @@ def run(config: RunConfig) -> RunResult:
         "seed": config.seed,
         "dataset": {"name": settings["dataset"], "image_shape": list(shape),
                     "classes": len(dataset.classes),
-                    "splits": {**roles.sizes(), "test": len(dataset.test_images)}},
+                    "splits": {**roles.sizes(), "test": len(dataset.test)}},
         "cipher": {"name": cipher.name, "params": cipher.params,
                    "key_space_bits": cipher.key_space_bits(shape),
                    "separable_bits": cipher.separable_bits(shape),
@@ -340,6 +349,17 @@ def run(config: RunConfig) -> RunResult:
     document["control"] = positive_control(config, resolved, cipher, document)
     document["seconds"] = time.time() - started
     return RunResult(document, plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
+
+
+def _roles_read(roles: Roles, attack: Attack, accuracy: bool, public_count: int | None) -> list[ImageSet]:
+    """The image sets this run reads: the targets, the public images the attack asks for, and
+    the victim's training images when a classifier trains or the attack reads their ciphertexts."""
+    used = [roles.targets]
+    if attack.threat_model != "coa":
+        used.append(roles.public[:public_count] if public_count is not None else roles.public)
+    if accuracy or attack.uses_training_ciphertexts or attack.threat_model == "model":
+        used.append(roles.victim_train)
+    return used
 
 
 def control_config(config: RunConfig, resolved: Resolved, cipher: Cipher) -> RunConfig:

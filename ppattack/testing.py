@@ -184,7 +184,7 @@ class CipherConformance:
         plain = self.images(shape, 4, seed=1)
         public = self.images(shape, 16, seed=2)
         labels = torch.zeros(len(public), dtype=torch.long)
-        roles = Roles(public[:8], labels[:8], plain, labels[:4], public[8:], labels[8:])
+        roles = Roles.from_tensors(public[:8], labels[:8], plain, labels[:4], public[8:], labels[8:])
         ciphertexts = cipher.encrypt(plain, key)
         for name in ATTACKS.names():
             attack_cls: type[Attack] = ATTACKS.get(name)

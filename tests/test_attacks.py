@@ -89,7 +89,8 @@ def samples_roles():
 
 def attack_view(cipher: Cipher, roles, threat: str, seed: int = 0):
     key = cipher.generate_key((3, 32, 32), seed=seed)
-    return threat_view(threat, cipher, key, cipher.encrypt(roles.targets, key), roles, dataset="samples")
+    return threat_view(threat, cipher, key, cipher.encrypt(roles.targets.tensor(), key), roles,
+                       dataset="samples")
 
 
 # -- registry and parameters -----------------------------------------------------------------------
@@ -236,7 +237,7 @@ def test_edge_solver_settles_the_global_ambiguity_with_public_statistics(samples
     cipher = PixelNP()
     view = attack_view(cipher, samples_roles, "coa+public")
     result = ppattack.create_attack("fr", threat="coa+public")(view)
-    restored, baseline = ssim(result.images, samples_roles.targets), ssim(view.ciphertexts, samples_roles.targets)
+    restored, baseline = ssim(result.images, samples_roles.targets.tensor()), ssim(view.ciphertexts, samples_roles.targets.tensor())
     assert result.facts["solver"] == "edge" and result.facts["global_ambiguity"].startswith("settled")
     assert restored.mean() > baseline.mean() + 0.3 and restored.mean() > 0.5
     coa = ppattack.create_attack("fr")(attack_view(cipher, samples_roles, "coa"))

@@ -131,8 +131,7 @@ def fit_tiny(cipher_name, roles, *, seed=0, use_cache=False, epochs=1, **cipher_
     key = cipher.generate_key((3, 32, 32), seed=1)
     model = ModelConfig("vit", cipher.encrypted_shape((3, 32, 32)), 9, 4, **TINY)
     train = TrainConfig(epochs=epochs, batch_size=32)
-    images, labels = roles.victim_train[:96], roles.victim_train_labels[:96]
-    return cipher, key, fit(cipher, key, images, labels, model, train, seed=seed, use_cache=use_cache)
+    return cipher, key, fit(cipher, key, roles.victim_train[:96], model, train, seed=seed, use_cache=use_cache)
 
 
 def test_training_is_deterministic_for_a_seed(samples):
@@ -168,14 +167,14 @@ def test_the_victim_augments_plain_images_then_encrypts_them(samples, augment):
     _, roles = samples
     cipher = ppattack.create_cipher("proposed", block_size=4)
     key = cipher.generate_key((3, 32, 32), seed=1)
-    images, labels = roles.victim_train[:64], roles.victim_train_labels[:64]
+    images = roles.victim_train[:64]
     seen = []
     real_encrypt = cipher.encrypt
     cipher.encrypt = lambda x, k, **kw: seen.append(x) or real_encrypt(x, k, **kw)
-    fit(cipher, key, images, labels, ModelConfig("vit", (3, 32, 32), 9, 4, **TINY),
+    fit(cipher, key, images, ModelConfig("vit", (3, 32, 32), 9, 4, **TINY),
         TrainConfig(epochs=1, batch_size=32, augment=augment), use_cache=False)
     batch = torch.cat(seen)
-    unchanged = (batch[:, None] == images[None]).flatten(2).all(dim=2).any(dim=1)
+    unchanged = (batch[:, None] == images.tensor()[None]).flatten(2).all(dim=2).any(dim=1)
     assert len(batch) == 64 and bool(unchanged.all()) is not augment
 
 
@@ -183,7 +182,7 @@ def test_etc_gray_trains_on_its_grayscale_ciphertexts(samples):
     dataset, roles = samples
     cipher, key, trained = fit_tiny("etc-gray", roles, block_size=4)
     assert trained.model.config.input_shape == (1, 32, 96)
-    accuracy = evaluate(trained.model, cipher, key, dataset.test_images[:40], dataset.test_labels[:40])
+    accuracy = evaluate(trained.model, cipher, key, dataset.test[:40])
     assert 0 <= accuracy <= 1
 
 
@@ -192,8 +191,7 @@ def test_ciphertexts_that_are_not_8_bit_get_a_reason(samples):
     dataset, roles = samples
     cipher = ppattack.create_cipher("block-ffx", block_size=4)
     key = cipher.generate_key((3, 32, 32), seed=0)
-    block = measure_accuracy(get_preset("quick"), cipher, key, roles.victim_train, roles.victim_train_labels,
-                             dataset.test_images, dataset.test_labels, 9)
+    block = measure_accuracy(get_preset("quick"), cipher, key, roles.victim_train, dataset.test, 9)
     assert block["protected_model_on_encrypted"] is None and "int32 ciphertexts" in block["reason"]
 
 

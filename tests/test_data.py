@@ -12,24 +12,24 @@ from ppattack.errors import DataError, UnknownComponentError
 
 def test_samples_are_built_offline_and_cached():
     dataset = load_dataset("samples", 32)
-    assert dataset.train_images.dtype == torch.uint8
+    images = dataset.train.tensor()
+    assert images.dtype == torch.uint8 and images.shape == (48 * len(SAMPLE_PHOTOS), 3, 32, 32)
     assert dataset.image_shape == (3, 32, 32)
     assert len(dataset.classes) == len(SAMPLE_PHOTOS)
-    assert len(dataset.train_images) == 48 * len(SAMPLE_PHOTOS)
-    assert set(dataset.test_labels.tolist()) == set(range(len(SAMPLE_PHOTOS)))
-    assert list((cache_dir() / "data").glob("samples-32-*.pt"))
+    assert set(dataset.test.labels.tolist()) == set(range(len(SAMPLE_PHOTOS)))
+    assert list((cache_dir() / "data").glob("samples-*/train-00000.npy"))
     again = load_dataset("samples", 32)
-    assert torch.equal(again.train_images, dataset.train_images)
+    assert torch.equal(again.train.tensor(), images)
 
 
 def test_roles_are_disjoint():
     dataset = load_dataset("samples", 16)
     roles = assign_roles(dataset, targets=10)
     assert len(roles.targets) == 10
-    assert len(roles.victim_train) + len(roles.public) == len(dataset.train_images)
-    victim = {bytes(x.numpy()) for x in roles.victim_train}
-    public = {bytes(x.numpy()) for x in roles.public}
-    targets = {bytes(x.numpy()) for x in roles.targets}
+    assert len(roles.victim_train) + len(roles.public) == len(dataset.train)
+    victim = {bytes(x.numpy()) for x in roles.victim_train.tensor()}
+    public = {bytes(x.numpy()) for x in roles.public.tensor()}
+    targets = {bytes(x.numpy()) for x in roles.targets.tensor()}
     assert not victim & public and not targets & (victim | public)
 
 
@@ -50,7 +50,7 @@ def test_folder_dataset_without_splits(tmp_path):
     write_folder(tmp_path / "imgs")
     dataset = load_dataset(f"folder:{tmp_path / 'imgs'}", 8)
     assert dataset.classes == ("a", "b")
-    assert len(dataset.train_images) + len(dataset.test_images) == 6
+    assert len(dataset.train) + len(dataset.test) == 6
     assert dataset.image_shape == (3, 8, 8)
 
 
@@ -58,7 +58,7 @@ def test_folder_dataset_with_splits_and_limits(tmp_path):
     write_folder(tmp_path / "d" / "train", per_class=5)
     write_folder(tmp_path / "d" / "test", per_class=2)
     dataset = load_dataset(f"folder:{tmp_path / 'd'}", 8, max_train=4)
-    assert len(dataset.train_images) == 4 and len(dataset.test_images) == 4
+    assert len(dataset.train) == 4 and len(dataset.test) == 4
 
 
 def test_empty_or_missing_folders_are_clear_errors(tmp_path):
@@ -101,4 +101,4 @@ def test_shared_cifar_copy_loads(shared_cifar):
     dataset = load_dataset(f"folder:{shared_cifar}", 32, max_train=40, max_test=20)
     assert dataset.image_shape == (3, 32, 32)
     assert len(dataset.classes) == 10
-    assert len(dataset.train_images) == 40 and len(dataset.test_images) == 20
+    assert len(dataset.train) == 40 and len(dataset.test) == 20

@@ -50,7 +50,7 @@ def foreign_ciphertexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     images as truth, and the samples training images as the attacker's public images."""
     root = tmp_path_factory.mktemp("foreign")
     dataset = load_dataset("samples", 32)
-    plain = [im.permute(1, 2, 0).numpy() for im in dataset.test_images[:64]]
+    plain = [im.permute(1, 2, 0).numpy() for im in dataset.test[:64].tensor()]
     rng = random.Random(1234)
     block_perm = list(range((32 // BLOCK) ** 2))
     pixel_perm = list(range((BLOCK // 2) ** 2))
@@ -59,7 +59,7 @@ def foreign_ciphertexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rng.shuffle(pixel_perm)
     write_pngs(root / "truth", plain)
     write_pngs(root / "ct", [encrypt_proposed_by_loops(im, block_perm, pixel_perm) for im in plain])
-    write_pngs(root / "public", [im.permute(1, 2, 0).numpy() for im in dataset.train_images[-256:]])
+    write_pngs(root / "public", [im.permute(1, 2, 0).numpy() for im in dataset.train[-256:].tensor()])
     return root
 
 

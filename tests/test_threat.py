@@ -33,11 +33,12 @@ GRANTED = {  # threat model -> the optional fields it fills
 def case():
     generator = torch.Generator().manual_seed(0)
     images = lambda n: torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=generator)  # noqa: E731
-    dataset = Dataset("synthetic", ("a", "b"), images(20), torch.arange(20) % 2, images(6), torch.arange(6) % 2)
+    dataset = Dataset.from_tensors("synthetic", ("a", "b"), images(20), torch.arange(20) % 2, images(6),
+                                   torch.arange(6) % 2)
     roles = assign_roles(dataset, 4)
     cipher = ppattack.create_cipher("proposed", block_size=4)
     key = cipher.generate_key(SHAPE, seed=1)
-    return roles, cipher, key, cipher.encrypt(roles.targets, key)
+    return roles, cipher, key, cipher.encrypt(roles.targets.tensor(), key)
 
 
 def reachable_tensors(obj: Any, seen: set[int] | None = None) -> list[torch.Tensor]:
@@ -104,19 +105,20 @@ def test_each_threat_model_grants_exactly_its_fields(case, threat):
 @pytest.mark.parametrize("training", [False, True])
 def test_no_view_reaches_the_key_or_a_victim_plaintext(case, threat, training):
     roles, cipher, key, ciphertexts = case
-    cipher.encrypt(roles.targets, key)  # the harness's cipher has now cached the key's plan
+    cipher.encrypt(roles.targets.tensor(), key)  # the harness's cipher has now cached the key's plan
     view = threat_view(threat, cipher, key, ciphertexts, roles, training_ciphertexts=training)
     assert (view.training_ciphertexts is not None) == training
     assert view.cipher is not cipher and not reaches_key(view, key)
-    victims = [roles.targets, roles.victim_train]
+    stores = [roles.targets.source.images, roles.victim_train.source.images]  # the whole splits
+    targets, victim_train = roles.targets.tensor(), roles.victim_train.tensor()
     tensors = reachable_tensors(view)
     assert tensors
     for tensor in tensors:
-        assert not any(shares_storage(tensor, victim) for victim in victims)
+        assert not any(shares_storage(tensor, store) for store in stores)
         if tensor.dtype == torch.uint8 and tuple(tensor.shape[1:]) == SHAPE:
             for image in tensor:  # no victim image is in the view, not even as a copy
-                assert not (roles.targets == image).flatten(1).all(1).any()
-                assert not (roles.victim_train == image).flatten(1).all(1).any()
+                assert not (targets == image).flatten(1).all(1).any()
+                assert not (victim_train == image).flatten(1).all(1).any()
 
 
 def test_kpa_pairs_are_under_the_victim_key_and_cpa_oracle_encrypts(case):
@@ -124,9 +126,9 @@ def test_kpa_pairs_are_under_the_victim_key_and_cpa_oracle_encrypts(case):
     view = threat_view("kpa", cipher, key, ciphertexts, roles, known_pairs=3)
     plain, encrypted = view.known_pairs
     assert len(plain) == 3 and torch.equal(cipher.encrypt(plain, key), encrypted)
-    assert torch.equal(plain, roles.public[:3])  # the attacker's own images, not the victim's
+    assert torch.equal(plain, roles.public[:3].tensor())  # the attacker's own images, not the victim's
     oracle = threat_view("cpa", cipher, key, ciphertexts, roles).oracle
-    x = roles.public[:2]
+    x = roles.public[:2].tensor()
     assert torch.equal(oracle(x), cipher.encrypt(x, key))
 
 
@@ -137,10 +139,10 @@ def test_training_ciphertexts_are_the_training_images_as_the_cloud_receives_them
     roles, _, _, _ = case
     cipher = ppattack.create_cipher(cipher_name, **({"block_size": 4} if cipher_name == "proposed" else {}))
     key = cipher.generate_key(SHAPE, seed=3)
-    targets = cipher.encrypt(roles.targets, key)
+    targets = cipher.encrypt(roles.targets.tensor(), key)
     view = threat_view("coa", cipher, key, targets, roles, training_ciphertexts=True)
     numbers = torch.arange(len(roles.victim_train)) + TRAIN_NUMBERS
-    expected = cipher.encrypt(roles.victim_train, key, indices=numbers)
+    expected = cipher.encrypt(roles.victim_train.tensor(), key, indices=numbers)
     assert view.training_ciphertexts.device.type == "cpu"
     assert torch.equal(view.training_ciphertexts, expected)
     chunked = encrypted_training_images(cipher, key, roles.victim_train, torch.device("cpu"), chunk=3)
@@ -181,7 +183,7 @@ def test_per_image_ciphers_give_known_pairs_and_oracle_queries_their_own_numbers
     roles, _, _, _ = case
     cipher = ppattack.create_cipher("pe")
     key = cipher.generate_key(SHAPE, seed=2)
-    targets = cipher.encrypt(roles.targets, key)
+    targets = cipher.encrypt(roles.targets.tensor(), key)
     n = len(targets)
     kpa = threat_view("kpa", cipher, key, targets, roles, known_pairs=3)
     known, encrypted = kpa.known_pairs

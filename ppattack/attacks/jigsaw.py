@@ -183,6 +183,9 @@ class Jigsaw(Attack):
         self.top = int(top)
         self.max_public = int(max_public)
 
+    def public_images_wanted(self) -> int:
+        return self.max_public
+
     @property
     def params(self) -> dict[str, Any]:
         return {**super().params, "block_size": self.block_size, "compat": self.compat,

@@ -87,6 +87,9 @@ class KeyRec(Attack):
             raise ParameterError("max_ciphertexts, max_public and mirror_public must be at least 1, "
                                  "mirror_steps at least 0")
 
+    def public_images_wanted(self) -> int:
+        return max(self.max_public, self.mirror_public)
+
     @property
     def params(self) -> dict[str, Any]:
         return {**super().params, "max_ciphertexts": self.max_ciphertexts,
