@@ -3,9 +3,9 @@
 Runs ``ppattack run --cipher proposed --attack keyrec --limit 100 --no-accuracy`` as a separate
 process under ``/usr/bin/time -v`` for each dataset, cold (an empty cache folder) and warm (the
 same folder again), and prints a Markdown table: peak resident memory (GiB) and wall seconds.
-The datasets: ``samples`` (32), the CIFAR-10 JPEG copy at 32 (``--preset cifar``) and at 224
-(``--preset paper``), and a synthetic folder of ``--synthetic`` images (default 100,000 32x32
-PNGs, written by this script once) at 32. Memory should be flat in the dataset's size: a run
+The datasets: ``samples`` (32), the CIFAR-10 JPEG copy at 32 (``--preset quick``) and at 224
+(``--preset paper``: the seed's setting), and a synthetic folder of ``--synthetic`` images
+(default 100,000 32x32 PNGs, written by this script once) at 32 (``--preset quick``). Memory should be flat in the dataset's size: a run
 decodes only the images its roles read.
 
     python benchmarks/data_scaling.py --cifar ../shared/data/cifar10-jpeg --work /tmp/scaling
@@ -70,7 +70,7 @@ def main() -> None:
     work = Path(args.work).resolve()
     run = ["--cipher", "proposed", "--attack", "keyrec", "--limit", "100", "--no-accuracy"]
     rows = {"samples 32": ["--dataset", "samples"],
-            "CIFAR-10 32": ["--dataset", f"folder:{args.cifar}", "--preset", "cifar"],
+            "CIFAR-10 32": ["--dataset", f"folder:{args.cifar}", "--preset", "quick"],
             "CIFAR-10 224": ["--dataset", f"folder:{args.cifar}", "--preset", "paper"],
             f"synthetic {args.synthetic} 32": None}
     chosen = args.only.split(",") if args.only else list(rows)
@@ -84,7 +84,7 @@ def main() -> None:
             started = time.perf_counter()
             folder = synthetic_folder(work / f"synthetic-{args.synthetic}", args.synthetic)
             print(f"(synthetic folder ready in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
-            extra, images = ["--dataset", f"folder:{folder}", "--preset", "cifar"], args.synthetic
+            extra, images = ["--dataset", f"folder:{folder}", "--preset", "quick"], args.synthetic
         else:
             images = 576 if name.startswith("samples") else 60_000
         cache = work / "cache" / name.replace(" ", "-")

@@ -10,7 +10,11 @@
    logits on encrypted images against the plain model's on plain images;
 3. one smoke-budget run of every trained attack (itn, gan, sia-gan, ...) on the device, under
    AMP on CUDA, with the peak memory it took;
-4. with 2 or more GPUs (and not --dry-run): a `torchrun --nproc_per_node=2` smoke run.
+4. the classifier's training on the device from the disk cache: the images streamed through
+   the DataLoader (pinned memory), one step of the `paper` preset's ViT-B/16 at 224x224 with
+   its batch of 512 (micro-batches if it does not fit; a tiny ViT at 32x32 with --dry-run), the
+   time and peak memory;
+5. with 2 or more GPUs (and not --dry-run): a `torchrun --nproc_per_node=2` smoke run.
 
 Exit status 1 when a check fails (a device result that differs from the CPU's), 0 otherwise;
 a check that cannot run is reported as skipped with the reason.
@@ -143,6 +147,37 @@ def check_trained_attacks(device: torch.device) -> bool:
     return ok
 
 
+def check_classifier(device: torch.device, dry_run: bool) -> bool:
+    from dataclasses import replace
+
+    from ppattack import image_set
+    from ppattack.classifier import configs_from_settings, fit
+    from ppattack.data import load_dataset
+    from ppattack.presets import get_preset
+
+    side = 32 if dry_run else 224
+    settings = {**get_preset("quick" if dry_run else "paper"), "classifier_pretrained": False}
+    train = load_dataset("samples", side).train  # 432 crops, decoded into the cache
+    cipher = ppattack.create_cipher("proposed", block_size=4 if dry_run else 16)
+    key = cipher.generate_key((3, side, side), seed=0)
+    model_config, train_config = configs_from_settings(settings, cipher, (3, side, side), 9)
+    train_config = replace(train_config, epochs=1, batch_size=min(train_config.batch_size, len(train)))
+    image_set.SMALL_BYTES = 0  # stream the set from the disk cache, as a large dataset would
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    try:
+        trained = fit(cipher, key, train, model_config, train_config, device=device, use_cache=False)
+    except ppattack.PPAttackError as error:
+        return report("classifier", f"ViT {model_config.width}x{model_config.depth} {side}x{side}", False, str(error))
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    memory = (f", peak {torch.cuda.max_memory_allocated(device) / 2**30:,.1f} GiB" if device.type == "cuda" else "")
+    good = all(torch.isfinite(p).all() for p in trained.model.parameters())
+    return report("classifier", f"ViT {model_config.width}x{model_config.depth} {side}x{side}, batch "
+                  f"{train_config.batch_size}, streamed", good, f"{seconds:.1f} s for one epoch{memory}")
+
+
 def check_torchrun() -> bool:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "ppattack", "run",
                "--cipher", "proposed", "--attack", "itn", "--param", "steps=20", "--limit", "8",
@@ -168,6 +203,7 @@ def main() -> int:
     ok = check_ciphers(device, settings, batch=8 if args.dry_run else 256)
     ok &= check_model_transform(device)
     ok &= check_trained_attacks(device)
+    ok &= check_classifier(device, args.dry_run)
     if not args.dry_run and device.type == "cuda" and torch.cuda.device_count() >= 2:
         ok &= check_torchrun()
     else:

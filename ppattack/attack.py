@@ -59,6 +59,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a CUDA device; a no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
 @dataclass
 class AttackResult:
     """Reconstructions (uint8, plain shape) plus attack-specific facts and timings (seconds)."""
@@ -123,7 +129,8 @@ class Attack:
         """Everything that determines a network this attack trains on ``view``.
 
         Cipher name and parameters, attack name and resolved parameters (seed included), image
-        shape and the view's data identity; ``extra`` adds what else the training reads (e.g. a
+        shape, the view's data identity and the device type (a GPU's float16 training is not the
+        CPU's network); ``extra`` adds what else the training reads (e.g. a
         digest of the ciphertexts or known pairs). The cache adds the code version.
         """
         data = view.data_id
@@ -131,7 +138,7 @@ class Attack:
             data = "unnamed|" + (tensor_digest(view.public_images) if view.public_images is not None else "-")
         return {"attack": self.name, "params": self.params, "cipher": view.cipher.name,
                 "cipher_params": view.cipher.params, "plain_shape": list(view.plain_shape),
-                "data": data, **extra}
+                "data": data, "device": self.device.type, **extra}
 
     def trained(self, view: ThreatView, build: Callable[[], dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """The state ``build()`` trains (tensors and plain values), from the cache when present.
@@ -161,9 +168,11 @@ class Attack:
         self._fit_facts = {}
         start = time.perf_counter()
         self.fit(view)
+        synchronize(self.device)  # CUDA runs asynchronously: time the work, not its launch
         trained = time.perf_counter()
         with torch.no_grad():
             out = self.reconstruct(view)
+        synchronize(self.device)
         done = time.perf_counter()
         result = out if isinstance(out, AttackResult) else AttackResult(out)
         result.facts = {**self._fit_facts, **result.facts}

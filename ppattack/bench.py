@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .distributed import gather, init_from_env, local, process_world
-from .harness import RunConfig, RunResult, _git_commit, resolve, run
+from .harness import RunConfig, RunResult, _git_commit, prepare_data, resolve, run
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .registry import ATTACKS, CIPHERS, Registry
 from .verdict import VERDICTS, key_recovered, verdict
@@ -176,6 +176,11 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
     which gets the list; the other ranks get None.
     """
     processes = process_world()
+    for config in configs:  # still one group: rank 0 downloads and decodes, the others then map
+        try:
+            prepare_data(config)
+        except Exception as e:  # noqa: BLE001 -- the cell itself fails again below and says why
+            log.debug("preparing the data of %s vs %s failed: %s", config.cipher, config.attack, e)
     mine: dict[int, tuple[str, str | None, RunResult | None, int]] = {}
     with local():
         for index, config in enumerate(configs):
@@ -184,10 +189,15 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
             if progress:
                 progress(index, len(configs), config.cipher, config.attack)
             try:
-                mine[index] = ("ok", None, run(config), processes.rank)
+                mine[index] = ("ok", None, grid_only(run(config)), processes.rank)
             except (ParameterError, ShapeError) as e:
                 log.info("%s does not apply to %s: %s", config.attack, config.cipher, e)
                 mine[index] = ("n/a", str(e), None, processes.rank)
+            except torch.cuda.OutOfMemoryError as e:
+                log.warning("%s vs %s ran out of GPU memory: %s", config.cipher, config.attack, e)
+                torch.cuda.empty_cache()  # the next cell starts with the memory this one held
+                mine[index] = ("error", "CUDA out of memory: use a smaller image_size, targets (--limit) or "
+                               "classifier_batch, or run this cell alone", None, processes.rank)
             except Exception as e:  # noqa: BLE001 -- a crashing cell is recorded, the bench goes on
                 log.warning("%s vs %s failed: %s", config.cipher, config.attack, e)
                 message = str(e) if isinstance(e, PPAttackError) else f"{type(e).__name__}: {e}"
@@ -197,6 +207,13 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
         return None
     merged = {index: outcome for part in gathered for index, outcome in part.items()}
     return [merged[index] for index in range(len(configs))]
+
+
+def grid_only(result: RunResult) -> RunResult:
+    """``result`` keeping only the images a bench draws (the first :data:`GRID_COLUMNS`), so
+    that a cell's result is small to hold and to gather from another process."""
+    return replace(result, plain=result.plain[:GRID_COLUMNS].clone(),
+                   encrypted=result.encrypted[:GRID_COLUMNS].clone(), restored=result.restored[:GRID_COLUMNS].clone())
 
 
 def cipher_card(config: RunConfig) -> dict[str, Any]:

@@ -35,6 +35,7 @@ comes from the seed, and trained weights are cached by a hash of what determines
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ from torch import nn
 
 from .cache import cached
 from .cipher import Cipher, parse_int_param
-from .distributed import data_parallel, shard
+from .distributed import data_parallel, shard, world
 from .errors import DataError, ParameterError, ShapeError
 from .image_set import ImageSet
 from .keys import Key, Shape
@@ -398,6 +399,7 @@ def _train(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig
     pad = max(1, images.size // 8)  # on the plain images: 4 pixels at 32x32
     # a small set is read once and held on the device; a large one streams (DataLoader workers)
     held = ImageSet.from_tensors(images.tensor(device), images.labels) if images.small() else images
+    micro = batch  # images per forward pass; halves on a CUDA out-of-memory error
     with progress(description, steps) as advance:
         for _ in range(config.epochs):
             order = torch.randperm(len(images), generator=generator)[:per_epoch * batch].view(per_epoch, batch)
@@ -406,10 +408,8 @@ def _train(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig
                     x = crop_flip(x, pad, generator)
                 x, y, index = shard(x, batch), shard(y, batch), shard(index, batch)
                 x = cipher.encrypt(x, key, indices=index + TRAIN_NUMBERS)
-                with autocast(device, config.cpu_bf16):
-                    loss = F.cross_entropy(net(x), y.to(device))
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                loss, micro = _backward(net, x, y.to(device), micro, scaler, config.cpu_bf16)
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
                 scaler.step(optimizer)
@@ -419,6 +419,41 @@ def _train(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig
     if not math.isfinite(loss.item()):
         raise ParameterError(f"classifier training diverged (loss {loss.item()}): lower classifier_lr")
     return model.eval()
+
+
+def _backward(net: nn.Module, x: torch.Tensor, y: torch.Tensor, micro: int, scaler: torch.amp.GradScaler,
+              cpu_bf16: bool) -> tuple[torch.Tensor, int]:
+    """Forward and backward one batch in micro-batches of ``micro`` images, accumulating the
+    gradient of the whole batch's mean loss (exactly the one-pass gradient up to summation order:
+    the networks have no batch statistics). On a CUDA out-of-memory error the batch is redone
+    with half the micro-batch (logged); returns ``(loss, micro)`` so later steps keep the size
+    that fitted. Under torchrun a rank cannot redo a step alone: the error is raised there."""
+    device = x.device
+    while True:
+        try:
+            total = torch.zeros((), device=device)
+            starts = range(0, len(x), micro)
+            for start in starts:
+                last = start + micro >= len(x)
+                sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+                with sync:
+                    with autocast(device, cpu_bf16):
+                        part = F.cross_entropy(net(x[start:start + micro]), y[start:start + micro])
+                    part = part * (len(x[start:start + micro]) / len(x)) if micro < len(x) else part
+                    scaler.scale(part).backward()
+                total += part.detach().float()
+            return total, micro
+        except torch.cuda.OutOfMemoryError:
+            if micro == 1 or world().active:
+                raise ParameterError("the classifier does not fit in GPU memory"
+                                     + ("" if world().active else " even one image at a time")
+                                     + ": use a smaller classifier, image_size or classifier_batch") from None
+            for p in net.parameters():
+                p.grad = None
+            torch.cuda.empty_cache()
+            micro = max(1, micro // 2)
+            log.warning("classifier: out of GPU memory; micro-batches of %d images from now on "
+                        "(gradients accumulated over the batch of %d)", micro, len(x))
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from .attack import Attack, resolve_device
 from .cache import tensor_digest
 from .cipher import Cipher, parse_int_param
 from .classifier import TRAIN_NUMBERS, measure_accuracy
-from .data import Roles, assign_roles, load_dataset
+from .data import Dataset, Roles, assign_roles, load_dataset
 from .distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
 from .image_set import ImageSet
@@ -269,6 +269,8 @@ def run(config: RunConfig) -> RunResult:
     resolved = resolve(config)
     settings = resolved.settings
     device = resolve_device(config.device)
+    if device.type == "cuda":  # every network of a run sees one input shape: let cuDNN pick its kernels
+        torch.backends.cudnn.benchmark = True
     cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
     threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
     attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
@@ -280,17 +282,9 @@ def run(config: RunConfig) -> RunResult:
     check_memory(size, 1, batch, device)  # before loading: the dataset's size is not known yet
     perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
-    dataset = load_dataset(settings["dataset"], size, data_root=config.data_root,
-                           max_train=settings.get("max_train"), max_test=settings.get("max_test"))
-    targets = settings.get("targets") if config.limit is None else config.limit
-    roles = assign_roles(dataset, targets)
+    dataset, roles = case_data(config, settings, attack)
     check_memory(size, len(roles.targets), batch, device)  # the targets there are
     public_count = attack.public_images_wanted()
-    with main_first():  # under torchrun rank 0 decodes what the roles read, the others map it
-        for used in _roles_read(roles, attack, config.accuracy, public_count):
-            used.prepare()
-        if config.accuracy:
-            dataset.test.prepare()
 
     key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
     plain = roles.targets.tensor(device)
@@ -346,9 +340,39 @@ def run(config: RunConfig) -> RunResult:
         "environment": {**environment(device), "processes": world().size},
         "seconds": 0.0,
     }
+    images = (plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
+    # the control is a whole second run: free this one's networks and device tensors first
+    del plain, ciphertexts, outcome, view, model, attack, roles, dataset
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     document["control"] = positive_control(config, resolved, cipher, document)
     document["seconds"] = time.time() - started
-    return RunResult(document, plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
+    return RunResult(document, *images)
+
+
+def case_data(config: RunConfig, settings: Mapping[str, Any], attack: Attack) -> tuple[Dataset, Roles]:
+    """The dataset and roles of a case, with every image the run will read decoded into the
+    cache and nothing else (:func:`_roles_read`). Under torchrun rank 0 decodes first and the
+    other ranks then map its cache."""
+    dataset = load_dataset(settings["dataset"], int(settings["image_size"]), data_root=config.data_root,
+                           max_train=settings.get("max_train"), max_test=settings.get("max_test"))
+    roles = assign_roles(dataset, settings.get("targets") if config.limit is None else config.limit)
+    with main_first():
+        for used in _roles_read(roles, attack, config.accuracy, attack.public_images_wanted()):
+            used.prepare()
+        if config.accuracy:  # the whole test split scores the classifiers
+            dataset.test.prepare()
+    return dataset, roles
+
+
+def prepare_data(config: RunConfig) -> None:
+    """Decode into the cache what ``run(config)`` will read (a bench does this for every cell
+    while its processes are still one group, before the cells spread over them)."""
+    resolved = resolve(config)
+    threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
+    attack = ATTACKS.create(config.attack, preset=config.preset, seed=0, device="cpu", threat=threat,
+                            **resolved.attack_params)
+    case_data(config, resolved.settings, attack)
 
 
 def _roles_read(roles: Roles, attack: Attack, accuracy: bool, public_count: int | None) -> list[ImageSet]:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def autocast(device: torch.device, cpu_bf16: bool = True) -> contextlib.AbstractContextManager:
@@ -66,6 +70,34 @@ def batch_indices(count: int, batch_size: int, generator: torch.Generator) -> It
             pending = torch.cat([pending, torch.randperm(count, generator=generator)])
         yield pending[:batch_size]
         pending = pending[batch_size:]
+
+
+def prefetched(produce: Callable[[], T], count: int, ahead: int = 2) -> Iterator[T]:
+    """``produce()`` called ``count`` times in order, by one background thread that keeps up to
+    ``ahead`` results ready: CPU-side batch preparation (fresh keys, encryption) overlaps the
+    device's training step. One thread runs the calls one after another, so whatever randomness
+    ``produce`` draws comes out exactly as in a plain loop."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppattack-batches") as pool:
+        pending: deque = deque(pool.submit(produce) for _ in range(min(ahead, count)))
+        submitted = len(pending)
+        while pending:
+            result = pending.popleft().result()
+            if submitted < count:
+                pending.append(pool.submit(produce))
+                submitted += 1
+            yield result
+
+
+def inference_chunk(elements_per_image: int, device: torch.device, most: int = 256) -> int:
+    """Images per forward pass at inference: as many as keep about ``elements_per_image``
+    activations each within an eighth of the free GPU memory (fp32), or 2^28 activations on the
+    CPU; between 1 and ``most``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = free // 8 // 4
+    else:
+        budget = 2**28
+    return int(max(1, min(most, budget // max(1, elements_per_image))))
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:

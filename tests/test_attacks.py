@@ -293,3 +293,75 @@ def test_trained_networks_are_cached_and_a_damaged_entry_is_rebuilt(tmp_path, mo
     assert rebuilt.document["attack"]["facts"]["trained_network"] == "trained"
     assert torch.equal(first.restored, rebuilt.restored)
     assert short_run("itn", steps=3, eval_every=3).document["attack"]["facts"]["trained_network"] == "cache hit"
+
+
+def test_itn_batches_made_ahead_by_a_thread_train_the_same_network(samples_roles, monkeypatch):
+    """On a GPU, ITN's fresh-key batches are made by a background thread; the batches, their
+    augmentation and their keys must be exactly those of the plain loop (checked on the CPU)."""
+    from ppattack.attacks import itn as itn_module
+
+    cipher = ppattack.create_cipher("proposed", block_size=4)
+    view = attack_view(cipher, samples_roles, "coa+public")
+
+    def restored() -> torch.Tensor:
+        attack = ppattack.create_attack("itn", steps=6, eval_every=3, augment=True, seed=5)
+        attack.use_cache = False
+        return attack(view).images
+
+    serial = restored()
+    monkeypatch.setattr(itn_module, "prefetch", lambda device: True)
+    assert torch.equal(restored(), serial)
+
+
+def test_prefetched_keeps_the_order_of_a_plain_loop():
+    from ppattack.training import prefetched
+
+    draws = iter(range(100))
+    assert list(prefetched(lambda: next(draws), 7, ahead=3)) == list(range(7))
+    assert list(prefetched(lambda: 1, 0)) == []
+
+
+def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monkeypatch):
+    """--control is a second whole run: the first run's trained attack and threat view (and the
+    device tensors they hold) are released before it starts."""
+    import gc
+
+    import ppattack.harness as harness
+    from ppattack.attack import Attack
+    from ppattack.threat import ThreatView
+
+    alive = []
+    original = harness.positive_control
+
+    def count_then_control(*args, **kwargs):
+        gc.collect()
+        alive.append(sum(isinstance(o, (Attack, ThreatView)) for o in gc.get_objects()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "positive_control", count_then_control)
+    document = run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
+    assert document["control"]["run"] and alive == [0, 0]  # outer run, then the control's own run
+
+
+def test_attack_timings_wait_for_the_gpu_and_cached_networks_name_the_device(monkeypatch):
+    from ppattack.attack import Attack
+    from ppattack.threat import ThreatView
+
+    class Copy(Attack):
+        name = "copy"
+        threat_models = ("coa",)
+
+        def reconstruct(self, view):
+            return view.ciphertexts.clone()
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    cipher = ppattack.create_cipher("plain")
+    view = ThreatView("coa", cipher, (3, 32, 32), torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    attack = Copy(device="cpu")
+    attack(view)
+    assert calls == [] and attack.cache_identity(view)["device"] == "cpu"
+    attack.device = torch.device("cuda")  # the copy never touches it: only the timing does
+    attack(view)
+    assert calls == [torch.device("cuda")] * 2  # after training and after restoring
+    assert attack.cache_identity(view)["device"] == "cuda"

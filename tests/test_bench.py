@@ -186,3 +186,27 @@ def test_a_cell_the_attack_cannot_take_reads_n_a_with_its_reason(tmp_path: Path,
     assert "| plain | no attack applies | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in result.stdout
     html = (tmp_path / "index.html").read_text()
     assert "<th>verdict</th>" in html and "fr needs a cipher (test)" in html
+
+
+def test_a_cell_out_of_gpu_memory_is_a_failed_cell_and_cells_keep_only_grid_images(tmp_path: Path, monkeypatch):
+    import torch
+
+    real_run = bench_module.run
+    kept = []
+
+    def out_of_memory(config):
+        if config.cipher == "plain":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        result = real_run(config)
+        kept.append(len(result.plain))
+        return result
+
+    monkeypatch.setattr(bench_module, "run", out_of_memory)
+    outcomes = bench_module.run_cells([bench_module.RunConfig(cipher=c, attack="fr", limit=12, accuracy=False)
+                                       for c in ("plain", "proposed")])
+    (status, message, result, _), (ok, _, kept_result, _) = outcomes
+    assert status == "error" and result is None
+    assert message.startswith("CUDA out of memory: use a smaller image_size")
+    assert ok == "ok" and kept == [12]  # the run scored 12 images; the cell keeps the grid's 8
+    assert len(kept_result.plain) == len(kept_result.encrypted) == len(kept_result.restored) == 8
+    assert len(kept_result.document["metrics"]["ssim"]["values"]) == 12

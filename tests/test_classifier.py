@@ -208,3 +208,49 @@ def test_a_quick_run_reports_accuracy_beside_the_attack():
     skipped = run(RunConfig(cipher="proposed", attack="fr", accuracy=False)).document["accuracy"]
     assert skipped == {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
                        "reason": "skipped (--no-accuracy)"}
+
+
+def test_a_batch_out_of_gpu_memory_is_redone_in_micro_batches(samples, monkeypatch, caplog):
+    """Simulated: a forward pass over more than ``fits`` images raises CUDA's out-of-memory
+    error. Training goes on in halved micro-batches with accumulated gradients, which gives the
+    weights of one pass over the whole batch; when not even one image fits, a clear error."""
+    _, roles = samples
+    real_build = clf.build_classifier
+
+    def build_limited(fits):
+        def build(config):
+            model = real_build(config)
+
+            def refuse(module, inputs):
+                if len(inputs[0]) > fits:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            model.register_forward_pre_hook(refuse)
+            return model
+        return build
+
+    whole = fit_tiny("proposed", roles, block_size=4)[2].model.state_dict()
+    monkeypatch.setattr(clf, "build_classifier", build_limited(fits=8))
+    split = fit_tiny("proposed", roles, block_size=4)[2].model.state_dict()
+    for name in whole:
+        torch.testing.assert_close(split[name], whole[name], rtol=1e-4, atol=1e-5)
+    assert "micro-batches of 8 images" in caplog.text
+    monkeypatch.setattr(clf, "build_classifier", build_limited(fits=0))
+    with pytest.raises(ParameterError, match="does not fit in GPU memory even one image at a time"):
+        fit_tiny("proposed", roles, block_size=4)
+
+
+def test_micro_batches_accumulate_the_whole_batch_gradient():
+    from ppattack.training import grad_scaler
+
+    model = build_classifier(ModelConfig("vit", (3, 32, 32), 9, 4, **TINY))
+    x = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(10) % 9
+    grads, losses = {}, {}
+    for micro in (10, 3):  # one pass, then micro-batches of 3, 3, 3 and 1 images
+        model.zero_grad(set_to_none=True)
+        loss, kept = clf._backward(model, x, y, micro, grad_scaler(torch.device("cpu")), False)
+        assert kept == micro
+        grads[micro], losses[micro] = [p.grad.clone() for p in model.parameters()], float(loss)
+    for one, split in zip(grads[10], grads[3]):
+        torch.testing.assert_close(split, one, rtol=1e-4, atol=1e-6)
+    assert losses[3] == pytest.approx(losses[10], rel=1e-5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -118,17 +119,17 @@ def test_torchrun_with_two_gloo_processes_agrees_with_one_process(tmp_path):
 def bench(tmp_path: Path, name: str, launcher: list[str]) -> tuple[dict, str]:
     env = {**os.environ, "PPATTACK_CACHE": str(tmp_path / f"cache-{name}"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*launcher, "bench", "--ciphers", "plain,proposed", "--attacks", "fr",
+    proc = subprocess.run([*launcher, "-v", "bench", "--ciphers", "plain,proposed", "--attacks", "fr",
                            "--no-accuracy", "--out", str(tmp_path / name)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((tmp_path / name / "bench.json").read_text()), proc.stdout
+    return json.loads((tmp_path / name / "bench.json").read_text()), proc.stdout, proc.stderr
 
 
 def test_torchrun_bench_spreads_the_cells_over_the_processes(tmp_path):
-    spread, stdout = bench(tmp_path, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                             "--nproc_per_node=2", "-m", "ppattack"])
-    alone, _ = bench(tmp_path, "one", [sys.executable, "-m", "ppattack"])
+    spread, stdout, log = bench(tmp_path, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                  "--nproc_per_node=2", "-m", "ppattack"])
+    alone, _, _ = bench(tmp_path, "one", [sys.executable, "-m", "ppattack"])
     assert [(c["cipher"], c["process"], c["error"]) for c in spread["cells"]] == [("plain", 0, None),
                                                                                ("proposed", 1, None)]
     assert [c["process"] for c in alone["cells"]] == [0, 0]
@@ -138,6 +139,8 @@ def test_torchrun_bench_spreads_the_cells_over_the_processes(tmp_path):
     for cell in ("plain/fr", "proposed/fr"):  # rank 0 wrote both cells' folders
         assert (tmp_path / "two" / cell / "result.json").is_file()
     assert stdout.count("results in") == 1  # one leaderboard, printed by rank 0
+    # the data was decoded once, by rank 0, before the cells spread: a line per split it read
+    assert sorted(re.findall(r"decoding \d+ (train|test) samples images", log)) == ["test", "train"], log
 
 
 def test_cpu_tensors_use_gloo_even_on_a_gpu_machine():

@@ -36,7 +36,7 @@ from ppattack.errors import ParameterError, ShapeError
 from ppattack.nets.unet import UNet
 from ppattack.threat import ThreatView
 from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
-                               progress, to_signed, to_uint8)
+                               inference_chunk, prefetched, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,13 @@ def encrypt_fresh(cipher: Cipher, images: torch.Tensor, seeds: np.ndarray) -> to
     out = [cipher.encrypt(image[None], cipher.generate_key(shape, seed=int(seed)))
            for image, seed in zip(images, seeds)]
     return torch.cat(out)
+
+
+def prefetch(device: torch.device) -> bool:
+    """Prepare training batches in a background thread: on a GPU, where the training thread
+    would otherwise leave the device idle while the CPU makes keys; not on the CPU, where both
+    would share the same cores."""
+    return device.type == "cuda"
 
 
 def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -186,20 +193,25 @@ class ITN(Attack):
         batches = batch_indices(count, self.batch_size, generator)
         best = (math.inf, copy.deepcopy(unwrap(net).state_dict()), 0)
         history = []
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+            """This rank's (plain, encrypted) uint8 pair of the next global batch, on the CPU."""
+            index = next(batches)  # the global batch: the same on every rank
+            if not fresh:
+                index = shard(index, self.batch_size)
+                return train_plain[index], train_cipher[index]
+            x = train_plain[index]
+            if self.augment:
+                x = crop_flip(x, 4, generator)
+            seeds = fresh_seeds(rng, len(x))
+            x = shard(x, self.batch_size)
+            return x, encrypt_fresh(cipher, x, shard(seeds))
+
+        # on a GPU the fresh keys and encryptions of the next batches are made by a CPU thread
+        # while the device trains; either way the batches and their randomness are the same
+        pairs = prefetched(next_batch, steps) if prefetch(device) else (next_batch() for _ in range(steps))
         with progress(f"itn: training U-Net ({view.cipher.name}, {self.threat_model})", steps) as advance:
-            for step in range(1, steps + 1):
-                index = next(batches)  # the global batch: the same on every rank
-                if fresh:
-                    x = train_plain[index]
-                    if self.augment:
-                        x = crop_flip(x, 4, generator)
-                    seeds = fresh_seeds(rng, len(x))
-                    x = shard(x, self.batch_size)
-                    y = encrypt_fresh(cipher, x, shard(seeds))
-                else:
-                    index = shard(index, self.batch_size)
-                    x, y = train_plain[index], train_cipher[index]
-                target, source = to_signed(x.to(device)), to_signed(y.to(device))
+            for step, (x, y) in enumerate(pairs, start=1):
+                target, source = to_signed(x.to(device, non_blocking=True)), to_signed(y.to(device, non_blocking=True))
                 net.train()
                 with autocast(device, use_bf16):
                     out = net(source)
@@ -227,18 +239,26 @@ class ITN(Attack):
                               f" + {self.ssim_weight} * (1 - ssim) / 2" if self.ssim_weight else ""),
                           "history": [list(item) for item in history]}}
 
+    def _chunk(self, shape: tuple[int, ...]) -> int:
+        """Images per inference pass: the U-Net's activations (~8 x width per pixel) in budget."""
+        return inference_chunk(8 * self.width * shape[-2] * shape[-1], self.device)
+
     @torch.no_grad()
     def _validate(self, net: UNet, source: torch.Tensor, target: torch.Tensor) -> float:
         net.eval()
-        total = 0.0
-        for start in range(0, len(source), 256):
-            out = net(to_signed(source[start:start + 256].to(self.device)))
-            total += float(F.mse_loss(out.float(), to_signed(target[start:start + 256].to(self.device)),
-                                      reduction="sum"))
-        return total / target.numel()
+        total = torch.zeros((), device=self.device)
+        chunk = self._chunk(tuple(source.shape))
+        for start in range(0, len(source), chunk):
+            with autocast(self.device, cpu_bf16=False):  # fp16 AMP on a GPU: half the memory
+                out = net(to_signed(source[start:start + chunk].to(self.device)))
+            total += F.mse_loss(out.float(), to_signed(target[start:start + chunk].to(self.device)), reduction="sum")
+        return float(total) / target.numel()
 
     # -- attack ----------------------------------------------------------------------------------
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        outs = [to_uint8(self.net(to_signed(view.ciphertexts[i:i + 256].to(self.device))))
-                for i in range(0, len(view.ciphertexts), 256)]
+        chunk = self._chunk(tuple(view.ciphertexts.shape))
+        outs = []
+        for i in range(0, len(view.ciphertexts), chunk):
+            with autocast(self.device, cpu_bf16=False):  # fp16 AMP on a GPU: half the memory
+                outs.append(to_uint8(self.net(to_signed(view.ciphertexts[i:i + chunk].to(self.device)))))
         return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))
