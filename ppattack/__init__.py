@@ -5,7 +5,7 @@
     key = cipher.generate_key((3, 224, 224), seed=0)
     y = cipher.encrypt(x, key); x2 = cipher.decrypt(y, key)
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 import os as _os  # noqa: E402
 import sys as _sys  # noqa: E402

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
+from .version import __version__
 from .bench import cell_params, expand
 from .errors import ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, prepare_data, resolve, run
@@ -144,7 +144,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     cards = {}  # key spaces of ciphers whose every cell failed
     for config, (taken, _) in zip(configs, routed):
         if config.cipher not in cards and not any(c[0] == config.cipher for c in images):
-            cards[config.cipher] = cipher_card(replace(config, params=taken))
+            cards[config.cipher] = key_space_card(replace(config, params=taken))
     document = {
         "schema_version": BENCH_SCHEMA_VERSION,
         "kind": "ppattack-bench",
@@ -216,16 +216,13 @@ def grid_only(result: RunResult) -> RunResult:
                    encrypted=result.encrypted[:GRID_COLUMNS].clone(), restored=result.restored[:GRID_COLUMNS].clone())
 
 
-def cipher_card(config: RunConfig) -> dict[str, Any]:
+def key_space_card(config: RunConfig) -> dict[str, Any]:
     """Key space, separable part and key reuse of ``config``'s cipher at the run's image shape."""
     try:
         resolved = resolve(config)
         size = int(resolved.settings["image_size"])
-        cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
-        shape = (3, size, size)
-        cipher.check_shape(shape)
-        return {"key_space_bits": cipher.key_space_bits(shape), "separable_bits": cipher.separable_bits(shape),
-                "key_reuse": cipher.key_reuse}
+        card = CIPHERS.create(config.cipher, **resolved.cipher_params).card((3, size, size))
+        return {name: card[name] for name in ("key_space_bits", "separable_bits", "key_reuse")}
     except PPAttackError:
         return {}
 
@@ -237,7 +234,7 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
     best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores and
     status (ok, n/a with the reason, error).
 
-    ``cards`` (see :func:`cipher_card`) give the key space of ciphers whose every cell failed.
+    ``cards`` (see :func:`key_space_card`) give the key space of ciphers whose every cell failed.
     """
     rows = []
     for cipher in ciphers:

@@ -10,18 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from . import __version__
-from .data import cache_dir
 from .distributed import broadcast, world
 from .io import atomic_torch_save, torch_load
+from .version import __version__
 
 log = logging.getLogger(__name__)
 #: Bump when a change to training code changes what a cached network would be.
 CODE_VERSION = f"{__version__}-1"
+
+
+def cache_dir() -> Path:
+    """Root of ppattack's caches: ``$PPATTACK_CACHE`` or ``~/.cache/ppattack``."""
+    return Path(os.environ.get("PPATTACK_CACHE", Path.home() / ".cache" / "ppattack"))
 
 
 def tensor_digest(*tensors: torch.Tensor, chunk_bytes: int = 64 * 2**20) -> str:

@@ -24,6 +24,9 @@ from torch import nn
 MAX_SIDE = 64  # pictures are centre-cropped to at most 64 x 64 pixels (a crop keeps pixel-level cues)
 BATCH = 64
 
+#: Pictures per forward pass of the vote (each at most MAX_SIDE x MAX_SIDE).
+SCORE_CHUNK = 256
+
 
 class MirrorScore(nn.Module):
     """``(M, C, H, W)`` pictures (any value range) -> ``(M,)`` scores; positive: "as given",
@@ -90,8 +93,9 @@ class MirrorVote:
 
 @torch.no_grad()
 def mirror_vote(model: MirrorScore, pictures: torch.Tensor) -> MirrorVote:
-    """Sum ``model``'s scores over ``pictures`` ``(M, C, H, W)``."""
-    scores = torch.cat([model(pictures[i:i + 256]) for i in range(0, len(pictures), 256)]).double()
+    """Sum ``model``'s scores over ``pictures`` ``(M, C, H, W)``, scored :data:`SCORE_CHUNK` at a time."""
+    scores = torch.cat([model(pictures[i:i + SCORE_CHUNK])
+                        for i in range(0, len(pictures), SCORE_CHUNK)]).double()
     n = len(scores)
     spread = float(scores.std()) if n > 1 else 1.0
     z = float(scores.mean()) / (spread / math.sqrt(n) + 1e-12)

@@ -193,6 +193,22 @@ class Cipher:
         """Bits of the largest key part an attacker can recover on its own (default: all)."""
         return self.key_space_bits(shape)
 
+    def card(self, shape: Shape) -> dict[str, Any]:
+        """What this cipher is at ``shape`` (``ppattack info``, a bench's key-space column): its
+        parameters, shapes, key space and separable bits (unrounded), key reuse, block size,
+        ciphertext dtype, component permutation, unit transforms and paper."""
+        self.check_shape(shape)
+        units = self.unit_transforms(shape)
+        return {"cipher": self.name, "summary": self.summary(), "params": self.params,
+                "shape": list(shape), "encrypted_shape": list(self.encrypted_shape(shape)),
+                "key_space_bits": self.key_space_bits(shape), "separable_bits": self.separable_bits(shape),
+                "invertible": self.invertible, "key_reuse": self.key_reuse, "block_size": self.block_size,
+                "ciphertext_dtype": str(self.ciphertext_dtype).removeprefix("torch."),
+                "component_permutation": self.component_permutation,
+                "unit_transforms": None if units is None else {"unit": units.unit, "unit_size": units.unit_size,
+                                                               "count": units.count},
+                "paper": self.paper}
+
     def generate_key(self, shape: Shape, seed: int | None = None) -> Key:
         """A new key for images of ``shape``: from the OS CSPRNG, or deterministic for ``seed``."""
         shape = tuple(int(s) for s in shape)

@@ -54,7 +54,7 @@ from .distributed import data_parallel, shard, world
 from .errors import DataError, ParameterError, ShapeError
 from .image_set import ImageSet
 from .keys import Key, Shape
-from .training import autocast, cpu_bf16_supported, crop_flip, grad_scaler, progress
+from .training import autocast, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler, progress
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ def _train(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig
         optimizer, lambda s: (s + 1) / warmup if s < warmup
         else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
     scaler = grad_scaler(device)
-    pad = max(1, images.size // 8)  # on the plain images: 4 pixels at 32x32
+    pad = crop_pad(images.size)  # on the plain images: 4 pixels at 32x32
     # a small set is read once and held on the device; a large one streams (DataLoader workers)
     held = ImageSet.from_tensors(images.tensor(device), images.labels) if images.small() else images
     micro = batch  # images per forward pass; halves on a CUDA out-of-memory error

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from .version import __version__
 from .distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 
@@ -170,23 +170,13 @@ def list_command(what: str, as_json: bool) -> None:
 
 
 def cipher_card(cipher_name: str, params: tuple[str, ...], shape: tuple[int, int, int]) -> dict[str, Any]:
+    """``Cipher.card`` of the named cipher, key-space bits rounded to 2 decimals for display."""
     from .params import parse_assignments
     from .registry import create_cipher
 
-    cipher = create_cipher(cipher_name, **parse_assignments(params))
-    cipher.check_shape(shape)
-    units = cipher.unit_transforms(shape)
-    return {"cipher": cipher.name, "summary": cipher.summary(), "params": cipher.params,
-            "shape": list(shape), "encrypted_shape": list(cipher.encrypted_shape(shape)),
-            "key_space_bits": round(cipher.key_space_bits(shape), 2),
-            "separable_bits": round(cipher.separable_bits(shape), 2),
-            "invertible": cipher.invertible, "key_reuse": cipher.key_reuse,
-            "block_size": cipher.block_size,
-            "ciphertext_dtype": str(cipher.ciphertext_dtype).removeprefix("torch."),
-            "component_permutation": cipher.component_permutation,
-            "unit_transforms": None if units is None else {"unit": units.unit, "unit_size": units.unit_size,
-                                                           "count": units.count},
-            "paper": cipher.paper}
+    card = create_cipher(cipher_name, **parse_assignments(params)).card(shape)
+    return {**card, "key_space_bits": round(card["key_space_bits"], 2),
+            "separable_bits": round(card["separable_bits"], 2)}
 
 
 @cli.command()
@@ -473,7 +463,7 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
 def print_summary(document: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
-    from .report import control_note, fmt_accuracy
+    from .report import control_note, fmt, fmt_accuracy
 
     metrics, baseline, accuracy = document["metrics"], document["baseline"], document["accuracy"]
     table = Table(title=f"{document['cipher']['name']} vs {document['attack']['name']} "
@@ -483,7 +473,7 @@ def print_summary(document: dict[str, Any], out: Path) -> None:
     for label, name in (("SSIM wang (mean)", "ssim"), ("SSIM skimage-legacy", "ssim_skimage_legacy"),
                         ("PSNR dB (mean)", "psnr"), ("LPIPS (mean)", "lpips")):
         base = (baseline.get(name) or {}).get("mean")
-        table.add_row(label, _number((metrics[name] or {}).get("mean")), _number(base))
+        table.add_row(label, fmt((metrics[name] or {}).get("mean")), fmt(base))
     table.add_row("key space bits", f"{document['cipher']['key_space_bits']:.2f}", "")
     table.add_row("accuracy: protected model, encrypted images",
                   fmt_accuracy(accuracy.get("protected_model_on_encrypted")), "")
@@ -499,10 +489,6 @@ def print_summary(document: dict[str, Any], out: Path) -> None:
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")
 
 
-def _number(value: Any) -> str:
-    return "n/a" if value is None else value if isinstance(value, str) else f"{value:.3f}"
-
-
 @cli.command()
 @click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Baseline TOML with the bounds to hold.")
@@ -516,6 +502,7 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
 
     from .audit_check import check_audits, has_case_bounds, load_audit_bounds
     from .check import check as check_bounds, load_baseline
+    from .report import fmt
 
     audits = load_audit_bounds(baseline_path)
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
@@ -532,16 +519,16 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
         for column in ("case", "bound", "limit", "measured", "margin", "status"):
             table.add_column(column)
         for v in verdicts:
-            table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", _number(v.measured),
-                          _number(v.margin), "ok" if v.ok else "REGRESSION")
+            table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", fmt(v.measured),
+                          fmt(v.margin), "ok" if v.ok else "REGRESSION")
         out.print(table)
     if audit_verdicts:
         table = Table(title=f"ppattack check (audits): {baseline_path}", title_justify="left")
         for column in ("audit", "threat model", "bound", "limit", "measured", "status"):
             table.add_column(column)
         for v in audit_verdicts:
-            table.add_row(v.bound.label(), v.threat, v.kind, _number(v.limit) if not isinstance(v.limit, bool) else str(v.limit).lower(),
-                          _number(v.measured) if not isinstance(v.measured, bool) else str(v.measured).lower(),
+            table.add_row(v.bound.label(), v.threat, v.kind, fmt(v.limit) if not isinstance(v.limit, bool) else str(v.limit).lower(),
+                          fmt(v.measured) if not isinstance(v.measured, bool) else str(v.measured).lower(),
                           "ok" if v.ok else "REGRESSION")
         out.print(table)
     out.print(f"{failed} regression(s) in {total} bound(s)" if failed else

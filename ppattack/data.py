@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cache import cache_dir
 from .distributed import main_first
 from .errors import DataError, UnknownComponentError
 from .image_cache import MAX_SIDE, Decoder, ImageCache
@@ -36,11 +37,6 @@ SAMPLE_CROPS = {"train": 48, "test": 16}  # per photo
 DATASET_NAMES = ("samples", "cifar10", "cifar100", "folder:PATH")
 CACHE_VERSION = 2
 SPLITS = ("train", "test")
-
-
-def cache_dir() -> Path:
-    """Root of ppattack's caches: ``$PPATTACK_CACHE`` or ``~/.cache/ppattack``."""
-    return Path(os.environ.get("PPATTACK_CACHE", Path.home() / ".cache" / "ppattack"))
 
 
 @dataclass(frozen=True)

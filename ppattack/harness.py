@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .attack import Attack, resolve_device
 from .cache import tensor_digest
 from .cipher import Cipher, parse_int_param

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1024
 #: Shorter side (pixels) above which a picture is shrunk before it is cached.
 MAX_SIDE = 512
+#: Most threads that decode a chunk (image decoders release the GIL).
+DECODE_THREADS = 8
 
 #: ``decode(split, position) -> uint8 (3, H, W)``: one image at its native size.
 Decoder = Callable[[str, int], torch.Tensor]
@@ -168,7 +170,7 @@ class ImageCache:
             advance(1)
             return image
 
-        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(DECODE_THREADS, os.cpu_count() or 1))) as pool:
             images = list(pool.map(one, range(first, first + size)))
         shapes = np.array([image.shape[1:] for image in images], dtype=np.int64).reshape(-1, 2)
         lengths = 3 * shapes[:, 0] * shapes[:, 1]

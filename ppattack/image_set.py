@@ -11,11 +11,14 @@ as one tensor; large ones never are.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .image_cache import ImageCache
 
 #: A set at most this large (bytes at its served size) may be held in memory as one tensor.
 SMALL_BYTES = 256 * 2**20
@@ -77,7 +80,7 @@ class TensorSource:
 class CacheSource:
     """One split of a dataset's disk cache (:class:`ppattack.image_cache.ImageCache`)."""
 
-    def __init__(self, cache, split: str):
+    def __init__(self, cache: ImageCache, split: str):
         self.cache, self.split = cache, split
         self.identity = f"cache:{cache.root.name}/{split}"
 

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .attack import resolve_device
 from .cache import tensor_digest
 from .errors import DataError, ParameterError, ShapeError

@@ -186,15 +186,32 @@ class CipherConformance:
         labels = torch.zeros(len(public), dtype=torch.long)
         roles = Roles.from_tensors(public[:8], labels[:8], plain, labels[:4], public[8:], labels[8:])
         ciphertexts = cipher.encrypt(plain, key)
+        ran = []
         for name in ATTACKS.names():
             attack_cls: type[Attack] = ATTACKS.get(name)
             preset = "smoke" if "smoke" in attack_cls.presets else "quick"
             for threat in attack_cls.threat_models:
+                model = self.provider_model(cipher, shape) if threat == "model" else None
                 try:
                     attack = create_attack(name, preset=preset, threat=threat, device="cpu")
-                    view = threat_view(threat, cipher, key, ciphertexts, roles)
+                    view = threat_view(threat, cipher, key, ciphertexts, roles, model=model)
                     result = attack(view)
                 except PPAttackError:
                     continue  # declining a cipher with a clear error is conforming
                 assert result.images.dtype == torch.uint8
                 assert tuple(result.images.shape) == (len(plain), *shape), name
+                ran.append(f"{name} ({threat})")
+        # every shared-key cipher of the plain shape can be attacked by something: a kit run in
+        # which every attack declines says that the cipher hides from the attacks, not that it
+        # resists them
+        assert ran, f"every registered attack declined cipher {cipher.name}"
+
+    @staticmethod
+    def provider_model(cipher: Cipher, shape) -> dict:
+        """What the ``model`` threat grants, at the kit's size: an untrained tiny ViT taking the
+        cipher's ciphertexts (enough to exercise an attack's code path, not to judge it)."""
+        from .classifier import ModelConfig, build_classifier
+
+        patch = int(cipher.block_size or 4)
+        config = ModelConfig("vit", tuple(cipher.encrypted_shape(shape)), 2, patch, width=16, depth=1)
+        return {"model": build_classifier(config).eval(), "parent": None}

@@ -110,6 +110,12 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     return y.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+def crop_pad(side: int) -> int:
+    """The zero padding of :func:`crop_flip` for images ``side`` pixels wide: an eighth of the
+    side (the standard 4 pixels at 32x32), at least 1."""
+    return max(1, side // 8)
+
+
 def crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero-padding by ``pad`` and random horizontal flip, per image.
 

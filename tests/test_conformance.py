@@ -60,3 +60,29 @@ class TestInstalled(CipherConformance):
     result = pytester.runpytest("-q", "-p", "no:cacheprovider", "--ppattack-cipher",
                                 "proposed:block_size=4@3,8,8", "-k", "round_trip or shape")
     result.assert_outcomes(passed=3)  # round trip, key-file round trip, shape errors
+
+
+def test_the_kit_runs_the_model_threat_and_refuses_a_cipher_every_attack_declines(monkeypatch):
+    import pytest
+
+    from ppattack.attack import Attack
+    from ppattack.errors import ParameterError
+
+    given = []
+    real_call = Attack.__call__
+
+    def spy(self, view):
+        given.append((self.name, view.threat_model, view.model is not None))
+        return real_call(self, view)
+
+    monkeypatch.setattr(Attack, "__call__", spy)
+    kit, cipher = CipherConformance(), ppattack.create_cipher("proposed", block_size=4)
+    kit.test_attacks_run_under_the_harness(cipher, (3, 16, 16))
+    assert ("model-leak", "model", True) in given  # the model threat's view carries a model
+
+    def decline(self, view):
+        raise ParameterError(f"{self.name} declines")
+
+    monkeypatch.setattr(Attack, "__call__", decline)
+    with pytest.raises(AssertionError, match="every registered attack declined cipher proposed"):
+        kit.test_attacks_run_under_the_harness(cipher, (3, 16, 16))

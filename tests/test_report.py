@@ -77,7 +77,14 @@ def test_the_schema_is_open_where_others_add_facts(document: dict):
     document["environment"]["threads"] = 2
     assert validate(document, "result") == []
     del document["metrics"]["ssim"]
-    assert validate(document, "result") == ["at /metrics: missing required field 'ssim'"]
+    assert validate(document, "result") == ["at /metrics: 'ssim' is a required property"]
+
+
+@pytest.mark.parametrize("name", ["result", "bench", "audit"])
+def test_the_schemas_are_valid_json_schema(name):
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(load_schema(name))  # raises on a malformed schema
 
 
 # -- report.md ------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ppattack.distributed import data_parallel, shard, unwrap, world
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.nets.unet import UNet
 from ppattack.threat import ThreatView
-from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
+from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler,
                                inference_chunk, prefetched, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class ITN(Attack):
                 return train_plain[index], train_cipher[index]
             x = train_plain[index]
             if self.augment:
-                x = crop_flip(x, 4, generator)
+                x = crop_flip(x, crop_pad(x.shape[-1]), generator)
             seeds = fresh_seeds(rng, len(x))
             x = shard(x, self.batch_size)
             return x, encrypt_fresh(cipher, x, shard(seeds))

@@ -59,6 +59,10 @@ from ppattack.threat import ThreatView
 log = logging.getLogger(__name__)
 
 
+#: Ciphertexts whose colour statistics judge a candidate map (enough for a stable histogram).
+COLOUR_SAMPLE = 256
+
+
 class KeyRec(Attack):
     """Shared-key recovery from many ciphertexts and public images, for any cipher of the class."""
 
@@ -230,7 +234,7 @@ class _Solver:
             self._symmetries(turns=False, colours=True)
         if not per_piece:
             shared = [[m.then(g) for m in maps] for g in options]
-            costs = [self._colour_cost(self._decode(c, np.arange(self.pieces), self.cts[:256])) for c in shared]
+            costs = [self._colour_cost(self._decode(c, np.arange(self.pieces), self.cts[:COLOUR_SAMPLE])) for c in shared]
             return shared[int(np.argmin(costs))]
         chosen = []
         for i, m in enumerate(maps):
@@ -258,7 +262,7 @@ class _Solver:
                      for c in candidates]
             best = min(edges)
             candidates = [c for c, e in zip(candidates, edges) if e <= best * (1 + 1e-6)]
-        costs = [self._colour_cost(self._decode([c] * self.pieces, cells, self.cts[:256])) for c in candidates]
+        costs = [self._colour_cost(self._decode([c] * self.pieces, cells, self.cts[:COLOUR_SAMPLE])) for c in candidates]
         return candidates[int(np.argmin(costs))]
 
     def _allowed(self, candidates: list[PieceMap]) -> list[PieceMap]:
@@ -284,7 +288,7 @@ class _Solver:
                 best = (fit, candidate, table)
         _, shared, table = best
         colours = self._allowed([shared.then(g) for g in self._symmetries(turns=False, colours=True)])
-        sample = self.cts[:256]
+        sample = self.cts[:COLOUR_SAMPLE]
         costs = [self._colour_cost(self._decode([c] * self.pieces, identity, sample)) for c in colours]
         shared = colours[int(np.argmin(costs))]
         solved = place(table, self.rows, self.cols)
@@ -342,7 +346,7 @@ class _Solver:
         from ppattack.attacks.jigsaw import UprightPrior
 
         side = math.gcd(self.rows, self.cols) * self.block
-        restored = found.decrypt(self.cts[:256], self.keyed).double()
+        restored = found.decrypt(self.cts[:COLOUR_SAMPLE], self.keyed).double()
         grid = torch.arange(found.index.size).view(self.structure.planes, *self.keyed)
         windows = [(..., slice(top, top + side), slice(left, left + side))
                    for top in range(0, self.keyed[1], side) for left in range(0, self.keyed[2], side)]
