@@ -28,7 +28,8 @@ def sn(module: nn.Module) -> nn.Module:
 class PositionwiseSNLinear(nn.Module):
     """One spectrally-normalised linear map per block position, applied to the block vectors.
 
-    Equivalent to a separate ``B x B`` stride-``B`` conv (no bias) for every block position.
+    Equivalent to a separate ``B x B`` stride-``B`` conv (no bias) for every block position,
+    all initialised alike (the stage starts as one shared conv; see ``__init__``).
     The spectral norm of each map is estimated by one power iteration per training forward
     (as ``torch.nn.utils.spectral_norm`` does for a single weight), batched over positions.
 
@@ -40,12 +41,17 @@ class PositionwiseSNLinear(nn.Module):
         self.block_size = block_size
         self.grid = grid
         positions, d_in = grid[0] * grid[1], channels * block_size * block_size
-        weight = torch.empty(positions, out_channels, d_in)
+        # Every position starts from the SAME map (one draw at the default conv scale), so the
+        # stage starts as a shared conv whose features mean the same at every position and the
+        # decoder can read its input from the first step; training then lets the maps part where
+        # a key differs per position. Independent draws per position start it as a per-position
+        # random mixing that the shared decoder cannot read: the identity is then learned ~6x
+        # slower even by regression, and adversarial training settles on textures first.
         bound = 1.0 / d_in**0.5  # the default conv initialisation's scale
-        nn.init.uniform_(weight, -bound, bound)
-        self.weight = nn.Parameter(weight)
-        self.register_buffer("u", F.normalize(torch.randn(positions, out_channels), dim=1))
-        self.register_buffer("v", F.normalize(torch.randn(positions, d_in), dim=1))
+        first = torch.empty(1, out_channels, d_in).uniform_(-bound, bound)
+        self.weight = nn.Parameter(first.repeat(positions, 1, 1))
+        self.register_buffer("u", F.normalize(torch.randn(1, out_channels), dim=1).repeat(positions, 1))
+        self.register_buffer("v", F.normalize(torch.randn(1, d_in), dim=1).repeat(positions, 1))
 
     def normalised_weight(self) -> torch.Tensor:
         w = self.weight
