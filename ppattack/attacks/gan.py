@@ -135,6 +135,11 @@ class GAN(Attack):
         A hook for experiments, e.g. benchmarks/gan_control.py starts from the identity."""
         return self.build_generator(view).to(self.device)
 
+    def after_step(self, step: int, generator: nn.Module) -> None:
+        """Called after training step ``step`` (1-based) with the generator in train mode; a hook
+        for experiments (benchmarks/control_curve.py scores checkpoints). Must leave the
+        generator's parameters, buffers and mode as it found them. Default: nothing."""
+
     def build_discriminator(self, view: ThreatView) -> nn.Module:
         return DCGANDiscriminator(self.d_width, view.plain_shape[0], view.plain_shape[1])
 
@@ -227,7 +232,7 @@ class GAN(Attack):
         # Losses stay on the device (no host sync per step); read once, after the loop.
         last = torch.full((3,), math.nan, device=device)
         with progress(f"{self.name}: adversarial training ({view.cipher.name})", steps) as advance:
-            for _ in range(steps):
+            for step in range(1, steps + 1):
                 real = public[next(reals)]  # global batches, the same on every rank
                 if self.augment:
                     real = crop_flip(real, 4, generator_rng)
@@ -264,6 +269,7 @@ class GAN(Attack):
                     scaler_g.step(opt_c)
                 scaler_g.update()
                 last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
+                self.after_step(step, g)
                 advance()
         final_d, final_g, final_c = last.tolist()
         log.info("%s: %d steps, final losses D %.3f G %.3f", self.name, steps, final_d, final_g)
