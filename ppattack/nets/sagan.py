@@ -3,10 +3,10 @@ adapts to every block position, and a SAGAN-style discriminator (Zhang et al. 20
 
 Generator: an adaptation stage maps every ``B x B`` block with its OWN spectrally-normalised
 linear map (a ``B x B`` stride-``B`` conv without bias, ``C -> features * B * B`` channels) for
-each block position, then BatchNorm + LeakyReLU(0.1) and PixelShuffle(B) back to a
-``features x H x W`` map; a decoder follows (SN conv3x3 -> 64, BN, LeakyReLU, three residual
-blocks, SN conv3x3 64 -> 64, SN conv3x3 64 -> C, tanh). When one map per position is too
-large (224x224 with B = 16 would need 617M weights), ``shared=True`` uses one SN conv for
+each block position (all initialised alike: the stage starts as one shared conv), then
+BatchNorm + LeakyReLU(0.1) and PixelShuffle(B) back to a ``features x H x W`` map; a decoder
+follows (SN conv3x3 -> 64, BN, LeakyReLU, three residual blocks, SN conv3x3 64 -> 64, SN
+conv3x3 64 -> C, tanh). When one map per position is too large (224x224 with B = 16 would need 617M weights), ``shared=True`` uses one SN conv for
 every position plus a learned per-position embedding added to its output.
 
 Discriminator: spectral norm throughout; three stages [conv3x3 + LReLU(0.1), conv4x4 stride 2
