@@ -6,8 +6,9 @@ linear map (a ``B x B`` stride-``B`` conv without bias, ``C -> features * B * B`
 each block position (all initialised alike: the stage starts as one shared conv), then
 BatchNorm + LeakyReLU(0.1) and PixelShuffle(B) back to a ``features x H x W`` map; a decoder
 follows (SN conv3x3 -> 64, BN, LeakyReLU, three residual blocks, SN conv3x3 64 -> 64, SN
-conv3x3 64 -> C, tanh). When one map per position is too large (224x224 with B = 16 would need 617M weights), ``shared=True`` uses one SN conv for
-every position plus a learned per-position embedding added to its output.
+conv3x3 64 -> C, tanh). When one map per position is too large (224x224 with B = 16 would
+need 617M weights), ``shared=True`` uses one SN conv for every position plus a learned
+per-position embedding added to its output.
 
 Discriminator: spectral norm throughout; three stages [conv3x3 + LReLU(0.1), conv4x4 stride 2
 + LReLU(0.1)] of widths w, 2w, 4w; self-attention; conv3x3 to 8w; self-attention; global sum
