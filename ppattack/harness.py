@@ -172,6 +172,7 @@ def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.
     extra: dict[str, Any] = {"data_id": data_id}
     if training_ciphertexts:
         extra["training_ciphertexts"] = encrypted_training_images(cipher, key, roles.victim_train, device)
+        extra["training_labels"] = roles.victim_train_labels.clone()
     if threat_model == "coa":
         return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, **extra)
     granted = roles.public[:public_count] if public_count is not None else roles.public

@@ -49,8 +49,11 @@ class ThreatView:
     ``known_pairs`` a (plain, cipher) tuple of uint8 batches under the victim key;
     ``training_ciphertexts`` uint8 ``(T, C', H', W')`` on the CPU: the provider's training images
     as the cloud receives them to train the protected classifier (the seed's setting: the
-    attacker is that cloud), unlabelled, filled only for attacks that ask for them
+    attacker is that cloud), filled only for attacks that ask for them
     (``Attack.uses_training_ciphertexts``) since every threat model holds them.
+    ``training_labels`` int64 ``(T,)`` on the CPU, filled with ``training_ciphertexts``: the class
+    labels the provider sends with those images (the cloud trains the classifier on them);
+    ``training_labels[i]`` is the label of ``training_ciphertexts[i]``. Never their plaintexts.
     ``data_id`` names the data this view was built from (dataset, role sizes, a digest of the
     public images) so that trained attack networks can be cached; it identifies, never carries.
     """
@@ -65,6 +68,7 @@ class ThreatView:
     oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
     model: Any | None = None
     training_ciphertexts: torch.Tensor | None = None
+    training_labels: torch.Tensor | None = None
     data_id: str | None = None
 
     @property

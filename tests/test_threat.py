@@ -86,7 +86,7 @@ def test_the_view_has_no_field_for_a_key_or_the_victim_plaintexts():
     names = {f.name for f in dataclasses.fields(ThreatView)}
     assert names == {"threat_model", "cipher", "plain_shape", "ciphertexts", "public_images",
                      "public_labels", "known_pairs", "oracle", "model", "training_ciphertexts",
-                     "data_id"}
+                     "training_labels", "data_id"}
     assert not any("key" in name or "target" in name or "plain" == name for name in names)
 
 
@@ -94,7 +94,8 @@ def test_the_view_has_no_field_for_a_key_or_the_victim_plaintexts():
 def test_each_threat_model_grants_exactly_its_fields(case, threat):
     roles, cipher, key, ciphertexts = case
     view = threat_view(threat, cipher, key, ciphertexts, roles)
-    optional = {"public_images", "public_labels", "known_pairs", "oracle", "model", "training_ciphertexts"}
+    optional = {"public_images", "public_labels", "known_pairs", "oracle", "model", "training_ciphertexts",
+                "training_labels"}
     filled = {name for name in optional if getattr(view, name) is not None}
     assert filled == GRANTED[threat]
     assert torch.equal(view.ciphertexts, ciphertexts) and view.plain_shape == SHAPE
@@ -107,7 +108,7 @@ def test_no_view_reaches_the_key_or_a_victim_plaintext(case, threat, training):
     roles, cipher, key, ciphertexts = case
     cipher.encrypt(roles.targets.tensor(), key)  # the harness's cipher has now cached the key's plan
     view = threat_view(threat, cipher, key, ciphertexts, roles, training_ciphertexts=training)
-    assert (view.training_ciphertexts is not None) == training
+    assert (view.training_ciphertexts is not None) == training == (view.training_labels is not None)
     assert view.cipher is not cipher and not reaches_key(view, key)
     stores = [roles.targets.source.images, roles.victim_train.source.images]  # the whole splits
     targets, victim_train = roles.targets.tensor(), roles.victim_train.tensor()
@@ -145,9 +146,14 @@ def test_training_ciphertexts_are_the_training_images_as_the_cloud_receives_them
     expected = cipher.encrypt(roles.victim_train.tensor(), key, indices=numbers)
     assert view.training_ciphertexts.device.type == "cpu"
     assert torch.equal(view.training_ciphertexts, expected)
+    # ... with the labels the provider sends with them, image for image, in a copy of its own
+    assert view.training_labels.device.type == "cpu" and view.training_labels.dtype == torch.int64
+    assert torch.equal(view.training_labels, roles.victim_train_labels)
+    assert not shares_storage(view.training_labels, roles.victim_train_labels)
     chunked = encrypted_training_images(cipher, key, roles.victim_train, torch.device("cpu"), chunk=3)
     assert torch.equal(chunked, expected)  # chunks keep each image's number
     assert threat_view("coa", cipher, key, targets, roles).training_ciphertexts is None
+    assert threat_view("coa", cipher, key, targets, roles).training_labels is None
 
 
 class Inspector(Attack):

@@ -13,7 +13,11 @@ shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, 
 (0.5, 0.999), batch 64, 25 epochs (the ``paper`` preset).
 
 The generic unpaired adversarial loop lives here; ``sia-gan`` subclasses it with its own
-networks, losses and optimisers.
+networks, losses and optimisers. Optional in both (``class_weight`` > 0; on by default in
+``sia-gan`` only, as in its authors' code): a classifier (:mod:`ppattack.nets.aux_classifier`,
+width ``c_width``) trained jointly on the generated images with the labels the provider sent with
+its encrypted training images (``ThreatView.training_labels``), its cross-entropy added to the
+generator's loss; the targets carry no labels and feed only the adversarial term.
 
 Positive control: nothing in the loss ties an output to its input, so on ``plain`` the
 generator matches distributions, not images, and only enough data pins it to the identity.
@@ -36,6 +40,7 @@ from ppattack.attack import Attack, AttackResult
 from ppattack.cache import tensor_digest
 from ppattack.distributed import average_gradients, broadcast_parameters, shard
 from ppattack.errors import ParameterError, ShapeError
+from ppattack.nets.aux_classifier import AuxClassifier
 from ppattack.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.threat import ThreatView
 from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
@@ -51,7 +56,9 @@ class GAN(Attack):
     BCE loss, Adam lr 2e-4 betas (0.5, 0.999), batch 64, 25 epochs over the ciphertexts.
     ``quick``: discriminator width 16, batch 32, 200 steps (a smoke-test budget: far too
     small for an unpaired GAN to converge; see the module docstring). Block size B: the
-    cipher's, or 1 (pixel-wise) when it has none.
+    cipher's, or 1 (pixel-wise) when it has none. ``class_weight``: weight of the joint
+    classifier's cross-entropy in the generator loss (0: off, gan's default); ``c_width``: that
+    classifier's width.
     """
 
     name = "gan"
@@ -62,13 +69,17 @@ class GAN(Attack):
     presets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 8, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
-                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False},
+                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
+                  "class_weight": 0.0, "c_width": 4},
         "quick": {"g_width": None, "d_width": 16, "steps": 200, "epochs": None, "batch_size": 32,
-                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False},
+                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
+                  "class_weight": 0.0, "c_width": 16},
         "cifar": {"g_width": None, "d_width": 64, "steps": 3000, "epochs": None, "batch_size": 64,
-                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False},
+                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
+                  "class_weight": 0.0, "c_width": 32},
         "paper": {"g_width": None, "d_width": 64, "steps": None, "epochs": 25, "batch_size": 64,
-                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False},
+                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
+                  "class_weight": 0.0, "c_width": 64},
     }
     #: Adam betas (DCGAN's).
     betas = (0.5, 0.999)
@@ -76,7 +87,8 @@ class GAN(Attack):
     def __init__(self, *, block_size: int | None = None, g_width: int | None = None,
                  d_width: int | None = None, steps: int | None = None, epochs: float | None = None,
                  batch_size: int | None = None, lr_g: float | None = None, lr_d: float | None = None,
-                 augment: bool | None = None, **common: Any):
+                 augment: bool | None = None, class_weight: float | None = None,
+                 c_width: int | None = None, **common: Any):
         super().__init__(**common)
         self.block_size = None if block_size is None else int(block_size)
         g_width = self.preset_value("g_width", g_width)
@@ -88,10 +100,14 @@ class GAN(Attack):
         self.lr_g = float(self.preset_value("lr_g", lr_g))
         self.lr_d = float(self.preset_value("lr_d", lr_d))
         self.augment = bool(self.preset_value("augment", augment))
+        self.class_weight = float(self.preset_value("class_weight", class_weight))
+        self.c_width = int(self.preset_value("c_width", c_width))
         if self.steps is None and self.epochs is None:
             raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
         if self.d_width < 1 or self.batch_size < 1 or min(self.lr_g, self.lr_d) <= 0:
             raise ParameterError(f"{self.name}: d_width and batch_size must be >= 1, learning rates > 0")
+        if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
+            raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
         self.generator: nn.Module | None = None
 
     @property
@@ -99,7 +115,7 @@ class GAN(Attack):
         return {**super().params, "block_size": self.block_size, "g_width": self.g_width,
                 "d_width": self.d_width, "steps": self.steps, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr_g": self.lr_g, "lr_d": self.lr_d,
-                "augment": self.augment}
+                "augment": self.augment, "class_weight": self.class_weight, "c_width": self.c_width}
 
     # -- what a subclass changes -------------------------------------------------------------------
     def unit(self, view: ThreatView) -> int:
@@ -118,6 +134,11 @@ class GAN(Attack):
 
         A hook for experiments, e.g. benchmarks/gan_control.py starts from the identity."""
         return self.build_generator(view).to(self.device)
+
+    def after_step(self, step: int, generator: nn.Module) -> None:
+        """Called after training step ``step`` (1-based) with the generator in train mode; a hook
+        for experiments (benchmarks/control_curve.py scores checkpoints). Must leave the
+        generator's parameters, buffers and mode as it found them. Default: nothing."""
 
     def build_discriminator(self, view: ThreatView) -> nn.Module:
         return DCGANDiscriminator(self.d_width, view.plain_shape[0], view.plain_shape[1])
@@ -147,7 +168,11 @@ class GAN(Attack):
             raise ParameterError(f"{self.name} needs public images (coa+public)")
         # Unpaired training reads the victim ciphertexts: they are part of the identity.
         pool = self.ciphertext_pool(view)
-        state = self.trained(view, lambda: self._train(view, pool), ciphertexts=tensor_digest(pool))
+        labels = self.pool_labels(view) if self.class_weight > 0 else None
+        identity = {"ciphertexts": tensor_digest(pool)}
+        if labels is not None:
+            identity["labels"] = tensor_digest(labels)
+        state = self.trained(view, lambda: self._train(view, pool, labels), **identity)
         self.generator = self.build_generator(view).to(self.device)
         self.generator.load_state_dict(state["generator"])
         self.generator.eval()
@@ -162,16 +187,39 @@ class GAN(Attack):
             parts.append(view.training_ciphertexts.cpu())
         return torch.cat(parts)
 
-    def _train(self, view: ThreatView, ciphertexts: torch.Tensor) -> dict[str, Any]:
+    @staticmethod
+    def pool_labels(view: ThreatView) -> torch.Tensor | None:
+        """int64 labels aligned with :meth:`ciphertext_pool` (CPU): -1 for the targets (the
+        attacker has no labels for them), then ``view.training_labels``; None when the view holds
+        no labelled ciphertexts."""
+        if view.training_ciphertexts is None or view.training_labels is None or len(view.training_labels) == 0:
+            return None
+        if len(view.training_labels) != len(view.training_ciphertexts):
+            raise ShapeError(f"{len(view.training_labels)} training labels for "
+                             f"{len(view.training_ciphertexts)} training ciphertexts")
+        unlabelled = torch.full((len(view.ciphertexts),), -1, dtype=torch.long)
+        return torch.cat([unlabelled, view.training_labels.cpu().long()])
+
+    def _train(self, view: ThreatView, ciphertexts: torch.Tensor,
+               labels: torch.Tensor | None = None) -> dict[str, Any]:
         device = self.device
         generator_rng = torch.Generator().manual_seed(self.seed)
         g = self.initial_generator(view)
         d = self.build_discriminator(view).to(device)
+        classes = int(labels.max()) + 1 if labels is not None else 0
+        # the joint classifier (class_weight > 0 and labels): trained by its own Adam with the
+        # generator's hyperparameters, on the generated images only
+        c = AuxClassifier(max(classes, 2), self.c_width, view.plain_shape[0]).to(device) if classes else None
         # Under torchrun each rank takes a shard of every batch and gradients are averaged
         # explicitly (the discriminator runs twice per backward pass, which DDP's hooks forbid).
         broadcast_parameters(g)
         broadcast_parameters(d)
         opt_g, opt_d = self.optimizers(g, d)
+        opt_c = None
+        if c is not None:
+            broadcast_parameters(c)
+            opt_c = torch.optim.Adam(c.parameters(), lr=self.lr_g, betas=self.betas)
+            c.train()
         scaler_g, scaler_d = grad_scaler(device), grad_scaler(device)
         use_bf16 = cpu_bf16_supported()
         public = view.public_images.cpu()
@@ -181,14 +229,16 @@ class GAN(Attack):
         reals = batch_indices(len(public), self.batch_size, generator_rng)
         g.train()
         d.train()
-        last = (math.nan, math.nan)
+        # Losses stay on the device (no host sync per step); read once, after the loop.
+        last = torch.full((3,), math.nan, device=device)
         with progress(f"{self.name}: adversarial training ({view.cipher.name})", steps) as advance:
-            for _ in range(steps):
+            for step in range(1, steps + 1):
                 real = public[next(reals)]  # global batches, the same on every rank
                 if self.augment:
                     real = crop_flip(real, 4, generator_rng)
                 real = to_signed(shard(real, self.batch_size).to(device))
-                source = to_signed(ciphertexts[shard(next(fakes), self.batch_size)].to(device))
+                index = shard(next(fakes), self.batch_size)
+                source = to_signed(ciphertexts[index].to(device))
                 # discriminator step
                 with autocast(device, use_bf16):
                     fake = g(source)
@@ -198,26 +248,62 @@ class GAN(Attack):
                 average_gradients(d)
                 scaler_d.step(opt_d)
                 scaler_d.update()
-                # generator step
+                # generator step (+ the joint classifier's cross-entropy on the labelled outputs)
                 with autocast(device, use_bf16):
-                    loss_g = self.generator_loss(d(fake).float())
+                    loss_adv = self.generator_loss(d(fake).float())
+                    loss_c = torch.zeros((), device=device)
+                    loss_g = loss_adv
+                    if c is not None:
+                        target = labels[index].to(device)  # -1: a target, no label
+                        summed = F.cross_entropy(c(fake).float(), target, ignore_index=-1, reduction="sum")
+                        loss_c = summed / (target >= 0).sum().clamp_min(1)
+                        loss_g = loss_adv + self.class_weight * loss_c
                 opt_g.zero_grad(set_to_none=True)
+                if opt_c is not None:
+                    opt_c.zero_grad(set_to_none=True)
                 scaler_g.scale(loss_g).backward()
                 average_gradients(g)
                 scaler_g.step(opt_g)
+                if opt_c is not None:
+                    average_gradients(c)
+                    scaler_g.step(opt_c)
                 scaler_g.update()
-                last = (float(loss_d.detach()), float(loss_g.detach()))
+                last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
+                self.after_step(step, g)
                 advance()
-        log.info("%s: %d steps, final losses D %.3f G %.3f", self.name, steps, *last)
-        facts = {"steps": steps, "final_loss_d": last[0], "final_loss_g": last[1],
+        final_d, final_g, final_c = last.tolist()
+        log.info("%s: %d steps, final losses D %.3f G %.3f", self.name, steps, final_d, final_g)
+        # final_loss_g: the adversarial term alone; final_loss_class: the classifier's term
+        facts = {"steps": steps, "final_loss_d": final_d, "final_loss_g": final_g,
                  "ciphertexts": len(ciphertexts), "target_ciphertexts": len(view.ciphertexts),
                  "public_images": len(public),
                  "generator_parameters": sum(p.numel() for p in g.parameters()),
+                 "classification_loss": self.classification_fact(c, labels),
                  **self.generator_facts(view)}
+        if c is not None:
+            facts["final_loss_class"] = final_c
         return {"generator": {k: v.cpu() for k, v in g.state_dict().items()}, "facts": facts}
 
+    def classification_fact(self, classifier: nn.Module | None, labels: torch.Tensor | None) -> str:
+        """Whether the joint classifier's term was used, in words (for the result's facts)."""
+        if classifier is None:
+            return ("not used (class_weight 0)" if self.class_weight == 0 else
+                    "not used: the view holds no labelled ciphertexts")
+        labelled = int((labels >= 0).sum())
+        return (f"used: weight {self.class_weight:g}, classifier width {self.c_width}, "
+                f"{labelled} labelled training ciphertexts")
+
     # -- attack ------------------------------------------------------------------------------------
+    #: Ciphertexts per inference chunk: on CUDA under autocast, on the CPU in float32 as trained
+    #: (its results do not depend on the chunking).
+    inference_chunk = {"cuda": 2048, "cpu": 256}
+
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        outs = [to_uint8(self.generator(to_signed(view.ciphertexts[i:i + 256].to(self.device))))
-                for i in range(0, len(view.ciphertexts), 256)]
+        """The generator over the targets, in chunks on the attack's device, without gradients."""
+        device = torch.device(self.device)
+        chunk = self.inference_chunk.get(device.type, 256)
+        outs = []
+        with torch.no_grad(), autocast(device, cpu_bf16=False):
+            for i in range(0, len(view.ciphertexts), chunk):
+                outs.append(to_uint8(self.generator(to_signed(view.ciphertexts[i:i + chunk].to(device)))))
         return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))

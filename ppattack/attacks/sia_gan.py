@@ -10,10 +10,16 @@ differs per position but not per image; a SAGAN-style discriminator, hinge loss,
 (0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` preset), crop and
 flip augmentation of the real images.
 
+The authors' code adds to the generator's loss the cross-entropy (weight 1) of a classifier
+trained jointly on the generated images with the labels of the encrypted images: on here by
+default (``class_weight`` 1.0, see :mod:`ppattack.attacks.gan`), fed by the provider's labelled
+encrypted training images (``ThreatView.training_labels``; the targets have no labels).
+
 Departures, recorded in the result's facts: the attacker cannot augment the victim's images
 before encryption (it only holds their ciphertexts), so only the real images are augmented;
-the optional classification loss with stolen labels is not used; where one conv per block
-position would be too large the shared conv + position embedding variant is used.
+the joint classifier is a small CNN of width ``c_width`` (theirs: PyramidNet-110), and their
+total-variation term (weight 1e-3) on the adapted features is not used; where one conv per
+block position would be too large the shared conv + position embedding variant is used.
 """
 from __future__ import annotations
 
@@ -38,8 +44,9 @@ class SIAGAN(GAN):
     Defaults (``paper`` preset): generator decoder width 64, discriminator width 128 (widths
     128/256/512/1024), Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), batch 64, 100 epochs over
     the ciphertexts, crop-4 + flip augmentation of real images; ``adaptation="auto"``: one conv
-    per block position unless that exceeds 32M weights, then shared conv + position embedding.
-    ``quick``: widths 16 / 16, batch 16, 150 steps (a smoke-test budget).
+    per block position unless that exceeds 32M weights, then shared conv + position embedding;
+    joint classifier term weight 1.0, classifier width 64 (``c_width``).
+    ``quick``: widths 16 / 16, classifier width 8, batch 16, 150 steps (a smoke-test budget).
     """
 
     name = "sia-gan"
@@ -49,13 +56,14 @@ class SIAGAN(GAN):
     presets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 4, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": False},
+                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": False,
+                  "class_weight": 1.0, "c_width": 4},
         "quick": {"g_width": 16, "d_width": 16, "steps": 150, "epochs": None, "batch_size": 16,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True},
+                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 8},
         "cifar": {"g_width": 64, "d_width": 32, "steps": 3000, "epochs": None, "batch_size": 64,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True},
+                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 16},
         "paper": {"g_width": 64, "d_width": 128, "steps": None, "epochs": 100, "batch_size": 64,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True},
+                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 64},
     }
     betas = (0.0, 0.9)
 
@@ -93,5 +101,4 @@ class SIAGAN(GAN):
     def generator_facts(self, view: ThreatView) -> dict[str, Any]:
         return {"block_size": self.unit(view),
                 "adaptation": "shared conv + position embedding" if self.shared(view) else "one conv per block position",
-                "augmentation": "crop 4 + flip of the real images only" if self.augment else "none",
-                "classification_loss": "not used"}
+                "augmentation": "crop 4 + flip of the real images only" if self.augment else "none"}

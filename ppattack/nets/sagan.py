@@ -3,11 +3,12 @@ adapts to every block position, and a SAGAN-style discriminator (Zhang et al. 20
 
 Generator: an adaptation stage maps every ``B x B`` block with its OWN spectrally-normalised
 linear map (a ``B x B`` stride-``B`` conv without bias, ``C -> features * B * B`` channels) for
-each block position, then BatchNorm + LeakyReLU(0.1) and PixelShuffle(B) back to a
-``features x H x W`` map; a decoder follows (SN conv3x3 -> 64, BN, LeakyReLU, three residual
-blocks, SN conv3x3 64 -> 64, SN conv3x3 64 -> C, tanh). When one map per position is too
-large (224x224 with B = 16 would need 617M weights), ``shared=True`` uses one SN conv for
-every position plus a learned per-position embedding added to its output.
+each block position (all initialised alike: the stage starts as one shared conv), then
+BatchNorm + LeakyReLU(0.1) and PixelShuffle(B) back to a ``features x H x W`` map; a decoder
+follows (SN conv3x3 -> 64, BN, LeakyReLU, three residual blocks, SN conv3x3 64 -> 64, SN
+conv3x3 64 -> C, tanh). When one map per position is too large (224x224 with B = 16 would
+need 617M weights), ``shared=True`` uses one SN conv for every position plus a learned
+per-position embedding added to its output.
 
 Discriminator: spectral norm throughout; three stages [conv3x3 + LReLU(0.1), conv4x4 stride 2
 + LReLU(0.1)] of widths w, 2w, 4w; self-attention; conv3x3 to 8w; self-attention; global sum
@@ -28,7 +29,8 @@ def sn(module: nn.Module) -> nn.Module:
 class PositionwiseSNLinear(nn.Module):
     """One spectrally-normalised linear map per block position, applied to the block vectors.
 
-    Equivalent to a separate ``B x B`` stride-``B`` conv (no bias) for every block position.
+    Equivalent to a separate ``B x B`` stride-``B`` conv (no bias) for every block position,
+    all initialised alike (the stage starts as one shared conv; see ``__init__``).
     The spectral norm of each map is estimated by one power iteration per training forward
     (as ``torch.nn.utils.spectral_norm`` does for a single weight), batched over positions.
 
@@ -40,12 +42,17 @@ class PositionwiseSNLinear(nn.Module):
         self.block_size = block_size
         self.grid = grid
         positions, d_in = grid[0] * grid[1], channels * block_size * block_size
-        weight = torch.empty(positions, out_channels, d_in)
+        # Every position starts from the SAME map (one draw at the default conv scale), so the
+        # stage starts as a shared conv whose features mean the same at every position and the
+        # decoder can read its input from the first step; training then lets the maps part where
+        # a key differs per position. Independent draws per position start it as a per-position
+        # random mixing that the shared decoder cannot read: the identity is then learned ~6x
+        # slower even by regression, and adversarial training settles on textures first.
         bound = 1.0 / d_in**0.5  # the default conv initialisation's scale
-        nn.init.uniform_(weight, -bound, bound)
-        self.weight = nn.Parameter(weight)
-        self.register_buffer("u", F.normalize(torch.randn(positions, out_channels), dim=1))
-        self.register_buffer("v", F.normalize(torch.randn(positions, d_in), dim=1))
+        first = torch.empty(1, out_channels, d_in).uniform_(-bound, bound)
+        self.weight = nn.Parameter(first.repeat(positions, 1, 1))
+        self.register_buffer("u", F.normalize(torch.randn(1, out_channels), dim=1).repeat(positions, 1))
+        self.register_buffer("v", F.normalize(torch.randn(1, d_in), dim=1).repeat(positions, 1))
 
     def normalised_weight(self) -> torch.Tensor:
         w = self.weight
