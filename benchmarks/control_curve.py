@@ -59,7 +59,7 @@ def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, ch
                 restored = torch.cat([to_uint8(generator(to_signed(view.ciphertexts[i:i + 256])))
                                       for i in range(0, len(view.ciphertexts), 256)])
             generator.train()
-            scores = ssim(restored, roles.targets)
+            scores = ssim(restored, roles.targets.tensor())
             rows.append({"step": step, "ssim_mean": float(np.mean(scores)),
                          "ssim_median": float(np.median(scores)), "seconds": time.perf_counter() - began})
             print(f"| {step} | {rows[-1]['ssim_mean']:.3f} | {rows[-1]['ssim_median']:.3f} | "
@@ -68,7 +68,7 @@ def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, ch
     attack = Scored(preset=preset, seed=role_seed(seed, "attack"), device="cpu", threat="coa+public",
                     **resolved.attack_params)
     attack.use_cache = False
-    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets, key), roles,
+    view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.tensor(), key), roles,
                        dataset=str(settings["dataset"]), training_ciphertexts=True)
     print(f"{attack_name} on plain, {len(view.ciphertexts)} targets, "
           f"{len(view.training_ciphertexts)} training ciphertexts, {len(view.public_images)} public images; "

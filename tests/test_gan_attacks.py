@@ -28,7 +28,7 @@ def roles():
 def plain_view(roles, training: bool = True):
     cipher = ppattack.create_cipher("plain")
     key = cipher.generate_key((3, 32, 32), seed=0)
-    return threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets, key), roles,
+    return threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.tensor(), key), roles,
                        dataset="samples", training_ciphertexts=training)
 
 

@@ -13,7 +13,6 @@ import ppattack
 from ppattack import data, image_cache, image_set
 from ppattack.classifier import ModelConfig, TrainConfig, fit
 from ppattack.data import assign_roles, cache_dir, fit_square, load_dataset
-from ppattack.image_set import ImageSet
 
 TINY = {"width": 16, "depth": 1}
 
