@@ -26,7 +26,7 @@ from .classifier import TRAIN_NUMBERS, measure_accuracy
 from .data import Dataset, Roles, assign_roles, load_dataset
 from .distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
-from .image_set import ImageSet
+from .image_set import ImageSet, image_buffer
 from .keys import Key
 from .keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
@@ -198,11 +198,17 @@ def encrypted_training_images(cipher: Cipher, key: Key, images: ImageSet, device
                               chunk: int = 1024) -> torch.Tensor:
     """The victim's training images as the cloud receives them: uint8 on the CPU, image ``i``
     encrypted as number ``TRAIN_NUMBERS + i`` (as the protected classifier's training does),
-    in chunks so that a large training set never sits on the device whole."""
-    parts = [cipher.encrypt(images[i:i + chunk].tensor(device), key,
-                            indices=torch.arange(i, min(i + chunk, len(images))) + TRAIN_NUMBERS).cpu()
-             for i in range(0, len(images), chunk)]
-    return torch.cat(parts) if parts else torch.empty((0, *images.shape), dtype=torch.uint8)
+    in chunks so that a large training set never sits on the device whole, nor in memory whole
+    (a large result is backed by a temporary file: :func:`ppattack.image_set.image_buffer`)."""
+    out = None
+    for i in range(0, len(images), chunk):
+        part = cipher.encrypt(images[i:i + chunk].tensor(device), key,
+                              indices=torch.arange(i, min(i + chunk, len(images))) + TRAIN_NUMBERS).cpu()
+        if out is None:  # a large set goes to a file-backed buffer (image_buffer), never whole in memory
+            out = (image_buffer((len(images), *part.shape[1:])) if part.dtype == torch.uint8
+                   else torch.empty((len(images), *part.shape[1:]), dtype=part.dtype))
+        out[i:i + len(part)] = part
+    return out if out is not None else torch.empty((0, *images.shape), dtype=torch.uint8)
 
 
 def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map: Any) -> dict[str, float] | None:

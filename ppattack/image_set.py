@@ -11,6 +11,8 @@ as one tensor; large ones never are.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -22,6 +24,25 @@ if TYPE_CHECKING:
 
 #: A set at most this large (bytes at its served size) may be held in memory as one tensor.
 SMALL_BYTES = 256 * 2**20
+
+
+def image_buffer(shape: Sequence[int], device: str | torch.device = "cpu") -> torch.Tensor:
+    """An uninitialised uint8 tensor of ``shape`` to fill batch by batch: on the CPU, one larger
+    than :data:`SMALL_BYTES` lives in an anonymous temporary file mapped into memory (the kernel
+    keeps in RAM only the pages in use; the file goes when the tensor does); otherwise an
+    ordinary tensor on ``device``."""
+    device = torch.device(device)
+    count = int(np.prod(shape))
+    if device.type != "cpu" or count <= SMALL_BYTES:
+        return torch.empty(tuple(shape), dtype=torch.uint8, device=device)
+    handle, name = tempfile.mkstemp(prefix="ppattack-images-")
+    try:
+        os.ftruncate(handle, count)
+        mapped = np.memmap(name, dtype=np.uint8, mode="r+", shape=tuple(shape))
+    finally:  # the mapping keeps the (now nameless) file until the tensor is gone
+        os.close(handle)
+        os.unlink(name)
+    return torch.from_numpy(mapped)
 
 
 def fit_square_batch(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -169,9 +190,16 @@ class ImageSet:
             out[torch.tensor(rows, device=device)] = fit_square_batch(batch, self.size)
         return out
 
-    def tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
-        """The whole set as one uint8 tensor (for sets a run holds anyway: targets, pairs)."""
-        return self.gather(np.arange(len(self)), device)
+    def tensor(self, device: str | torch.device = "cpu", chunk: int = 1024) -> torch.Tensor:
+        """The whole set as one uint8 tensor, read ``chunk`` images at a time; on the CPU a set
+        larger than :data:`SMALL_BYTES` comes back backed by a temporary file
+        (:func:`image_buffer`), so that it never sits in memory whole."""
+        if self.small():
+            return self.gather(np.arange(len(self)), device)
+        out = image_buffer((len(self), *self.shape), device)
+        for start in range(0, len(self), chunk):
+            out[start:start + chunk] = self.gather(np.arange(start, min(start + chunk, len(self))), device)
+        return out
 
     def batches(self, order: torch.Tensor, device: str | torch.device = "cpu",
                 workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -203,6 +231,4 @@ class _Batches(torch.utils.data.Dataset):
 
 
 def _cpus() -> int | None:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

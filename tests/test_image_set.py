@@ -3,6 +3,7 @@ serve it resized per batch; stream large sets; rebuild damaged cache chunks."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,40 @@ def test_a_run_decodes_no_image_its_roles_do_not_read(folder):
     run(RunConfig(cipher="proposed", attack="fr", threat="coa", dataset=f"folder:{folder}", limit=2,
                   accuracy=False, params={"image_size": 16, "block_size": 4}))
     assert chunk_files("test") == ["test-00000.npy"] and chunk_files("train") == []
+
+
+def test_large_sets_come_back_file_backed_and_equal(folder, monkeypatch):
+    """Above SMALL_BYTES a whole set, and the victim's encrypted training images, are buffers
+    backed by a temporary file, equal image for image to what memory would hold."""
+    from ppattack.harness import encrypted_training_images
+
+    train = load_dataset(f"folder:{folder}", 8).train
+    in_memory = train.tensor()
+    cipher = ppattack.create_cipher("proposed", block_size=4)
+    key = cipher.generate_key((3, 8, 8), seed=0)
+    expected = encrypted_training_images(cipher, key, train, torch.device("cpu"), chunk=5)
+    assert mapped_image_files() == 0
+    monkeypatch.setattr(image_set, "SMALL_BYTES", 100)
+    spilled = train.tensor(chunk=5)
+    assert torch.equal(spilled, in_memory) and mapped_image_files() == 1
+    encrypted = encrypted_training_images(cipher, key, train, torch.device("cpu"), chunk=5)
+    assert torch.equal(encrypted, expected) and mapped_image_files() == 2
+    del spilled, encrypted
+    assert mapped_image_files() == 0  # the files go with their tensors
+
+
+def mapped_image_files() -> int:
+    """Temporary image files mapped into this process (Linux: /proc/self/maps)."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc/self/maps")
+    return len({line.split()[-2] for line in maps.read_text().splitlines() if "ppattack-images-" in line})
+
+
+def test_the_public_colour_histogram_counts_in_chunks():
+    from ppattack.attacks.fr import colour_histogram
+
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    whole = colour_histogram(images)
+    assert torch.equal(colour_histogram(images[i:i + 3] for i in range(0, 10, 3)), whole)
+    assert not torch.equal(colour_histogram(images[:3]), whole)

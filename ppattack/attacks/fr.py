@@ -27,7 +27,7 @@ the scrambled ones (what the attack does; ``jigsaw`` is the attack that places b
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -40,6 +40,8 @@ from ppattack.threat import ThreatView
 CHUNK_ELEMENTS = 24_000_000
 #: Colour levels per channel of the public colour histogram.
 HISTOGRAM_LEVELS = 16
+#: Public images per chunk of the colour count (their int64 codes are 8 bytes a pixel).
+HISTOGRAM_CHUNK = 256
 
 
 def fold(x: torch.Tensor) -> torch.Tensor:
@@ -176,13 +178,17 @@ def total_edge_cost(units: torch.Tensor) -> torch.Tensor:
 
 # -- public statistics ---------------------------------------------------------------------------
 
-def colour_histogram(images: torch.Tensor, levels: int = HISTOGRAM_LEVELS) -> torch.Tensor:
-    """Log-probabilities of quantised colours in uint8 images ``(N, C, H, W)``, add-one smoothed.
+def colour_histogram(images: torch.Tensor | Iterable[torch.Tensor], levels: int = HISTOGRAM_LEVELS) -> torch.Tensor:
+    """Log-probabilities of quantised colours in uint8 images ``(N, C, H, W)`` (one batch, or
+    batches whose counts are summed), add-one smoothed.
 
     Returns float ``(levels ** C,)``.
     """
-    codes = _colour_codes(images, levels)
-    counts = torch.bincount(codes.flatten(), minlength=levels ** images.shape[1]).double() + 1.0
+    counts = None
+    for batch in [images] if isinstance(images, torch.Tensor) else images:
+        found = torch.bincount(_colour_codes(batch, levels).flatten(), minlength=levels ** batch.shape[1]).double()
+        counts = found if counts is None else counts + found.to(counts.device)
+    counts = counts + 1.0
     return (counts / counts.sum()).log().float()
 
 
@@ -312,8 +318,9 @@ class FR(Attack):
         else:
             log_prob = None
             if self.threat_model == "coa+public" and view.public_images is not None:
-                public = view.public_images
-                log_prob = colour_histogram(cipher.keyless_step(public))
+                public = view.public_images  # counted in chunks: it may be large (and file-backed)
+                log_prob = colour_histogram(cipher.keyless_step(public[i:i + HISTOGRAM_CHUNK])
+                                            for i in range(0, len(public), HISTOGRAM_CHUNK))
             out, facts = solve_edges(view.ciphertexts, transforms, self.icm_iterations, log_prob)
         out = cipher.undo_keyless_step(out)
         return AttackResult(to_gray(out) if self.grayscale else out, facts)

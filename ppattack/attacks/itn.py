@@ -164,19 +164,20 @@ class ITN(Attack):
         cipher = view.cipher
         if self.threat_model == "kpa":
             plain, encrypted = (t.cpu() for t in view.known_pairs)
-            train_plain, train_cipher = plain, encrypted
+            train_plain, train_cipher, train_rows = plain, encrypted, torch.arange(len(plain))
             val_plain, val_cipher = plain, encrypted  # too few pairs to hold any out
             fresh = False
         else:
-            public = view.public_images.cpu()
-            order = torch.randperm(len(public), generator=generator)
-            n_val = min(len(public) - 1, max(1, round(self.val_fraction * len(public))))
-            val_plain, train_plain = public[order[:n_val]], public[order[n_val:]]
+            # the public images stay where they are (a large set is file-backed): batches index them
+            train_plain = view.public_images.cpu()
+            order = torch.randperm(len(train_plain), generator=generator)
+            n_val = min(len(train_plain) - 1, max(1, round(self.val_fraction * len(train_plain))))
+            val_plain, train_rows = train_plain[order[:n_val]], order[n_val:]
             val_cipher = encrypt_fresh(cipher, val_plain,
                                        fresh_seeds(np.random.default_rng([self.seed, 2]), len(val_plain)))
             train_cipher = None
             fresh = True
-        count = len(train_plain)
+        count = len(train_rows)
         steps = int(self.steps) if self.steps is not None else math.ceil(float(self.epochs) * count / self.batch_size)
         eval_every = int(self.eval_every) if self.eval_every else max(1, math.ceil(count / self.batch_size))
 
@@ -195,7 +196,7 @@ class ITN(Attack):
         history = []
         def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
             """This rank's (plain, encrypted) uint8 pair of the next global batch, on the CPU."""
-            index = next(batches)  # the global batch: the same on every rank
+            index = train_rows[next(batches)]  # the global batch: the same on every rank
             if not fresh:
                 index = shard(index, self.batch_size)
                 return train_plain[index], train_cipher[index]
