@@ -40,11 +40,12 @@ from ppattack.attack import Attack, AttackResult
 from ppattack.cache import tensor_digest
 from ppattack.distributed import average_gradients, broadcast_parameters, shard
 from ppattack.errors import ParameterError, ShapeError
+from ppattack.image_set import image_buffer
 from ppattack.nets.aux_classifier import AuxClassifier
 from ppattack.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.threat import ThreatView
 from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
-                               progress, to_signed, to_uint8)
+                               inference_chunk, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,19 @@ class GAN(Attack):
     @staticmethod
     def ciphertext_pool(view: ThreatView) -> torch.Tensor:
         """Every ciphertext under the victim key the view holds (CPU): the targets, then the
-        provider's encrypted training images when the view has them."""
+        provider's encrypted training images when the view has them (a large pool is backed by a
+        temporary file: :func:`ppattack.image_set.image_buffer`)."""
         parts = [view.ciphertexts.cpu()]
         if view.training_ciphertexts is not None:
             parts.append(view.training_ciphertexts.cpu())
-        return torch.cat(parts)
+        if any(part.dtype != torch.uint8 for part in parts):
+            return torch.cat(parts)
+        pool = image_buffer((sum(len(part) for part in parts), *parts[0].shape[1:]))
+        start = 0
+        for part in parts:
+            pool[start:start + len(part)] = part
+            start += len(part)
+        return pool
 
     @staticmethod
     def pool_labels(view: ThreatView) -> torch.Tensor | None:
@@ -294,14 +303,14 @@ class GAN(Attack):
                 f"{labelled} labelled training ciphertexts")
 
     # -- attack ------------------------------------------------------------------------------------
-    #: Ciphertexts per inference chunk: on CUDA under autocast, on the CPU in float32 as trained
-    #: (its results do not depend on the chunking).
-    inference_chunk = {"cuda": 2048, "cpu": 256}
-
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        """The generator over the targets, in chunks on the attack's device, without gradients."""
+        """The generator over the targets, in chunks on the attack's device, without gradients:
+        under autocast on CUDA, in float32 on the CPU as trained (results do not depend on the
+        chunking); a chunk's activations (about 8 x decoder width per pixel) fit the free memory
+        (:func:`ppattack.training.inference_chunk`)."""
         device = torch.device(self.device)
-        chunk = self.inference_chunk.get(device.type, 256)
+        _, h, w = view.plain_shape
+        chunk = inference_chunk(8 * (self.g_width or 64) * h * w, device, most=2048 if device.type == "cuda" else 256)
         outs = []
         with torch.no_grad(), autocast(device, cpu_bf16=False):
             for i in range(0, len(view.ciphertexts), chunk):
