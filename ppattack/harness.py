@@ -279,9 +279,7 @@ def run(config: RunConfig) -> RunResult:
     if device.type == "cuda":  # every network of a run sees one input shape: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
     cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
-    threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
-    attack: Attack = ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
-                                    device=device, threat=threat, **resolved.attack_params)
+    attack = create_case_attack(config, resolved, device)
     size = int(settings["image_size"])
     shape = (3, size, size)
     cipher.check_shape(shape)  # fail before loading any data
@@ -376,10 +374,15 @@ def prepare_data(config: RunConfig) -> None:
     """Decode into the cache what ``run(config)`` will read (a bench does this for every cell
     while its processes are still one group, before the cells spread over them)."""
     resolved = resolve(config)
+    case_data(config, resolved.settings, create_case_attack(config, resolved, torch.device("cpu")))
+
+
+def create_case_attack(config: RunConfig, resolved: Resolved, device: torch.device) -> Attack:
+    """The attack of a case: its registered class with the run's preset, threat model (the
+    attack's default when none is given) and parameters, seeded from the run's seed."""
     threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
-    attack = ATTACKS.create(config.attack, preset=config.preset, seed=0, device="cpu", threat=threat,
-                            **resolved.attack_params)
-    case_data(config, resolved.settings, attack)
+    return ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
+                          device=device, threat=threat, **resolved.attack_params)
 
 
 def _roles_read(roles: Roles, attack: Attack, accuracy: bool, public_count: int | None) -> list[ImageSet]:

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .image_set import resize_shorter_side
 from .io import atomic_write, atomic_write_json
 from .training import progress
 
@@ -45,13 +45,7 @@ Decoder = Callable[[str, int], torch.Tensor]
 def shrink_to(image: torch.Tensor, side: int) -> torch.Tensor:
     """``image`` (uint8 ``(3, H, W)``) with its shorter side brought down to ``side`` (aspect kept);
     unchanged when it is already no larger."""
-    _, h, w = image.shape
-    if min(h, w) <= side:
-        return image
-    scale = side / min(h, w)
-    size = (max(side, round(h * scale)), max(side, round(w * scale)))
-    out = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-    return out[0].round().clamp(0, 255).to(torch.uint8)
+    return image if min(image.shape[1:]) <= side else resize_shorter_side(image[None], side)[0]
 
 
 class ImageCache:

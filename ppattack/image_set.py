@@ -45,17 +45,25 @@ def image_buffer(shape: Sequence[int], device: str | torch.device = "cpu") -> to
     return torch.from_numpy(mapped)
 
 
+def resize_shorter_side(images: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` with the shorter side brought to ``side`` pixels (bilinear,
+    antialiased, aspect kept), on the images' device; unchanged when it already is."""
+    h, w = images.shape[-2:]
+    scale = side / min(h, w)
+    new = (max(side, round(h * scale)), max(side, round(w * scale)))
+    if new == (h, w):
+        return images
+    images = F.interpolate(images.float(), size=new, mode="bilinear", antialias=True, align_corners=False)
+    return images.round().clamp(0, 255).to(torch.uint8)
+
+
 def fit_square_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize the shorter side to ``size`` (bilinear, antialiased) and centre-crop: uint8
     ``(N, C, H, W)`` -> uint8 ``(N, C, size, size)``, on the images' device."""
-    h, w = images.shape[-2:]
-    if (h, w) == (size, size):
+    if tuple(images.shape[-2:]) == (size, size):
         return images.contiguous()
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new != (h, w):
-        images = F.interpolate(images.float(), size=new, mode="bilinear", antialias=True, align_corners=False)
-        images = images.round().clamp(0, 255).to(torch.uint8)
+    images = resize_shorter_side(images, size)
+    new = images.shape[-2:]
     top, left = (new[0] - size) // 2, (new[1] - size) // 2
     return images[..., top:top + size, left:left + size].contiguous()
 
