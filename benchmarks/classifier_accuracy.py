@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 import ppattack  # noqa: E402
-from ppattack.classifier import configs_from_settings, evaluate, fit  # noqa: E402
+from ppattack.learning.classifier import configs_from_settings, evaluate, fit  # noqa: E402
 from ppattack.data import assign_roles, load_dataset  # noqa: E402
 from ppattack.params import accepted_parameters  # noqa: E402
 from ppattack.presets import get_preset  # noqa: E402
@@ -92,7 +92,7 @@ def table(rows: list[dict], args, n_train: int, n_test: int) -> str:
                       f"(one test image is {100 / n_test:.2f} points)."]
     lines += ["", "A ViT whose patch size is the block size sees proposed and block-shuffle ciphertexts as "
                   "a fixed permutation of its patch entries and of its tokens, which the patch and "
-                  "position embeddings absorb (`ppattack.models.encrypt_model` does it exactly, with no "
+                  "position embeddings absorb (`ppattack.model_transform.encrypt_model` does it exactly, with no "
                   "training): training on them is training the same network in other coordinates, so "
                   "their gap to plain should stay within the seed-to-seed spread. A CNN's convolutions "
                   "straddle block borders and rely on pixel neighbourhoods that block scrambling breaks."]

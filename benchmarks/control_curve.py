@@ -30,7 +30,7 @@ from ppattack.harness import RunConfig, resolve, role_seed, threat_view  # noqa:
 from ppattack.metrics import ssim  # noqa: E402
 from ppattack.params import parse_assignments  # noqa: E402
 from ppattack.registry import ATTACKS, CIPHERS  # noqa: E402
-from ppattack.training import to_signed, to_uint8  # noqa: E402
+from ppattack.learning.training import to_signed, to_uint8  # noqa: E402
 
 
 def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, checkpoints: list[int],

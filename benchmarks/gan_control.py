@@ -44,7 +44,7 @@ from ppattack.harness import threat_view  # noqa: E402
 from ppattack.metrics import ssim  # noqa: E402
 from ppattack.registry import CIPHERS  # noqa: E402
 from ppattack.threat import ThreatView  # noqa: E402
-from ppattack.training import batch_indices, to_signed, to_uint8  # noqa: E402
+from ppattack.learning.training import batch_indices, to_signed, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Positive control of the unpaired GANs"

@@ -6,7 +6,7 @@
 1. every registered cipher: encryption and decryption on the device bit-identical to the
    CPU's, and images per second for a batch (32x32/4 and, unless --dry-run,
    224x224/16);
-2. the model-side transform (`ppattack.models.encrypt_model`) of a small ViT on the device: its
+2. the model-side transform (`ppattack.model_transform.encrypt_model`) of a small ViT on the device: its
    logits on encrypted images against the plain model's on plain images;
 3. one smoke-budget run of every trained attack (itn, gan, sia-gan, ...) on the device, under
    AMP on CUDA, with the peak memory it took;
@@ -93,7 +93,7 @@ def check_ciphers(device: torch.device, settings: list[tuple[int, int]], batch: 
 def check_model_transform(device: torch.device) -> bool:
     from timm.models.vision_transformer import VisionTransformer
 
-    from ppattack.models import encrypt_model
+    from ppattack.model_transform import encrypt_model
 
     torch.manual_seed(0)
     vit = VisionTransformer(img_size=32, patch_size=4, embed_dim=48, depth=2, num_heads=2,
@@ -150,8 +150,8 @@ def check_trained_attacks(device: torch.device) -> bool:
 def check_classifier(device: torch.device, dry_run: bool) -> bool:
     from dataclasses import replace
 
-    from ppattack import image_set
-    from ppattack.classifier import configs_from_settings, fit
+    from ppattack.images import image_set
+    from ppattack.learning.classifier import configs_from_settings, fit
     from ppattack.data import load_dataset
     from ppattack.presets import get_preset
 

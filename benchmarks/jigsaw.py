@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 import ppattack  # noqa: E402
 from ppattack.data import load_dataset  # noqa: E402
-from ppattack.keyscore import score_recovery  # noqa: E402
+from ppattack.solvers.keyscore import score_recovery  # noqa: E402
 from ppattack.metrics import ssim  # noqa: E402
 from ppattack.threat import ThreatView  # noqa: E402
 

@@ -8,7 +8,7 @@ classes: nothing registers or names them) is attacked ciphertext-only with publi
 (``coa+public``): the victim encrypts n test images (then training images beyond the test split
 when n is larger) under a fresh key (seed 1); the attacker holds 2000 public images (200 at
 224x224) from the other half of the training split, and at 32x32 10000 to train the mirror
-score (``ppattack.chirality``). Reports SSIM (wang) median and mean of the n restorations, whether the recovered map decrypts a fresh image exactly (the whole key), the
+score (``ppattack.solvers.chirality``). Reports SSIM (wang) median and mean of the n restorations, whether the recovered map decrypts a fresh image exactly (the whole key), the
 fraction of ciphertext bits mapped right and the attack's seconds. "Up to a mirror" takes per
 image the better of the restoration and its mirror image (hindsight, for reading only): ciphers
 whose per-block transforms include mirrors (etc, etc-gray) have the mirrored picture as a

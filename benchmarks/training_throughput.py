@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import ppattack  # noqa: E402
-from ppattack import classifier  # noqa: E402
+from ppattack.learning import classifier  # noqa: E402
 from ppattack.attacks import gan as gan_module  # noqa: E402
 from ppattack.attacks import itn as itn_module  # noqa: E402
 from ppattack.data import assign_roles, load_dataset  # noqa: E402
-from ppattack.image_set import ImageSet  # noqa: E402
+from ppattack.images.image_set import ImageSet  # noqa: E402
 from ppattack.harness import threat_view  # noqa: E402
 from ppattack.presets import get_preset  # noqa: E402
 

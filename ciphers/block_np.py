@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField
-from ppattack.component_map import ComponentMap, in_block, majority
+from ppattack.solvers.component_map import ComponentMap, in_block, majority
 from ppattack.functional import GatherXor, block_components
 from ppattack.keys import Key, Shape
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, log2_factorial
-from ppattack.component_map import ComponentMap, in_block, majority, repair
+from ppattack.solvers.component_map import ComponentMap, in_block, majority, repair
 from ppattack.functional import GatherXor, block_components, invert_permutation
 from ppattack.keys import Key, Shape
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, UnitTransforms, log2_factorial
-from ppattack.component_map import ComponentMap, majority, repair
+from ppattack.solvers.component_map import ComponentMap, majority, repair
 from ppattack.functional import COLOR_PERMS, GatherXor, dihedral_offsets, invert_gather_xor, undo_dihedral
 from ppattack.keys import Key, Shape
 

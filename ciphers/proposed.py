@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ppattack.cipher import BlockCipher, KeyField, log2_factorial
-from ppattack.component_map import ComponentMap, majority, repair
+from ppattack.solvers.component_map import ComponentMap, majority, repair
 from ppattack.functional import block_pixel_index, gather_pixels, invert_permutation
 from ppattack.keys import Key, Shape
 

@@ -21,8 +21,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from .cache import cached, tensor_digest
-from .distributed import launched
+from .learning.cache import cached, tensor_digest
+from .learning.distributed import launched
 from .errors import ParameterError
 from .threat import ThreatView, check_threat_model
 

@@ -24,7 +24,7 @@ from .version import __version__
 from .bench import cell_params, expand
 from .errors import ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
 from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, write_run

@@ -25,9 +25,9 @@ import torch
 
 from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
-from .distributed import gather, init_from_env, local, process_world
+from .learning.distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, prepare_data, resolve, run
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .registry import ATTACKS, CIPHERS, Registry
 from .verdict import VERDICTS, key_recovered, verdict
 from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,

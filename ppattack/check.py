@@ -269,7 +269,7 @@ def _nearest(case: Case, cases: Iterable[Case]) -> str:
 
 def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
     """Produce a missing result by running it (and keep it in ``out_dir`` when given)."""
-    from .distributed import world
+    from .learning.distributed import world
     from .harness import RunConfig, run
     from .report import write_run
 

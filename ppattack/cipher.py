@@ -39,7 +39,7 @@ from .keys import Key, Shape, as_int_array, check_permutation, check_range
 from .rng import KeyRNG
 
 if TYPE_CHECKING:
-    from .component_map import ComponentMap
+    from .solvers.component_map import ComponentMap
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Cipher:
     #: Largest per-component error of decrypt(encrypt(x)) (0: bit-exact; etc-gray: 2).
     max_round_trip_error: ClassVar[int] = 0
     #: True when every block position has a key of its own (ele): models with per-position
-    #: input adaptation fit it (:mod:`ppattack.classifier`).
+    #: input adaptation fit it (:mod:`ppattack.learning.classifier`).
     per_position_keys: ClassVar[bool] = False
     #: Block side in pixels for block-wise ciphers, None otherwise (instances set it).
     block_size: int | None = None
@@ -153,7 +153,7 @@ class Cipher:
     # -- hooks for generic attacks (what an attacker may know of any cipher) --------------------
     # A cipher = an optional public keyless step, then a keyed part. Generic key recovery
     # (keyrec, kpa, cpa) models the keyed part as a map of bits, nibbles or bytes
-    # (ppattack.component_map) and learns its structure by encrypting with keys of its own.
+    # (ppattack.solvers.component_map) and learns its structure by encrypting with keys of its own.
     def keyless_step(self, x: torch.Tensor) -> torch.Tensor:
         """The public step every image gets before the key acts (default: none). uint8 in and
         out; the output has :meth:`keyed_shape` (etc-gray: YCbCr planes side by side)."""

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .version import __version__
-from .distributed import launched, shutdown, world
+from .learning.distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 
 log = logging.getLogger("ppattack")

@@ -1,8 +1,8 @@
 """Datasets (protocol.md): ``samples``, ``cifar10``, ``cifar100`` and ``folder:PATH``.
 
 A dataset is decoded at most once, lazily and at its images' native size, into a disk cache
-(:mod:`ppattack.image_cache`, under ``$PPATTACK_CACHE/data``, default ``~/.cache/ppattack``)
-and served as :class:`~ppattack.image_set.ImageSet` s at the requested square size: a run
+(:mod:`ppattack.images.disk_cache`, under ``$PPATTACK_CACHE/data``, default ``~/.cache/ppattack``)
+and served as :class:`~ppattack.images.image_set.ImageSet` s at the requested square size: a run
 decodes, maps and resizes only the images its roles read. Both splits have a fixed shuffled
 order, so that "the first N images" spans the classes. :func:`assign_roles` splits a dataset
 into the three disjoint roles: the victim's training images, the victim's targets (the test
@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .cache import cache_dir
-from .distributed import main_first
+from .learning.cache import cache_dir
+from .learning.distributed import main_first
 from .errors import DataError, UnknownComponentError
-from .image_cache import MAX_SIDE, Decoder, ImageCache
-from .image_set import CacheSource, ImageSet, fit_square_batch
-from .io import IMAGE_SUFFIXES, read_image_exact
+from .images.disk_cache import MAX_SIDE, Decoder, ImageCache
+from .images.image_set import CacheSource, ImageSet, fit_square_batch
+from .file_io import IMAGE_SUFFIXES, read_image_exact
 from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ key's non-secret fingerprint (``ppattack-key-fingerprint``, :func:`~ppattack.key
 ``decrypt`` refuses a file made with another cipher or key before writing anything, unless
 ``force`` is given; a file without them (not written by ``encrypt``) decrypts with a warning.
 
-Image modes are read by :func:`~ppattack.io.read_image_exact`: converted where nothing is lost,
+Image modes are read by :func:`~ppattack.file_io.read_image_exact`: converted where nothing is lost,
 refused otherwise (16-bit, transparency, animation, colour into a grey key).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 from .errors import DataError, ShapeError
-from .io import IMAGE_SUFFIXES, png_text, read_image_exact, write_png
+from .file_io import IMAGE_SUFFIXES, png_text, read_image_exact, write_png
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
 

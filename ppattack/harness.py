@@ -20,15 +20,15 @@ import torch
 
 from .version import __version__
 from .attack import Attack, resolve_device
-from .cache import tensor_digest
+from .learning.cache import tensor_digest
 from .cipher import Cipher, parse_int_param
-from .classifier import TRAIN_NUMBERS, measure_accuracy
+from .learning.classifier import TRAIN_NUMBERS, measure_accuracy
 from .data import Dataset, Roles, assign_roles, load_dataset
-from .distributed import init_from_env, main_first, world
+from .learning.distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
-from .image_set import ImageSet, image_buffer
+from .images.image_set import ImageSet, image_buffer
 from .keys import Key
-from .keyscore import score_map, score_recovery
+from .solvers.keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .params import accepted_parameters
@@ -199,7 +199,7 @@ def encrypted_training_images(cipher: Cipher, key: Key, images: ImageSet, device
     """The victim's training images as the cloud receives them: uint8 on the CPU, image ``i``
     encrypted as number ``TRAIN_NUMBERS + i`` (as the protected classifier's training does),
     in chunks so that a large training set never sits on the device whole, nor in memory whole
-    (a large result is backed by a temporary file: :func:`ppattack.image_set.image_buffer`)."""
+    (a large result is backed by a temporary file: :func:`ppattack.images.image_set.image_buffer`)."""
     out = None
     for i in range(0, len(images), chunk):
         part = cipher.encrypt(images[i:i + chunk].tensor(device), key,
@@ -244,7 +244,7 @@ def provider_model(settings: Mapping[str, Any], cipher: Cipher, key: Key, roles:
     (the same cached network the accuracy measurement uses); ``p`` is the public pre-trained
     model it was fine-tuned from, or None when it was trained from scratch.
     """
-    from .classifier import build_classifier, configs_from_settings, fit
+    from .learning.classifier import build_classifier, configs_from_settings, fit
 
     model_config, train_config = configs_from_settings(settings, cipher, roles.victim_train.shape, num_classes)
     trained = fit(cipher, key, roles.victim_train, model_config, train_config, seed=seed, device=device)

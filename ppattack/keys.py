@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import KeyFileError, PPAttackError
-from .io import atomic_write_json
+from .file_io import atomic_write_json
 
 KEY_FORMAT = "ppattack-key/1"
 #: Largest image side a key may be made for (JPEG's and WebP's limit; larger keys cannot be

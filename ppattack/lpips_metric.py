@@ -100,7 +100,7 @@ _failed_downloads: dict[str, str] = {}
 
 def _download(url: str, target: Path, sha256_prefix: str) -> None:
     """Fetch ``url`` to ``target`` atomically; a wrong hash leaves nothing behind."""
-    from .io import atomic_write
+    from .file_io import atomic_write
 
     def write(f) -> None:
         digest = hashlib.sha256()

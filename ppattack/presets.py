@@ -9,7 +9,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Every attack and the classifier finish on a 2-core CPU; `run` on samples well under a minute.
     "quick": {"dataset": "samples", "image_size": 32, "block_size": 4,
               "max_train": 2000, "max_test": 500, "targets": 64,
-              # classifier (ppattack.classifier): a tiny ViT, a few seconds per model
+              # classifier (ppattack.learning.classifier): a tiny ViT, a few seconds per model
               "classifier": "vit", "classifier_width": 48, "classifier_depth": 2,
               "classifier_pretrained": False, "classifier_epochs": 6, "classifier_batch": 32,
               "classifier_optimizer": "adamw", "classifier_lr": 2e-3, "classifier_lr_encrypted": 2e-3,

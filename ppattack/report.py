@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from .harness import RunResult
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 GRID_COLUMNS = 8  # images per grid row: the first targets, always the same ones
 MIN_CELL = 96  # small images are upscaled (nearest neighbour, integer factor) to at least this

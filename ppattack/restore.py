@@ -21,10 +21,10 @@ import torch
 
 from .version import __version__
 from .attack import resolve_device
-from .cache import tensor_digest
+from .learning.cache import tensor_digest
 from .errors import DataError, ParameterError, ShapeError
 from .harness import RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, environment, resolve
-from .io import IMAGE_SUFFIXES, read_image, write_png
+from .file_io import IMAGE_SUFFIXES, read_image, write_png
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .registry import ATTACKS, CIPHERS

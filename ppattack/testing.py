@@ -210,7 +210,7 @@ class CipherConformance:
     def provider_model(cipher: Cipher, shape) -> dict:
         """What the ``model`` threat grants, at the kit's size: an untrained tiny ViT taking the
         cipher's ciphertexts (enough to exercise an attack's code path, not to judge it)."""
-        from .classifier import ModelConfig, build_classifier
+        from .learning.classifier import ModelConfig, build_classifier
 
         patch = int(cipher.block_size or 4)
         config = ModelConfig("vit", tuple(cipher.encrypted_shape(shape)), 2, patch, width=16, depth=1)

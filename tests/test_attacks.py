@@ -16,7 +16,7 @@ import torch
 
 import ppattack
 from ppattack.attacks import fr as fr_module
-from ppattack.cache import cache_dir
+from ppattack.learning.cache import cache_dir
 from ppattack.cipher import Cipher, KeyField, UnitTransforms
 from ppattack.data import assign_roles, load_dataset
 from ppattack.harness import RunConfig, run, threat_view
@@ -138,7 +138,7 @@ def test_user_values_beat_the_preset_and_bad_values_are_refused():
 
 
 def test_sia_gan_generator_matches_the_paper_size():
-    from ppattack.nets.sagan import SIAGenerator
+    from ppattack.learning.nets.sagan import SIAGenerator
 
     generator = SIAGenerator(4, (32, 32))
     count = sum(p.numel() for p in generator.parameters())
@@ -330,7 +330,7 @@ def test_itn_batches_made_ahead_by_a_thread_train_the_same_network(samples_roles
 
 
 def test_prefetched_keeps_the_order_of_a_plain_loop():
-    from ppattack.training import prefetched
+    from ppattack.learning.training import prefetched
 
     draws = iter(range(100))
     assert list(prefetched(lambda: next(draws), 7, ahead=3)) == list(range(7))

@@ -173,7 +173,7 @@ def test_colour_into_a_grey_key_is_refused_and_grey_rgb_is_kept(tmp_path):
     """No built-in cipher takes 1-channel images, so this branch (a grey plugin's keys) is
     checked on the reader that encrypt and decrypt use."""
     from ppattack.errors import DataError
-    from ppattack.io import read_image_exact
+    from ppattack.file_io import read_image_exact
 
     colour, grey_rgb = tmp_path / "colour.png", tmp_path / "grey-rgb.png"
     Image.fromarray(photo()).save(colour)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ppattack.chirality import MirrorScore, fit_mirror_score, mirror_vote
+from ppattack.solvers.chirality import MirrorScore, fit_mirror_score, mirror_vote
 from smooth import smooth_images
 
 

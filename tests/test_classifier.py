@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import ppattack
-from ppattack import classifier as clf
-from ppattack.classifier import (ModelConfig, NibblePlanes, TrainConfig, build_classifier,
+from ppattack.learning import classifier as clf
+from ppattack.learning.classifier import (ModelConfig, NibblePlanes, TrainConfig, build_classifier,
                                  configs_from_settings, evaluate, fit, measure_accuracy)
 from ppattack.data import assign_roles, load_dataset
 from ppattack.errors import DataError, ParameterError, ShapeError
@@ -240,7 +240,7 @@ def test_a_batch_out_of_gpu_memory_is_redone_in_micro_batches(samples, monkeypat
 
 
 def test_micro_batches_accumulate_the_whole_batch_gradient():
-    from ppattack.training import grad_scaler
+    from ppattack.learning.training import grad_scaler
 
     model = build_classifier(ModelConfig("vit", (3, 32, 32), 9, 4, **TINY))
     x = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

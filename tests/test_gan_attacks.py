@@ -14,8 +14,8 @@ from ppattack.attacks.gan import GAN
 from ppattack.cli import cli
 from ppattack.data import assign_roles, load_dataset
 from ppattack.harness import threat_view
-from ppattack.nets.sagan import SIAGenerator
-from ppattack.training import to_signed, to_uint8
+from ppattack.learning.nets.sagan import SIAGenerator
+from ppattack.learning.training import to_signed, to_uint8
 
 SMALL = {"steps": 3, "batch_size": 8, "d_width": 4, "c_width": 4}
 

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 import ppattack
-from ppattack import data, image_cache, image_set
-from ppattack.classifier import ModelConfig, TrainConfig, fit
+from ppattack import data
+from ppattack.images import disk_cache, image_set
+from ppattack.learning.classifier import ModelConfig, TrainConfig, fit
 from ppattack.data import assign_roles, cache_dir, fit_square, load_dataset
 
 TINY = {"width": 16, "depth": 1}
@@ -26,7 +27,7 @@ def picture(seed: int, h: int, w: int) -> np.ndarray:
 def folder(tmp_path, monkeypatch):
     """A train/test folder of 12 + 6 PNGs of different sizes, cache chunks of 4 images, a
     cache of its own."""
-    monkeypatch.setattr(image_cache, "CHUNK", 4)
+    monkeypatch.setattr(disk_cache, "CHUNK", 4)
     monkeypatch.setenv("PPATTACK_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "pictures"
     for split, count in (("train", 12), ("test", 6)):
@@ -89,7 +90,7 @@ def test_a_damaged_chunk_is_rebuilt_with_one_line(folder, caplog):
     reference = load_dataset(f"folder:{folder}", 8).test.tensor()
     pixels = next((cache_dir() / "data").glob("folder-*/test-00000.npy"))
     pixels.write_bytes(pixels.read_bytes()[:-7])  # truncated
-    with caplog.at_level(logging.WARNING, logger="ppattack.image_cache"):
+    with caplog.at_level(logging.WARNING, logger="ppattack.images.disk_cache"):
         again = load_dataset(f"folder:{folder}", 8).test.tensor()
     assert torch.equal(again, reference)
     assert [r for r in caplog.records if "rebuilding dataset cache chunk test-00000" in r.getMessage()]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import ppattack
-from ppattack.keyscore import score_recovery
+from ppattack.solvers.keyscore import score_recovery
 from ppattack.threat import ThreatView
 from smooth import smooth_images
 

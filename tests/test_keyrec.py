@@ -9,16 +9,16 @@ import pytest
 import torch
 
 import ppattack
-from ppattack.compat import dihedral_dissimilarity, dissimilarity
-from ppattack.keyscore import score_recovery
-from ppattack.pieces import INVERSE, OFFSETS, PRODUCT, ColourGroup, assemble, split, square_symmetries, turn
-from ppattack.placement import place
-from ppattack.seriation import grid_template, match_positions
+from ppattack.solvers.edge_compatibility import dihedral_dissimilarity, dissimilarity
+from ppattack.solvers.keyscore import score_recovery
+from ppattack.solvers.pieces import INVERSE, OFFSETS, PRODUCT, ColourGroup, assemble, split, square_symmetries, turn
+from ppattack.solvers.placement import place
+from ppattack.solvers.seriation import grid_template, match_positions
 from ppattack.threat import ThreatView
 from smooth import smooth_images
 
 from ppattack.harness import key_recovery_scores
-from ppattack.pieces import turn as turn_picture
+from ppattack.solvers.pieces import turn as turn_picture
 
 
 def test_dihedral_tables_match_torch():
@@ -86,7 +86,7 @@ def test_keyscore_scores_parts_and_placements():
 
 def test_keyscore_neighbour_is_blind_to_a_global_turn():
     """etc solved up to a turn and inversion of the whole picture: neighbours all right."""
-    from ppattack.component_map import from_oracle, key_material
+    from ppattack.solvers.component_map import from_oracle, key_material
 
     cipher = ppattack.create_cipher("etc", block_size=4)
     shape = (3, 16, 16)
@@ -220,7 +220,7 @@ def test_keyrec_refuses_other_threat_models():
 
 
 def test_structure_is_learned_from_own_keys():
-    from ppattack.structure import probe
+    from ppattack.solvers.structure import probe
 
     le = probe(ppattack.create_cipher("le", block_size=4), (3, 16, 16))
     assert (le.bits, le.masks, le.block, le.moves, le.shared, le.planes_fixed) == (4, (0, 15), 4, False, True, False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ppattack
-from ppattack.component_map import ComponentMap, chosen_images, from_oracle, from_pairs, key_material
+from ppattack.solvers.component_map import ComponentMap, chosen_images, from_oracle, from_pairs, key_material
 from ppattack.harness import key_recovery_scores
 from ppattack.threat import ThreatView
 from smooth import smooth_images

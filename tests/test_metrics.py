@@ -67,7 +67,7 @@ def test_ssim_wang_matches_skimage_on_photographs(name: str, size: int):
 
 
 def test_ssim_wang_matches_skimage_on_cifar10(shared_cifar: Path):
-    from ppattack.io import read_image
+    from ppattack.file_io import read_image
 
     files = sorted((shared_cifar / "test").glob("*/000[0-3].jpg"))[:24]
     assert files

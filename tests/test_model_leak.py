@@ -10,8 +10,8 @@ import torch
 
 import ppattack
 from ppattack.cipher import KeyField
-from ppattack.keyscore import score_map, score_recovery
-from ppattack.models import encrypt_model
+from ppattack.solvers.keyscore import score_map, score_recovery
+from ppattack.model_transform import encrypt_model
 from ppattack.threat import ThreatView
 from smooth import smooth_images
 

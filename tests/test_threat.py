@@ -15,7 +15,7 @@ import ppattack
 from ppattack.attack import Attack
 from ppattack.data import Dataset, assign_roles
 from ppattack.errors import ParameterError
-from ppattack.classifier import TRAIN_NUMBERS
+from ppattack.learning.classifier import TRAIN_NUMBERS
 from ppattack.harness import encrypted_training_images, threat_view
 from ppattack.keys import Key
 from ppattack.threat import THREAT_MODELS, ThreatView

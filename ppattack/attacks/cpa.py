@@ -3,7 +3,7 @@
 For a shared-key cipher whose keyed part moves units of b bits (bytes, nibbles, bits) and XORs
 a mask, ``ceil(log_{2^b} u)`` chosen images whose units are the base-``2^b`` digits of every
 unit's index reveal where each unit goes, an all-zero image reveals the masks and a random
-image checks the answer (:func:`ppattack.component_map.from_oracle`; Li and Lo's bound for
+image checks the answer (:func:`ppattack.solvers.component_map.from_oracle`; Li and Lo's bound for
 permutation-only ciphers). The unit size b is learned first from keys of the attacker's own, so
 at most ``ceil(log2(8n)) + 2`` images are asked for (n components). Ciphers outside the class
 (a key per image, ciphertexts that are not 8-bit, a keyless step that chosen plain images
@@ -15,7 +15,7 @@ import torch
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.attacks.kpa import decrypt_with
-from ppattack.component_map import chosen_images, from_oracle, unit_bits_of
+from ppattack.solvers.component_map import chosen_images, from_oracle, unit_bits_of
 from ppattack.errors import ParameterError
 from ppattack.threat import ThreatView
 

@@ -14,7 +14,7 @@ shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, 
 
 The generic unpaired adversarial loop lives here; ``sia-gan`` subclasses it with its own
 networks, losses and optimisers. Optional in both (``class_weight`` > 0; on by default in
-``sia-gan`` only, as in its authors' code): a classifier (:mod:`ppattack.nets.aux_classifier`,
+``sia-gan`` only, as in its authors' code): a classifier (:mod:`ppattack.learning.nets.aux_classifier`,
 width ``c_width``) trained jointly on the generated images with the labels the provider sent with
 its encrypted training images (``ThreatView.training_labels``), its cross-entropy added to the
 generator's loss; the targets carry no labels and feed only the adversarial term.
@@ -37,14 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.cache import tensor_digest
-from ppattack.distributed import average_gradients, broadcast_parameters, shard
+from ppattack.learning.cache import tensor_digest
+from ppattack.learning.distributed import average_gradients, broadcast_parameters, shard
 from ppattack.errors import ParameterError, ShapeError
-from ppattack.image_set import image_buffer
-from ppattack.nets.aux_classifier import AuxClassifier
-from ppattack.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
+from ppattack.images.image_set import image_buffer
+from ppattack.learning.nets.aux_classifier import AuxClassifier
+from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.threat import ThreatView
-from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
+from ppattack.learning.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
                                inference_chunk, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class GAN(Attack):
     def ciphertext_pool(view: ThreatView) -> torch.Tensor:
         """Every ciphertext under the victim key the view holds (CPU): the targets, then the
         provider's encrypted training images when the view has them (a large pool is backed by a
-        temporary file: :func:`ppattack.image_set.image_buffer`)."""
+        temporary file: :func:`ppattack.images.image_set.image_buffer`)."""
         parts = [view.ciphertexts.cpu()]
         if view.training_ciphertexts is not None:
             parts.append(view.training_ciphertexts.cpu())
@@ -307,7 +307,7 @@ class GAN(Attack):
         """The generator over the targets, in chunks on the attack's device, without gradients:
         under autocast on CUDA, in float32 on the CPU as trained (results do not depend on the
         chunking); a chunk's activations (about 8 x decoder width per pixel) fit the free memory
-        (:func:`ppattack.training.inference_chunk`)."""
+        (:func:`ppattack.learning.training.inference_chunk`)."""
         device = torch.device(self.device)
         _, h, w = view.plain_shape
         chunk = inference_chunk(8 * (self.g_width or 64) * h * w, device, most=2048 if device.type == "cuda" else 256)

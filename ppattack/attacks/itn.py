@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.cache import tensor_digest
+from ppattack.learning.cache import tensor_digest
 from ppattack.cipher import Cipher
-from ppattack.distributed import data_parallel, shard, unwrap, world
+from ppattack.learning.distributed import data_parallel, shard, unwrap, world
 from ppattack.errors import ParameterError, ShapeError
-from ppattack.nets.unet import UNet
+from ppattack.learning.nets.unet import UNet
 from ppattack.threat import ThreatView
-from ppattack.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler,
+from ppattack.learning.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler,
                                inference_chunk, prefetched, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """jigsaw: jigsaw-puzzle solver on single ciphertexts (Chuman, Kurihara, Kiya 2017/2018).
 
 Every ciphertext is solved on its own: its blocks are the pieces, the compatibility of two
-pieces is the Mahalanobis gradient compatibility (Gallagher 2012, :mod:`ppattack.compat`) and
-the placement is tree-based with a greedy fill (:mod:`ppattack.placement`). Pieces may carry a
+pieces is the Mahalanobis gradient compatibility (Gallagher 2012, :mod:`ppattack.solvers.edge_compatibility`) and
+the placement is tree-based with a greedy fill (:mod:`ppattack.solvers.placement`). Pieces may carry a
 state from the cipher's per-block transform set (``Cipher.unit_transforms``), which must be
 made of dihedral turns and colour transforms (channel permutations, negative-positive). Which
-ciphers it applies to is learned from keys of the attacker's own (:func:`ppattack.structure.probe`):
+ciphers it applies to is learned from keys of the attacker's own (:func:`ppattack.solvers.structure.probe`):
 those that scramble blocks. Examples:
 
 - ``etc``: 96 states per block (8 turns x 2 negative-positive x 6 colour permutations): the
@@ -14,7 +14,7 @@ those that scramble blocks. Examples:
 - ``etc-gray``: 16 states (8 turns x negative-positive) on the (1, H, 3W) grey image.
 - ``proposed`` (and any cipher whose keys move units inside a block by one map shared by every
   block): the shared map is first recovered from the ciphertext itself
-  (:func:`ppattack.piece_maps.recover_piece_map` on its blocks, with a template from public
+  (:func:`ppattack.solvers.piece_maps.recover_piece_map` on its blocks, with a template from public
   images, or a parametric one under ``coa``), the symmetry kept being one that leaves every
   unit in its class and the blocks' insides smoothest; the solution is then a map of the whole
   image (decrypted with it; key material where the cipher derives it).
@@ -25,7 +25,7 @@ A solved picture is defined only up to a turn and a recolouring of the whole; un
 public images (channel means and spreads, luminance skew, top-bottom brightness) is chosen,
 under ``coa`` the solver's own frame is kept. Each ciphertext's solution (block permutation and
 states) goes to ``facts["recovered_key"]`` as a list, which the harness scores (direct and
-neighbour comparison, largest component; :mod:`ppattack.keyscore`).
+neighbour comparison, largest component; :mod:`ppattack.solvers.keyscore`).
 """
 from __future__ import annotations
 
@@ -38,13 +38,13 @@ import torch
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.cipher import Cipher
-from ppattack.compat import dihedral_dissimilarity, dissimilarity
+from ppattack.solvers.edge_compatibility import dihedral_dissimilarity, dissimilarity
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.keys import Key
-from ppattack.pieces import DIHEDRAL, OFFSETS, PRODUCT, ColourGroup, assemble, split, turn
-from ppattack.piece_maps import PieceMap, recover_piece_map, symmetries
-from ppattack.placement import place
-from ppattack.structure import assemble_units, compose_map, piece_units, probe
+from ppattack.solvers.pieces import DIHEDRAL, OFFSETS, PRODUCT, ColourGroup, assemble, split, turn
+from ppattack.solvers.piece_maps import PieceMap, recover_piece_map, symmetries
+from ppattack.solvers.placement import place
+from ppattack.solvers.structure import assemble_units, compose_map, piece_units, probe
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)

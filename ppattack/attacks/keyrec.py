@@ -7,25 +7,25 @@ keyless colour step, and any plugin of the kind) leaks the key through the stati
 ciphertexts. The attacker (threat model ``coa+public``) knows the algorithm but not the key;
 it never looks at the cipher's name:
 
-1. structure (:func:`ppattack.structure.probe`): it encrypts chosen images under keys of its
+1. structure (:func:`ppattack.solvers.structure.probe`): it encrypts chosen images under keys of its
    own and learns the unit size, the masks, the pieces the key keeps whole (the cipher's
    declared ``block_size`` when it has one), whether pieces move, and whether one in-piece map
    serves every piece;
-2. in-piece maps (:func:`ppattack.piece_maps.recover_piece_map`): from the units of all
+2. in-piece maps (:func:`ppattack.solvers.piece_maps.recover_piece_map`): from the units of all
    ciphertext pieces (one shared map) or of each piece position over the ciphertexts (a map per
    position), against a template from the public images (planes, inversions, quadratic
    assignment, lower planes by prediction);
 3. what statistics inside a piece cannot tell (turns, mirrors, channel orders): the edges
-   between pieces (:mod:`ppattack.compat`) and the public images' colour statistics decide;
+   between pieces (:mod:`ppattack.solvers.edge_compatibility`) and the public images' colour statistics decide;
 4. placement, when pieces move: edge dissimilarity of every ordered pair of pieces summed over
-   the ciphertexts, then tree-based placement (:mod:`ppattack.placement`; pieces in 8 turns when
+   the ciphertexts, then tree-based placement (:mod:`ppattack.solvers.placement`; pieces in 8 turns when
    every position has its own map); single pixels are placed by quadratic assignment of their
    correlations (Le Roux et al., "Learning the 2-D topology of images", NIPS 2007); the turn of
    the whole picture comes from a prior fitted on the public images, its mirror from a mirror
-   score learned on them and summed over every restored picture (:mod:`ppattack.chirality`;
+   score learned on them and summed over every restored picture (:mod:`ppattack.solvers.chirality`;
    ``mirror_steps`` its training steps, 0 for no vote).
 
-The recovered map decrypts the ciphertexts by itself (:class:`ppattack.component_map.ComponentMap`);
+The recovered map decrypts the ciphertexts by itself (:class:`ppattack.solvers.component_map.ComponentMap`);
 it goes to the harness as ``facts["recovered_map"]`` (scored by decryption, never written), with
 the cipher's key material in ``facts["recovered_key"]`` when the cipher derives it
 (:meth:`ppattack.cipher.Cipher.key_from_map`). Ciphers outside the class (a key per image,
@@ -44,16 +44,16 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.chirality import fit_mirror_score, mirror_vote
-from ppattack.compat import block_edge_cost, dihedral_dissimilarity, summed_dissimilarity
-from ppattack.component_map import ComponentMap
+from ppattack.solvers.chirality import fit_mirror_score, mirror_vote
+from ppattack.solvers.edge_compatibility import block_edge_cost, dihedral_dissimilarity, summed_dissimilarity
+from ppattack.solvers.component_map import ComponentMap
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.keys import Shape
-from ppattack.pieces import DIHEDRAL, split, turn
-from ppattack.piece_maps import PieceMap, recover_piece_map, symmetries
-from ppattack.placement import place
-from ppattack.seriation import correlation, match_positions
-from ppattack.structure import Structure, assemble_units, compose_map, piece_units, probe
+from ppattack.solvers.pieces import DIHEDRAL, split, turn
+from ppattack.solvers.piece_maps import PieceMap, recover_piece_map, symmetries
+from ppattack.solvers.placement import place
+from ppattack.solvers.seriation import correlation, match_positions
+from ppattack.solvers.structure import Structure, assemble_units, compose_map, piece_units, probe
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)

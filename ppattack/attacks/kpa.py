@@ -1,9 +1,9 @@
 """kpa: exact key recovery from known (plain, cipher) pairs (attacks.md, "kpa / cpa key recovery").
 
 A shared-key cipher whose keyed part moves bits, nibbles or bytes and XORs a mask maps every
-image the same way (:mod:`ppattack.component_map`). The attacker learns the unit size and the
+image the same way (:mod:`ppattack.solvers.component_map`). The attacker learns the unit size and the
 masks that occur from keys of its own (the algorithm is public), then every cipher unit's values
-over the known images single out its source unit (:func:`ppattack.component_map.from_pairs`):
+over the known images single out its source unit (:func:`ppattack.solvers.component_map.from_pairs`):
 with few pairs some units tie, so pairs are added (8, 16, ...) until none does or all are used.
 The victim ciphertexts are decrypted with the cipher's key material when the cipher derives it
 from a map (:meth:`ppattack.cipher.Cipher.key_from_map`, a majority over blocks that absorbs
@@ -18,10 +18,10 @@ import torch
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.cipher import Cipher
-from ppattack.component_map import ComponentMap, from_oracle, from_pairs, repair, unit_bits_of
+from ppattack.solvers.component_map import ComponentMap, from_oracle, from_pairs, repair, unit_bits_of
 from ppattack.errors import ParameterError
 from ppattack.keys import Key, Shape
-from ppattack.structure import compose_map, probe, unit_layout
+from ppattack.solvers.structure import compose_map, probe, unit_layout
 from ppattack.threat import ThreatView
 
 

@@ -5,7 +5,7 @@ transformation of every block vector holds the key in its first layer: permuting
 vector permutes the columns of the patch embedding, and scrambling blocks permutes the rows of
 the position embedding (Kiya et al. 2023). The attack never reads the cipher's name or key
 format. It learns the cipher's form from keys of its own (the algorithm is public): each own
-key must have a model-side key (:func:`ppattack.models.patch_transform`: proposed, block-shuffle,
+key must have a model-side key (:func:`ppattack.model_transform.patch_transform`: proposed, block-shuffle,
 block-np, plain trivially, and any plugin of the kind), and the own keys say which parts a key
 has (block scrambling, an entry permutation, flips) and how pixels may move inside a block.
 
@@ -23,7 +23,7 @@ has (block scrambling, an entry permutation, flips) and how pixels may move insi
   of the block. Patch-embedding
   filters of neighbouring pixels are alike (their gradient updates are driven by correlated
   inputs) and so are position-embedding rows of neighbouring blocks, so both permutations
-  follow from seriation against a grid (:mod:`ppattack.seriation`). Classes that every own key
+  follow from seriation against a grid (:mod:`ppattack.solvers.seriation`). Classes that every own key
   maps alike (proposed: one shuffle shared by the sub-blocks) pool their evidence and are
   solved once. Seriation leaves each class's turns and mirrors open: the lines between classes
   must be smooth on the victim ciphertexts, and the turns of the whole block that keep every
@@ -34,11 +34,11 @@ has (block scrambling, an entry permutation, flips) and how pixels may move insi
   class that is the whole block), the picture turned as a whole is an equally valid answer
   that no edge can rule out; the first found is kept.
 
-The model may be a timm ``VisionTransformer`` or a :class:`ppattack.classifier.Classifier`
+The model may be a timm ``VisionTransformer`` or a :class:`ppattack.learning.classifier.Classifier`
 holding one. The recovered transformation is a byte map of the whole image
-(:meth:`ppattack.models.PatchTransform.component_map`) that decrypts the victim ciphertexts by
+(:meth:`ppattack.model_transform.PatchTransform.component_map`) that decrypts the victim ciphertexts by
 itself; it goes to ``facts["recovered_map"]`` and, when the cipher turns maps into its key
-material (:func:`ppattack.component_map.key_material`), that material to
+material (:func:`ppattack.solvers.component_map.key_material`), that material to
 ``facts["recovered_key"]`` (both scored by the harness, never written).
 """
 from __future__ import annotations
@@ -52,15 +52,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ppattack.attack import Attack, AttackResult
-from ppattack.compat import block_edge_cost, summed_dissimilarity
+from ppattack.solvers.edge_compatibility import block_edge_cost, summed_dissimilarity
 from ppattack.cipher import Cipher
-from ppattack.component_map import key_material
+from ppattack.solvers.component_map import key_material
 from ppattack.errors import ParameterError
 from ppattack.keys import Shape
-from ppattack.models import PatchTransform, patch_transform
-from ppattack.pieces import OFFSETS
-from ppattack.placement import place
-from ppattack.seriation import grid_template, match_positions
+from ppattack.model_transform import PatchTransform, patch_transform
+from ppattack.solvers.pieces import OFFSETS
+from ppattack.solvers.placement import place
+from ppattack.solvers.seriation import grid_template, match_positions
 from ppattack.threat import ThreatView
 
 OWN_KEYS = 8  # keys of the attacker's own: the cipher's form and the classes of in-block moves
@@ -106,7 +106,7 @@ def match_rows(victim: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def own_transforms(cipher: Cipher, shape: Shape, keys: int = OWN_KEYS) -> list[PatchTransform]:
-    """The :class:`~ppattack.models.PatchTransform` of keys of the attacker's own.
+    """The :class:`~ppattack.model_transform.PatchTransform` of keys of the attacker's own.
 
     Raises:
         ParameterError: the cipher's keys have no model-side key (the message says why).

@@ -5,7 +5,7 @@ generative adversarial network" (IEEE Access 9, 2021). Unpaired, like ``gan``: t
 is trained on the victim ciphertexts (the targets and the provider's encrypted training
 images), the discriminator sees the attacker's public plain images (threat model
 ``coa+public``). The generator's first stage has a separate spectrally-normalised
-conv for every block position (see :mod:`ppattack.nets.sagan`), so it can invert a key that
+conv for every block position (see :mod:`ppattack.learning.nets.sagan`), so it can invert a key that
 differs per position but not per image; a SAGAN-style discriminator, hinge loss, Adam betas
 (0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` preset), crop and
 flip augmentation of the real images.
@@ -31,7 +31,7 @@ from torch import nn
 
 from ppattack.attacks.gan import GAN
 from ppattack.errors import ParameterError
-from ppattack.nets.sagan import SAGANDiscriminator, SIAGenerator, adaptation_parameters
+from ppattack.learning.nets.sagan import SAGANDiscriminator, SIAGenerator, adaptation_parameters
 from ppattack.threat import ThreatView
 
 #: Largest per-position adaptation stage (weights) before the shared variant is used.

@@ -7,10 +7,10 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 import ppattack
-from ppattack.classifier import ModelConfig, build_classifier
+from ppattack.learning.classifier import ModelConfig, build_classifier
 from ppattack.errors import ParameterError
 from ppattack.cipher import KeyField
-from ppattack.models import PatchTransform, encrypt_model, patch_transform
+from ppattack.model_transform import PatchTransform, encrypt_model, patch_transform
 
 MODEL_KEY_CIPHERS = ("proposed", "block-shuffle", "block-np")
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

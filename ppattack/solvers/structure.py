@@ -1,7 +1,7 @@
 """A cipher's structure, learned from keys of the attacker's own (the algorithm is public).
 
 Generic key recovery (keyrec) attacks any shared-key cipher whose keyed part is a map of bit
-units (:mod:`ppattack.component_map`). It does not know the cipher: it encrypts chosen images
+units (:mod:`ppattack.solvers.component_map`). It does not know the cipher: it encrypts chosen images
 under keys it draws itself, reads each key's map, and records what every key has in common:
 
 - ``bits``: the unit size (8: bytes, 4: nibbles, 1: bits) and ``masks``, the unit masks used;
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .cipher import Cipher
+from ..cipher import Cipher
 from .component_map import ComponentMap, from_oracle, join_units, split_units, unit_bits_of
-from .errors import ParameterError
-from .keys import Shape
+from ..errors import ParameterError
+from ..keys import Shape
 
 PROBE_KEYS = 3  # keys of the attacker's own; each costs a few encryptions of chosen images
 CLASS_KEYS = 8  # keys whose in-piece maps are joined into classes
@@ -86,7 +86,7 @@ def assemble_units(units: torch.Tensor, shape: Shape, block: int, bits: int) -> 
 
 
 def unit_layout(shape: Shape, block: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every unit of the flattened map numbering (plane-major, :mod:`ppattack.component_map`):
+    """For every unit of the flattened map numbering (plane-major, :mod:`ppattack.solvers.component_map`):
     its piece and its index inside the piece."""
     c, h, w = shape
     planes = 8 // bits

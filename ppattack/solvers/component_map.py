@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from .errors import ParameterError
-from .functional import block_components
-from .keys import Shape
+from ..errors import ParameterError
+from ..functional import block_components
+from ..keys import Shape
 
 if TYPE_CHECKING:
-    from .cipher import Cipher
+    from ..cipher import Cipher
 
 UNIT_SIZES = (8, 4, 2, 1)  # bits of a unit, coarsest first
 ROWS = 64  # images per step when a map is applied (bounds the memory of bit units at 224x224)

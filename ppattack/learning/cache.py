@@ -17,8 +17,8 @@ from typing import Any, Callable
 import torch
 
 from .distributed import broadcast, world
-from .io import atomic_torch_save, torch_load
-from .version import __version__
+from ..file_io import atomic_torch_save, torch_load
+from ..version import __version__
 
 log = logging.getLogger(__name__)
 #: Bump when a change to training code changes what a cached network would be.

@@ -1,6 +1,6 @@
 """In-piece maps from second-order statistics: which plain unit every cipher unit holds.
 
-A shared-key cipher of the class (:mod:`ppattack.structure`) moves the units of every piece by
+A shared-key cipher of the class (:mod:`ppattack.solvers.structure`) moves the units of every piece by
 a map that does not change from image to image. Pooled over many ciphertexts, the correlations
 between the cipher units are those of the plain units, relabelled; a template of the plain
 units' statistics comes from public images. :func:`recover_piece_map` solves, in order:
@@ -11,7 +11,7 @@ units' statistics comes from public images. :func:`recover_piece_map` solves, in
    the signs of the leading eigenvector of the correlation matrix (Le Roux et al., "Learning
    the 2-D topology of images", NIPS 2007, use the same statistics to recover pixel order);
 3. the most significant plane by quadratic assignment against the template
-   (:func:`ppattack.seriation.match_positions`), whole pixels at a time where the cipher moves
+   (:func:`ppattack.solvers.seriation.match_positions`), whole pixels at a time where the cipher moves
    whole pixels;
 4. each lower plane by matching every cipher unit to the plain slot whose value, predicted
    from the planes above by a linear model fitted on public images, it follows best.
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .pieces import DIHEDRAL, turn
 from .seriation import correlation, grid_template, match_positions
 from .structure import Structure
@@ -68,7 +68,7 @@ def _corr(x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
 def symmetries(channels: int, block: int, planes: int, *, turns: bool = True,
                colours: bool = True) -> list[np.ndarray]:
     """Relabellings of a piece's plain units that natural-image statistics cannot tell apart:
-    every turn / mirror of the square (:func:`ppattack.pieces.turn` numbering, element t at
+    every turn / mirror of the square (:func:`ppattack.solvers.pieces.turn` numbering, element t at
     index ``t * C!``) times every permutation of the channels."""
     grid = torch.arange(planes * channels * block * block).view(planes, channels, block, block)
     found = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .pieces import DIHEDRAL, INVERSE, OFFSETS, PRODUCT, ColourGroup, split, turn  # noqa: F401 (split: docstring)
 
 KINDS = ("mgc", "prediction")
@@ -100,7 +100,7 @@ def dihedral_dissimilarity(pieces: torch.Tensor, kind: str = "mgc", reg: float =
                            colour: ColourGroup | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`dissimilarity` over every dihedral turn (and colour transform) of every piece.
 
-    Row ``k`` stands for piece ``k // 8`` turned by ``k % 8`` (:func:`ppattack.pieces.turn`).
+    Row ``k`` stands for piece ``k // 8`` turned by ``k % 8`` (:func:`ppattack.solvers.pieces.turn`).
     Turning a whole pair turns its relation, so only pairs whose first piece is upright are
     computed (in all four directions) and the rest is filled in by symmetry: a quarter of the
     work of the full table. With ``colour``, the second piece is also recoloured by every
@@ -159,7 +159,7 @@ def summed_dissimilarity(images: torch.Tensor, block: int, kind: str, reg: float
     """Edge dissimilarity of every ordered pair of block positions, summed over images.
 
     Each image's table is divided by its median entry first, so that no single high-contrast
-    image dominates. Returns float64 ``(2, K, K)`` (see :func:`ppattack.compat.dissimilarity`).
+    image dominates. Returns float64 ``(2, K, K)`` (see :func:`ppattack.solvers.edge_compatibility.dissimilarity`).
     """
     total = None
     for start in range(0, len(images), CHUNK):

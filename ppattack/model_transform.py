@@ -12,7 +12,7 @@ logits on encrypted images as the plain model on plain images, with no training:
 - position embedding: new row i (after the class / register tokens) = old row ``block_perm[i]``.
 
 Normalisation. Models normalise ``x / 255`` per channel, ``(x - mean[c]) / std[c]``, after
-encryption. With mean = std = 0.5 (what :mod:`ppattack.classifier` uses, and timm's
+encryption. With mean = std = 0.5 (what :mod:`ppattack.learning.classifier` uses, and timm's
 ImageNet-21k ViTs) a flip is an exact sign change and moving entries across channels commutes
 with the normalisation. With any other per-channel normalisation both break; this module folds
 the difference into the patch embedding instead (column k is scaled by ``std[c_k] /
@@ -20,7 +20,7 @@ std[c_perm[k]]`` and the bias absorbs the mean shifts), so the result stays exac
 
 Which keys have a model-side key is derived from the cipher's own encryption, never from its
 name or key format: :func:`patch_transform` reads the key's byte map off ``cipher.encrypt``
-with chosen images (:func:`ppattack.component_map.from_oracle`) and splits it at the cipher's
+with chosen images (:func:`ppattack.solvers.component_map.from_oracle`) and splits it at the cipher's
 ``block_size``. Among the built-in ciphers, plain (the identity), proposed, block-shuffle and
 block-np qualify with block size = patch size, and so does any plugin cipher of that form;
 ciphers whose transformation differs per block (etc, ele) or is not a byte map (le, block-ffx,
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .component_map import ComponentMap, from_oracle
+from .solvers.component_map import ComponentMap, from_oracle
 from .errors import ParameterError
 from .functional import block_components
 from .keys import Key, Shape
@@ -66,7 +66,7 @@ class PatchTransform:
     def component_map(self, shape: Shape) -> ComponentMap:
         """The byte map of the whole image (component q of the ciphertext = plain component
         ``index[q]``, inverted where ``flip[q]``), e.g. to decrypt with
-        :meth:`~ppattack.component_map.ComponentMap.decrypt`."""
+        :meth:`~ppattack.solvers.component_map.ComponentMap.decrypt`."""
         n = int(np.prod(shape))
         if self.block_size is None:
             return ComponentMap.signed(np.arange(n), np.zeros(n, np.int64))
@@ -84,7 +84,7 @@ class PatchTransform:
 def patch_transform(cipher: "Cipher", key: Key) -> PatchTransform:
     """The :class:`PatchTransform` of ``key``, derived from the cipher's own encryption.
 
-    The key's byte map is read with chosen images (:func:`ppattack.component_map.from_oracle`)
+    The key's byte map is read with chosen images (:func:`ppattack.solvers.component_map.from_oracle`)
     and split at ``cipher.block_size``: every output block must take all its bytes from one
     input block (-> ``block_perm``), with the same in-block map and flips in every block
     (-> ``perm``, ``flip``); parts that are the identity are None. A cipher without a block
@@ -141,7 +141,7 @@ def encrypt_model(model: nn.Module, key: Key, *, cipher: "Cipher | None" = None,
 
     Args:
         model: a timm ``VisionTransformer`` (inputs normalised by the caller) or a
-            :class:`ppattack.classifier.Classifier` with a ViT (normalises inside).
+            :class:`ppattack.learning.classifier.Classifier` with a ViT (normalises inside).
         key: a key whose cipher is block scrambling plus one fixed transformation of every
             block vector (:func:`patch_transform`), with block size = the ViT's patch size and
             image shape = the ViT's input shape.
@@ -166,7 +166,7 @@ def encrypt_model(model: nn.Module, key: Key, *, cipher: "Cipher | None" = None,
     """
     from timm.models.vision_transformer import VisionTransformer
 
-    from .classifier import Classifier, Normalize
+    from .learning.classifier import Classifier, Normalize
 
     if cipher is None:
         from .registry import create_cipher

@@ -12,7 +12,7 @@ solved from several starts (a spectral embedding of both matrices aligned by Hun
 matching, and scipy's FAQ from random starts), each polished by pairwise swaps (2-opt).
 Second-order statistics of natural images
 are (nearly) invariant under the symmetries of the square, so on a square grid the answer is
-fixed only up to those 8 symmetries (:func:`ppattack.pieces.square_symmetries`); callers
+fixed only up to those 8 symmetries (:func:`ppattack.solvers.pieces.square_symmetries`); callers
 decide among them with another cue.
 
     >>> t = grid_template(3, 3)

@@ -9,16 +9,16 @@ best, and the empty cells are filled greedily, most-constrained cell first, with
 piece that best fits the pieces already around it.
 
 Pieces may carry a state: with ``states=8`` every piece comes in the 8 dihedral turns of
-:mod:`ppattack.pieces` (row ``k`` of the table is piece ``k // 8`` turned by ``k % 8``), and
+:mod:`ppattack.solvers.pieces` (row ``k`` of the table is piece ``k // 8`` turned by ``k % 8``), and
 joining two clusters turns one of them as a whole. Pieces may also carry a colour state
-(:class:`ppattack.pieces.ColourGroup`): the table is then the best over relative colour
+(:class:`ppattack.solvers.pieces.ColourGroup`): the table is then the best over relative colour
 elements, ``relative[rel, a, b]`` says which (b recoloured by it, a as it is), and joining two
 clusters recolours one of them. The solution is defined up to a turn and a recolouring of the
 whole picture, which the caller settles (e.g. with natural-image statistics).
 
     >>> import torch
-    >>> from ppattack.compat import dissimilarity
-    >>> from ppattack.pieces import split
+    >>> from ppattack.solvers.edge_compatibility import dissimilarity
+    >>> from ppattack.solvers.pieces import split
     >>> x = torch.rand(1, 3, 12, 12).cumsum(-1).cumsum(-2) * 3
     >>> order = torch.randperm(9)
     >>> solved = place(dissimilarity(split(x, 4)[0][order]).numpy(), 3, 3)
@@ -259,7 +259,7 @@ def place(table: np.ndarray, rows: int, cols: int, *, states: int = 1, top: int 
 
     Args:
         table: ``(2, K, K)`` dissimilarities (``[0, a, b]``: b right of a; ``[1, a, b]``: b
-            below a) with ``K = rows * cols * states`` (:func:`ppattack.compat.dissimilarity`).
+            below a) with ``K = rows * cols * states`` (:func:`ppattack.solvers.edge_compatibility.dissimilarity`).
         rows, cols: the frame in pieces.
         states: 1 (pieces are upright) or 8 (any dihedral turn; see the module docstring).
         top: candidate partners per piece and side considered by the tree phase.

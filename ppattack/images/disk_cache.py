@@ -10,7 +10,7 @@ pages in only the images it reads.
 
 A picture larger than :data:`MAX_SIDE` on its shorter side is shrunk to it (bilinear,
 antialiased) before caching; resizing to a preset's size happens per batch
-(:class:`ppattack.image_set.ImageSet`).
+(:class:`ppattack.images.image_set.ImageSet`).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from .image_set import resize_shorter_side
-from .io import atomic_write, atomic_write_json
-from .training import progress
+from ..file_io import atomic_write, atomic_write_json
+from ..learning.training import progress
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ images; beside it, a plain model trained on plain images is the reference. Three
 
 Every model takes uint8 images (or float in [0, 1]) and normalises inside with mean = std =
 0.5 per channel, so negative-positive is a sign flip and moving components across channels
-commutes with the normalisation (what :func:`ppattack.models.encrypt_model` relies on).
+commutes with the normalisation (what :func:`ppattack.model_transform.encrypt_model` relies on).
 
 Training (:func:`fit`) augments the PLAIN images (random crop after zero padding by H/8,
 horizontal flip) and encrypts each augmented batch with the victim key, as a victim would;
@@ -49,11 +49,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import cached
-from .cipher import Cipher, parse_int_param
+from ..cipher import Cipher, parse_int_param
 from .distributed import data_parallel, shard, world
-from .errors import DataError, ParameterError, ShapeError
-from .image_set import ImageSet
-from .keys import Key, Shape
+from ..errors import DataError, ParameterError, ShapeError
+from ..images.image_set import ImageSet
+from ..keys import Key, Shape
 from .training import autocast, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler, progress
 
 log = logging.getLogger(__name__)
@@ -478,7 +478,7 @@ def measure_accuracy(settings: Mapping[str, Any], cipher: Cipher, key: Key, trai
                      use_cache: bool = True) -> dict[str, Any]:
     """The result.json ``accuracy`` block: a plain model on plain test images and the protected
     model (trained on ``cipher``-encrypted images) on encrypted test images."""
-    from .registry import create_cipher
+    from ..registry import create_cipher
 
     plain_shape = train_images.shape
     probe = cipher.encrypt(train_images[:1].tensor(), key)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from .image_cache import ImageCache
+    from .disk_cache import ImageCache
 
 #: A set at most this large (bytes at its served size) may be held in memory as one tensor.
 SMALL_BYTES = 256 * 2**20
@@ -92,7 +92,7 @@ class TensorSource:
     @property
     def identity(self) -> str:
         if self._identity is None:  # a digest of the content, computed once
-            from .cache import tensor_digest
+            from ..learning.cache import tensor_digest
             self._identity = f"tensors:{tensor_digest(self.images)}"
         return self._identity
 
@@ -107,7 +107,7 @@ class TensorSource:
 
 
 class CacheSource:
-    """One split of a dataset's disk cache (:class:`ppattack.image_cache.ImageCache`)."""
+    """One split of a dataset's disk cache (:class:`ppattack.images.disk_cache.ImageCache`)."""
 
     def __init__(self, cache: ImageCache, split: str):
         self.cache, self.split = cache, split

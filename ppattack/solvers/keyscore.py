@@ -46,10 +46,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .cipher import Cipher
+from ..cipher import Cipher
 from .component_map import ComponentMap, from_oracle
-from .errors import PPAttackError
-from .keys import Key
+from ..errors import PPAttackError
+from ..keys import Key
 
 
 def _fraction(recovered: Any, truth: np.ndarray) -> float:
