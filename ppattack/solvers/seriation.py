@@ -15,6 +15,7 @@ are (nearly) invariant under the symmetries of the square, so on a square grid t
 fixed only up to those 8 symmetries (:func:`ppattack.solvers.pieces.square_symmetries`); callers
 decide among them with another cue.
 
+    >>> from ppattack.solvers.pieces import square_symmetries
     >>> t = grid_template(3, 3)
     >>> perm = np.random.default_rng(0).permutation(9)
     >>> found = match_positions(t, t[np.ix_(perm, perm)])
@@ -28,8 +29,6 @@ from itertools import permutations
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment, quadratic_assignment
-
-from .pieces import square_symmetries  # noqa: F401  (re-exported for the docstring example)
 
 EXHAUSTIVE = 6  # up to this many positions, match_positions tries all permutations (720)
 
