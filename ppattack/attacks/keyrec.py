@@ -11,7 +11,7 @@ it never looks at the cipher's name:
    own and learns the unit size, the masks, the pieces the key keeps whole (the cipher's
    declared ``block_size`` when it has one), whether pieces move, and whether one in-piece map
    serves every piece;
-2. in-piece maps (:func:`ppattack.solvers.piece_maps.recover_piece_map`): from the units of all
+2. in-piece maps (:func:`ppattack.solvers.piece_maps.PieceMapSolver`): from the units of all
    ciphertext pieces (one shared map) or of each piece position over the ciphertexts (a map per
    position), against a template from the public images (planes, inversions, quadratic
    assignment, lower planes by prediction);
@@ -50,7 +50,7 @@ from ppattack.solvers.component_map import ComponentMap
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.keys import Shape
 from ppattack.solvers.pieces import DIHEDRAL, split, turn
-from ppattack.solvers.piece_maps import PieceMap, recover_piece_map, symmetries
+from ppattack.solvers.piece_maps import PieceMap, PieceMapSolver, symmetries
 from ppattack.solvers.placement import place
 from ppattack.solvers.seriation import correlation, match_positions
 from ppattack.solvers.structure import Structure, assemble_units, compose_map, piece_units, probe
@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 #: Ciphertexts whose colour statistics judge a candidate map (enough for a stable histogram).
 COLOUR_SAMPLE = 256
+#: Units of a piece's top plane above which the maps of a map per position are searched lean
+#: (:func:`ppattack.solvers.seriation.match_positions`): 768 at 224x224/16 for a nibble cipher,
+#: where the full search costs minutes for each of the 196 positions; 48 at 32x32/4.
+LEAN_UNITS = 256
 
 
 class KeyRec(Attack):
@@ -157,12 +161,18 @@ class _Solver:
         s = self.structure
         start = time.perf_counter()
         if s.shared:
-            shared = self._piece_map(self.x.flatten(0, 1), self.templates.flatten(0, 1)[None])
+            solver = PieceMapSolver(self.templates.flatten(0, 1)[None], s, self.channels)
+            shared = solver.solve(self.x.flatten(0, 1), restarts=self.attack.restarts, seed=self.attack.seed)
             maps = [shared] * self.pieces
         elif s.states is not None:
             maps = self._states_by_statistics()
         else:
-            maps = [self._piece_map(self.x[:, i], self.templates) for i in range(self.pieces)]
+            # A map per position: many problems, each from that position's ciphertexts alone.
+            solver = PieceMapSolver(self.templates, s, self.channels)
+            lean = self.length // s.planes > LEAN_UNITS
+            self.facts["lean_search"] = lean
+            maps = [solver.solve(self.x[:, i], restarts=self.attack.restarts, seed=self.attack.seed, lean=lean)
+                    for i in range(self.pieces)]
         self.seconds["piece_maps"] = time.perf_counter() - start
         start = time.perf_counter()
         cells = np.arange(self.pieces)
@@ -205,10 +215,6 @@ class _Solver:
             best = int(np.argmin(costs))
             chosen.append(PieceMap(sources[best], masks[best]))
         return chosen
-
-    def _piece_map(self, samples: torch.Tensor, templates: torch.Tensor) -> PieceMap:
-        return recover_piece_map(samples, templates, self.structure, self.channels,
-                                 restarts=self.attack.restarts, seed=self.attack.seed)
 
     def _symmetries(self, *, turns: bool, colours: bool) -> list[np.ndarray]:
         return symmetries(self.channels, self.block, self.structure.planes, turns=turns, colours=colours)

@@ -90,9 +90,10 @@ def _signs(x: torch.Tensor) -> np.ndarray:
     return signs if (signs > 0).sum() >= (signs < 0).sum() else -signs
 
 
-def recover_piece_map(samples: torch.Tensor, public: torch.Tensor, structure: Structure,
+def recover_piece_map(samples: torch.Tensor, public: torch.Tensor | None, structure: Structure,
                       channels: int, *, restarts: int = 8, seed: int = 0) -> PieceMap:
-    """The in-piece map up to :func:`symmetries`, from cipher pieces and public plain pieces.
+    """The in-piece map up to :func:`symmetries`, from cipher pieces and public plain pieces
+    (one problem; :class:`PieceMapSolver` solves many against one template).
 
     Args:
         samples: uint8 ``(m, L)`` units of cipher pieces that share one map.
@@ -106,70 +107,112 @@ def recover_piece_map(samples: torch.Tensor, public: torch.Tensor, structure: St
     Raises:
         ParameterError: masks other than none / all-ones (not recoverable from statistics).
     """
-    bits, planes, block = structure.bits, structure.planes, structure.block
-    full = (1 << bits) - 1
-    if not set(structure.masks) <= {0, full}:
-        raise ParameterError(f"unit masks {structure.masks} are not inversions of whole units: "
-                             "outside the ciphertext-only attack's class (try kpa or cpa)")
-    flips_allowed = full in structure.masks
-    length = samples.shape[1]
-    per_plane = length // planes
-    x = samples.double()
-    if public is None and not (structure.pixels_whole and structure.planes_fixed and not flips_allowed
-                               and planes == 1):
-        raise ParameterError("without public images only maps that move whole pixels and invert "
-                             "nothing can be recovered (threat model coa+public gives the template)")
-    by_position = None if public is None else (public.double() if public.ndim == 3 else public.double()[None])
-    y = None if public is None else by_position.flatten(0, 1)
-    # 1. planes
-    if planes == 1 or structure.planes_fixed:
-        plane_of = np.arange(length) // per_plane
-    else:
-        strength = (_corr(x) ** 2).sum(0)
-        plane_of = np.empty(length, np.int64)
-        plane_of[np.argsort(-strength, kind="stable")] = np.repeat(np.arange(planes)[::-1], per_plane)
-    src = np.full(length, -1, np.int64)
-    flip = np.zeros(length, bool)
-    # 2. masks and 3. the top plane
-    top = planes - 1
-    units = np.flatnonzero(plane_of == top)
-    slots = np.arange(top * per_plane, (top + 1) * per_plane)
-    if flips_allowed:
-        flip[units] = _signs(x[:, units]) < 0
-    decoded = torch.where(torch.from_numpy(flip[units]), full - x[:, units], x[:, units])
-    if flips_allowed and _global_flip(decoded, by_position[..., slots], full):
-        flip[units] = ~flip[units]
-        decoded = full - decoded
-    pixels = block * block
-    if structure.pixels_whole and structure.planes_fixed and pixels > 1:
-        # Whole pixels: match B^2 positions, correlations pooled over the channels.
-        cells = lambda v: v.reshape(len(v), channels, pixels).transpose(1, 2)  # noqa: E731
-        template = (grid_template(block, block, GRID_SCALE) if y is None
-                    else correlation(cells(y[:, slots]), center=False))
-        perm = match_positions(template, correlation(cells(decoded), center=False), restarts=restarts, seed=seed)
-        for plane in range(planes):
-            for c in range(channels):
-                base = (plane * channels + c) * pixels
-                src[base + np.arange(pixels)] = base + perm
-                flip[base + np.arange(pixels)] = flip[top * per_plane + c * pixels + np.arange(pixels)]
+    return PieceMapSolver(public, structure, channels).solve(samples, restarts=restarts, seed=seed)
+
+
+class PieceMapSolver:
+    """Recovers in-piece maps against one template: what depends on the public images only
+    (correlations, value histograms, the lower planes' predictors) is computed once, so many
+    maps (one per piece position) cost one template. Arguments as :func:`recover_piece_map`."""
+
+    def __init__(self, public: torch.Tensor | None, structure: Structure, channels: int):
+        self.full = (1 << structure.bits) - 1
+        if not set(structure.masks) <= {0, self.full}:
+            raise ParameterError(f"unit masks {structure.masks} are not inversions of whole units: "
+                                 "outside the ciphertext-only attack's class (try kpa or cpa)")
+        self.flips_allowed = self.full in structure.masks
+        if public is None and not (structure.pixels_whole and structure.planes_fixed
+                                   and not self.flips_allowed and structure.planes == 1):
+            raise ParameterError("without public images only maps that move whole pixels and invert "
+                                 "nothing can be recovered (threat model coa+public gives the template)")
+        self.structure, self.channels = structure, channels
+        self.by_position = None if public is None else (public.double() if public.ndim == 3 else public.double()[None])
+        self.y = None if self.by_position is None else self.by_position.flatten(0, 1)
+        self._top_histograms: torch.Tensor | None = None
+        self._top_template: np.ndarray | None = None
+        self._predictors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def solve(self, samples: torch.Tensor, *, restarts: int = 8, seed: int = 0, lean: bool = False) -> PieceMap:
+        """The map of cipher pieces ``samples`` (uint8 ``(m, L)``); ``lean``: the lean search
+        of the quadratic assignment (:func:`ppattack.solvers.seriation.match_positions`)."""
+        structure, channels, full, y = self.structure, self.channels, self.full, self.y
+        planes, block = structure.planes, structure.block
+        length = samples.shape[1]
+        per_plane = length // planes
+        x = samples.double()
+        # 1. planes
+        if planes == 1 or structure.planes_fixed:
+            plane_of = np.arange(length) // per_plane
+        else:
+            strength = (_corr(x) ** 2).sum(0)
+            plane_of = np.empty(length, np.int64)
+            plane_of[np.argsort(-strength, kind="stable")] = np.repeat(np.arange(planes)[::-1], per_plane)
+        src = np.full(length, -1, np.int64)
+        flip = np.zeros(length, bool)
+        # 2. masks and 3. the top plane
+        top = planes - 1
+        units = np.flatnonzero(plane_of == top)
+        slots = np.arange(top * per_plane, (top + 1) * per_plane)
+        if self.flips_allowed:
+            flip[units] = _signs(x[:, units]) < 0
+        decoded = torch.where(torch.from_numpy(flip[units]), full - x[:, units], x[:, units])
+        if self.flips_allowed and self._globally_flipped(decoded, slots):
+            flip[units] = ~flip[units]
+            decoded = full - decoded
+        pixels = block * block
+        if structure.pixels_whole and structure.planes_fixed and pixels > 1:
+            # Whole pixels: match B^2 positions, correlations pooled over the channels.
+            cells = lambda v: v.reshape(len(v), channels, pixels).transpose(1, 2)  # noqa: E731
+            if self._top_template is None:
+                self._top_template = (grid_template(block, block, GRID_SCALE) if y is None
+                                      else correlation(cells(y[:, slots]), center=False))
+            perm = match_positions(self._top_template, correlation(cells(decoded), center=False),
+                                   restarts=restarts, seed=seed, lean=lean)
+            for plane in range(planes):
+                for c in range(channels):
+                    base = (plane * channels + c) * pixels
+                    src[base + np.arange(pixels)] = base + perm
+                    flip[base + np.arange(pixels)] = flip[top * per_plane + c * pixels + np.arange(pixels)]
+            return PieceMap(src, flip.astype(np.uint8) * full)
+        if self._top_template is None:
+            self._top_template = _corr(y[:, slots])
+        perm = match_positions(self._top_template, _corr(decoded), restarts=restarts, seed=seed, lean=lean)
+        src[units] = slots[perm]
+        # 4. lower planes, most significant first
+        known_units, known_slots = list(units), list(slots[perm])
+        for plane in range(top - 1, -1, -1):
+            units = np.flatnonzero(plane_of == plane)
+            slots = np.arange(plane * per_plane, (plane + 1) * per_plane)
+            values = torch.where(torch.from_numpy(flip[known_units]), full - x[:, known_units], x[:, known_units])
+            predicted = self._predict(plane, values[:, np.argsort(known_slots)])
+            match = _corr(x[:, units], predicted)  # (units, slots)
+            rows, cols = linear_sum_assignment(-np.abs(match) if self.flips_allowed else -match)
+            src[units[rows]] = slots[cols]
+            if self.flips_allowed:
+                flip[units[rows]] = match[rows, cols] < 0
+            known_units += list(units[rows])
+            known_slots += list(slots[cols])
         return PieceMap(src, flip.astype(np.uint8) * full)
-    perm = match_positions(_corr(y[:, slots]), _corr(decoded), restarts=restarts, seed=seed)
-    src[units] = slots[perm]
-    # 4. lower planes, most significant first
-    known_units, known_slots = list(units), list(slots[perm])
-    for plane in range(top - 1, -1, -1):
-        units = np.flatnonzero(plane_of == plane)
-        slots = np.arange(plane * per_plane, (plane + 1) * per_plane)
-        values = torch.where(torch.from_numpy(flip[known_units]), full - x[:, known_units], x[:, known_units])
-        predicted = _predict(y[:, known_slots], y[:, slots], values)
-        match = _corr(x[:, units], predicted)  # (units, slots)
-        rows, cols = linear_sum_assignment(-np.abs(match) if flips_allowed else -match)
-        src[units[rows]] = slots[cols]
-        if flips_allowed:
-            flip[units[rows]] = match[rows, cols] < 0
-        known_units += list(units[rows])
-        known_slots += list(slots[cols])
-    return PieceMap(src, flip.astype(np.uint8) * full)
+
+    def _globally_flipped(self, decoded: torch.Tensor, slots: np.ndarray) -> bool:
+        """Whether inverting every unit brings the distribution of the units' values closer to
+        the template's: the L1 distance of the histograms to the nearest of the template's
+        per-position histograms (natural images are not symmetric in value, and positions
+        differ, e.g. luma and chroma planes)."""
+        if self._top_histograms is None:
+            self._top_histograms = _histograms(self.by_position[..., slots], self.full)
+        distance = lambda v: float((_histograms(v, self.full)[None] - self._top_histograms).abs().sum(-1).min())  # noqa: E731
+        return distance(self.full - decoded) < distance(decoded)
+
+    def _predict(self, plane: int, values: torch.Tensor) -> torch.Tensor:
+        """Every slot of ``plane`` predicted from the units of the planes above it (``values``,
+        in slot order) by a ridge regression fitted on the public images, once per plane."""
+        if plane not in self._predictors:
+            per_plane = self.y.shape[1] // self.structure.planes
+            self._predictors[plane] = _ridge(self.y[:, (plane + 1) * per_plane:],
+                                             self.y[:, plane * per_plane:(plane + 1) * per_plane])
+        mean, weights = self._predictors[plane]
+        return torch.cat([values - mean, torch.ones(len(values), 1, dtype=values.dtype)], 1) @ weights
 
 
 def _histograms(v: torch.Tensor, full: int) -> torch.Tensor:
@@ -180,22 +223,11 @@ def _histograms(v: torch.Tensor, full: int) -> torch.Tensor:
     return counts / counts.sum(-1, keepdim=True)
 
 
-def _global_flip(decoded: torch.Tensor, template: torch.Tensor, full: int) -> bool:
-    """Whether inverting every unit brings the distribution of the units' values closer to the
-    template's: the L1 distance of the histograms to the nearest of the template's per-position
-    histograms (``template``: ``(positions, p, k)``; natural images are not symmetric in value,
-    and positions differ, e.g. luma and chroma planes)."""
-    targets = _histograms(template, full)
-    distance = lambda v: float((_histograms(v, full)[None] - targets).abs().sum(-1).min())  # noqa: E731
-    return distance(full - decoded) < distance(decoded)
-
-
-def _predict(features: torch.Tensor, targets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Ridge regression of ``targets`` on ``features`` (public), applied to ``values``."""
+def _ridge(features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge regression of ``targets`` on ``features`` (public images): the features' mean and
+    the weights ``(F + 1, T)`` that predict the targets from centred features and a constant."""
     mean = features.mean(0)
     a = torch.cat([features - mean, torch.ones(len(features), 1, dtype=features.dtype)], 1)
     gram = a.T @ a
     gram += torch.eye(len(gram), dtype=gram.dtype) * RIDGE * float(gram.diagonal().mean())
-    weights = torch.linalg.solve(gram, a.T @ targets)
-    b = torch.cat([values - mean, torch.ones(len(values), 1, dtype=values.dtype)], 1)
-    return b @ weights
+    return mean, torch.linalg.solve(gram, a.T @ targets)
