@@ -171,8 +171,7 @@ class _Solver:
             solver = PieceMapSolver(self.templates, s, self.channels)
             lean = self.length // s.planes > LEAN_UNITS
             self.facts["lean_search"] = lean
-            maps = [solver.solve(self.x[:, i], restarts=self.attack.restarts, seed=self.attack.seed, lean=lean)
-                    for i in range(self.pieces)]
+            maps = solver.solve_each(self.x, restarts=self.attack.restarts, seed=self.attack.seed, lean=lean)
         self.seconds["piece_maps"] = time.perf_counter() - start
         start = time.perf_counter()
         cells = np.arange(self.pieces)
@@ -186,6 +185,7 @@ class _Solver:
             maps = [shared] * self.pieces
         else:
             if s.states is None:
+                maps = self._agree_on_inversion(maps)
                 maps = self._choose_colours(maps, per_piece=True)
             if s.moves:
                 maps, cells = self._turned_placement(maps)
@@ -226,6 +226,29 @@ class _Solver:
     def _component_map(self, maps: list[PieceMap], cells: np.ndarray) -> ComponentMap:
         return compose_map(self.keyed, self.block, self.structure.bits, [m.src for m in maps],
                            [m.mask for m in maps], cells)
+
+    def _agree_on_inversion(self, maps: list[PieceMap]) -> list[PieceMap]:
+        """A map per position is fixed by its own statistics only up to inverting the whole
+        piece, which its value histogram judges poorly from few ciphertexts. Pictures are
+        bright or dark as a whole: a piece's mean brightness over the ciphertexts follows that
+        of the picture's other pieces, and an inverted piece's runs against it. Pieces whose
+        correlation with the rest is negative are inverted, until none is."""
+        full = (1 << self.structure.bits) - 1
+        if full not in self.structure.masks or self.pieces < 3:
+            return maps
+        brightness = torch.stack([self._units_to_pixels(m.decode(self.x[:, i])).double().mean((1, 2, 3))
+                                  for i, m in enumerate(maps)], 1)  # (N, P)
+        inverted = np.zeros(self.pieces, bool)
+        for _ in range(self.pieces):
+            signed = torch.where(torch.from_numpy(inverted), 255 - brightness, brightness)
+            rest = signed.sum(1, keepdim=True) - signed
+            agreement = _corr_columns(signed, rest)
+            wrong = agreement < 0
+            if not wrong.any():
+                break
+            inverted[int(np.argmin(agreement))] ^= True  # the worst first: the others' rest changes
+        self.facts["pieces_inverted_by_agreement"] = int(inverted.sum())
+        return [PieceMap(m.src, m.mask ^ full) if flip else m for m, flip in zip(maps, inverted)]
 
     # -- colours: channel order of each piece (or of all) from the public images' statistics -----
     def _colour_cost(self, pixels: torch.Tensor) -> float:
@@ -422,6 +445,12 @@ class _Solver:
         template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
         perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
         return perm
+
+
+def _corr_columns(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Pearson correlation of every column of ``a`` with the same column of ``b`` (``(N, K)``)."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    return ((a * b).sum(0) / ((a.pow(2).sum(0) * b.pow(2).sum(0)).sqrt() + 1e-12)).numpy()
 
 
 def _edge_strength(images: torch.Tensor) -> torch.Tensor:

@@ -21,12 +21,14 @@ exchanges of channels: :func:`symmetries`); callers decide among them with other
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import permutations
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from threadpoolctl import threadpool_limits
 
 from ..errors import ParameterError
 from .pieces import DIHEDRAL, turn
@@ -127,15 +129,38 @@ class PieceMapSolver:
                                  "nothing can be recovered (threat model coa+public gives the template)")
         self.structure, self.channels = structure, channels
         self.by_position = None if public is None else (public.double() if public.ndim == 3 else public.double()[None])
-        self.y = None if self.by_position is None else self.by_position.flatten(0, 1)
-        self._top_histograms: torch.Tensor | None = None
-        self._top_template: np.ndarray | None = None
-        self._predictors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        y = self.y = None if self.by_position is None else self.by_position.flatten(0, 1)
+        # What the public images give, computed once (solve only reads it: threads may share it).
+        planes, block = structure.planes, structure.block
+        length = channels * block * block * planes
+        per_plane = length // planes
+        top_slots = np.arange((planes - 1) * per_plane, length)
+        self.whole_pixels = structure.pixels_whole and structure.planes_fixed and block > 1
+        if self.whole_pixels:
+            self.top_template = (grid_template(block, block, GRID_SCALE) if y is None
+                                 else correlation(_cells(y[:, top_slots], channels), center=False))
+        else:
+            self.top_template = _corr(y[:, top_slots])
+        self.top_histograms = _histograms(self.by_position[..., top_slots], self.full) if self.flips_allowed else None
+        self.predictors = {} if self.whole_pixels else {
+            plane: _ridge(y[:, (plane + 1) * per_plane:], y[:, plane * per_plane:(plane + 1) * per_plane])
+            for plane in range(planes - 1)}
+
+    def solve_each(self, samples: torch.Tensor, *, restarts: int = 8, seed: int = 0,
+                   lean: bool = False) -> list[PieceMap]:
+        """The map of every piece position: ``samples`` uint8 ``(m, positions, L)``. Positions
+        are solved side by side on ``torch.get_num_threads()`` threads, each with a
+        single-threaded BLAS (the problems are many and small; threads inside each would only
+        wait for one another)."""
+        solve = lambda i: self.solve(samples[:, i], restarts=restarts, seed=seed, lean=lean)  # noqa: E731
+        with threadpool_limits(limits=1, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+            return list(pool.map(solve, range(samples.shape[1])))
 
     def solve(self, samples: torch.Tensor, *, restarts: int = 8, seed: int = 0, lean: bool = False) -> PieceMap:
         """The map of cipher pieces ``samples`` (uint8 ``(m, L)``); ``lean``: the lean search
         of the quadratic assignment (:func:`ppattack.solvers.seriation.match_positions`)."""
-        structure, channels, full, y = self.structure, self.channels, self.full, self.y
+        structure, channels, full = self.structure, self.channels, self.full
         planes, block = structure.planes, structure.block
         length = samples.shape[1]
         per_plane = length // planes
@@ -156,17 +181,13 @@ class PieceMapSolver:
         if self.flips_allowed:
             flip[units] = _signs(x[:, units]) < 0
         decoded = torch.where(torch.from_numpy(flip[units]), full - x[:, units], x[:, units])
-        if self.flips_allowed and self._globally_flipped(decoded, slots):
+        if self.flips_allowed and self._globally_flipped(decoded):
             flip[units] = ~flip[units]
             decoded = full - decoded
         pixels = block * block
-        if structure.pixels_whole and structure.planes_fixed and pixels > 1:
+        if self.whole_pixels:
             # Whole pixels: match B^2 positions, correlations pooled over the channels.
-            cells = lambda v: v.reshape(len(v), channels, pixels).transpose(1, 2)  # noqa: E731
-            if self._top_template is None:
-                self._top_template = (grid_template(block, block, GRID_SCALE) if y is None
-                                      else correlation(cells(y[:, slots]), center=False))
-            perm = match_positions(self._top_template, correlation(cells(decoded), center=False),
+            perm = match_positions(self.top_template, correlation(_cells(decoded, channels), center=False),
                                    restarts=restarts, seed=seed, lean=lean)
             for plane in range(planes):
                 for c in range(channels):
@@ -174,9 +195,7 @@ class PieceMapSolver:
                     src[base + np.arange(pixels)] = base + perm
                     flip[base + np.arange(pixels)] = flip[top * per_plane + c * pixels + np.arange(pixels)]
             return PieceMap(src, flip.astype(np.uint8) * full)
-        if self._top_template is None:
-            self._top_template = _corr(y[:, slots])
-        perm = match_positions(self._top_template, _corr(decoded), restarts=restarts, seed=seed, lean=lean)
+        perm = match_positions(self.top_template, _corr(decoded), restarts=restarts, seed=seed, lean=lean)
         src[units] = slots[perm]
         # 4. lower planes, most significant first
         known_units, known_slots = list(units), list(slots[perm])
@@ -194,25 +213,24 @@ class PieceMapSolver:
             known_slots += list(slots[cols])
         return PieceMap(src, flip.astype(np.uint8) * full)
 
-    def _globally_flipped(self, decoded: torch.Tensor, slots: np.ndarray) -> bool:
+    def _globally_flipped(self, decoded: torch.Tensor) -> bool:
         """Whether inverting every unit brings the distribution of the units' values closer to
         the template's: the L1 distance of the histograms to the nearest of the template's
         per-position histograms (natural images are not symmetric in value, and positions
         differ, e.g. luma and chroma planes)."""
-        if self._top_histograms is None:
-            self._top_histograms = _histograms(self.by_position[..., slots], self.full)
-        distance = lambda v: float((_histograms(v, self.full)[None] - self._top_histograms).abs().sum(-1).min())  # noqa: E731
+        distance = lambda v: float((_histograms(v, self.full)[None] - self.top_histograms).abs().sum(-1).min())  # noqa: E731
         return distance(self.full - decoded) < distance(decoded)
 
     def _predict(self, plane: int, values: torch.Tensor) -> torch.Tensor:
         """Every slot of ``plane`` predicted from the units of the planes above it (``values``,
-        in slot order) by a ridge regression fitted on the public images, once per plane."""
-        if plane not in self._predictors:
-            per_plane = self.y.shape[1] // self.structure.planes
-            self._predictors[plane] = _ridge(self.y[:, (plane + 1) * per_plane:],
-                                             self.y[:, plane * per_plane:(plane + 1) * per_plane])
-        mean, weights = self._predictors[plane]
+        in slot order) by a ridge regression fitted on the public images."""
+        mean, weights = self.predictors[plane]
         return torch.cat([values - mean, torch.ones(len(values), 1, dtype=values.dtype)], 1) @ weights
+
+
+def _cells(units: torch.Tensor, channels: int) -> torch.Tensor:
+    """Units ``(m, C * B^2)`` of one plane as pixel vectors ``(m, B^2, C)``."""
+    return units.reshape(len(units), channels, -1).transpose(1, 2)
 
 
 def _histograms(v: torch.Tensor, full: int) -> torch.Tensor:
