@@ -304,9 +304,7 @@ def run(config: RunConfig) -> RunResult:
              attack.threat_model)
     outcome = attack(view)
     # Recovered key material is the victim's key: score it here, never write it out.
-    recovered = outcome.facts.pop("recovered_key", None)
-    recovered_map = outcome.facts.pop("recovered_map", None)
-    key_recovery = key_recovery_scores(cipher, key, recovered, recovered_map)
+    key_recovery = key_recovery_scores(cipher, key, outcome.recovered_key, outcome.recovered_map)
 
     if tuple(ciphertexts.shape) != tuple(plain.shape):
         baseline = {"unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
