@@ -37,7 +37,7 @@ def run_case(dataset, name: str, side: int, block: int, count: int) -> dict:
     public = dataset.train[len(dataset.train) // 2:].tensor()
     view = ThreatView("coa+public", cipher, (3, side, side), cipher.encrypt(plain, key), public)
     result = ppattack.create_attack("jigsaw", threat="coa+public", block_size=block)(view)
-    recovered = result.facts.pop("recovered_key")
+    recovered = result.recovered_key
     scores = score_recovery(cipher, key, recovered) if name != "plain" else {}
     if name == "plain":  # the control: score the placement against the identity
         identity = list(range((side // block) ** 2))

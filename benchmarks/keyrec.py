@@ -85,8 +85,8 @@ def main() -> None:
                 print(f"| {name} | {n} | - | - | - | - | {error} |", flush=True)
                 continue
             seconds = time.perf_counter() - started
-            scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None),
-                                         result.facts.pop("recovered_map"))
+            scores = key_recovery_scores(cipher, key, result.recovered_key,
+                                         result.recovered_map)
             values = ssim(result.images, plain)
             mirrored = np.maximum(values, ssim(result.images.flip(-1), plain))
             print(f"| {name} | {n} | {float(np.median(values)):.3f} | {float(values.mean()):.3f} | "

@@ -58,8 +58,8 @@ def main() -> None:
                     continue
                 seconds = time.perf_counter() - started
                 used = result.facts.get("chosen_images", result.facts.get("pairs_used"))
-                scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None),
-                                             result.facts.pop("recovered_map"))
+                scores = key_recovery_scores(cipher, key, result.recovered_key,
+                                             result.recovered_map)
                 print(f"| {side}/{block} | {name} | {threat} | {used} | "
                       f"{'yes' if scores['complete'] == 1.0 else 'no'} | "
                       f"{result.facts.get('ambiguous_units', 0.0):.4f} | {seconds:.1f} |", flush=True)

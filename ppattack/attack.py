@@ -67,12 +67,21 @@ def synchronize(device: torch.device) -> None:
 
 @dataclass
 class AttackResult:
-    """Reconstructions (uint8, plain shape) plus attack-specific facts and timings (seconds)."""
+    """Reconstructions (uint8, plain shape) plus attack-specific facts and timings (seconds).
+
+    ``facts`` are JSON values that result.json records. Recovered key material goes to its own
+    fields, never to ``facts``: ``recovered_key`` (the cipher's key parts, ``{part: values}``, or
+    a list of candidates) and ``recovered_map`` (a piece map that decrypts,
+    :mod:`ppattack.solvers.keyscore`). The harness scores them against the victim's key; no
+    record or file holds them.
+    """
 
     images: torch.Tensor
     facts: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     attack_seconds: float = 0.0
+    recovered_key: Any = field(default=None, repr=False)
+    recovered_map: Any = field(default=None, repr=False)
 
 
 class Attack:

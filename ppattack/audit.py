@@ -27,9 +27,10 @@ from .harness import RunConfig, RunResult, _git_commit, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
-from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, write_run
+from .records import Accuracy
+from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, summary_mean, write_run
 from .threat import THREAT_MODELS
-from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, key_recovered, verdict
+from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA_VERSION = 1
@@ -63,11 +64,12 @@ def case_record(attack: str, threat: str, outcome: RunResult | None, error: str 
                               "reason": not_applicable or error, "ssim": None, "lpips": None,
                               "psnr": None, "key_recovered": None, "control": None}
     if outcome is not None:
-        doc = outcome.document
-        record.update(ssim=doc["metrics"]["ssim"]["mean"], psnr=doc["metrics"]["psnr"]["mean"],
-                      lpips=(doc["metrics"].get("lpips") or {}).get("mean"),
-                      control=finite(doc["control"]))
-        record["key_recovered"] = key_recovered(doc) if doc["attack"].get("key_recovery") is not None else None
+        run_record = outcome.record
+        attack_record = run_record.attack
+        record.update(ssim=run_record.metrics.ssim.mean, psnr=run_record.metrics.psnr.mean,
+                      lpips=summary_mean(run_record.metrics, lambda s: s.lpips),
+                      control=finite(run_record.control.to_json()),
+                      key_recovered=attack_record.key_recovered if attack_record.key_recovery is not None else None)
     return record
 
 
@@ -124,17 +126,17 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     started = time.time()
     CIPHERS.get(cipher)  # an unknown name fails before any work
     cases = audit_cases(expand(attacks, ATTACKS))
-    measure_accuracy = options.pop("accuracy", True)
+    with_accuracy = options.pop("accuracy", True)
     limit = options.pop("limit", None) or budget_limit(cipher, budget, options)
     out = Path(out_dir)
     records: list[dict[str, Any]] = []
     results: dict[tuple[str, str], RunResult] = {}
-    accuracy: dict[str, Any] | None = None
+    accuracy: Accuracy | None = None
     for index, (attack, threat) in enumerate(cases):
         if progress:
             progress(index, len(cases), attack, threat)
         config = RunConfig(cipher=cipher, attack=attack, threat=threat, control=True,
-                           accuracy=measure_accuracy and accuracy is None, limit=limit, **options)
+                           accuracy=with_accuracy and accuracy is None, limit=limit, **options)
         config = replace(config, params=cell_params(config)[0])  # K=V only where it is taken
         outcome, error, not_applicable = None, None, None
         try:
@@ -150,27 +152,27 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
             write_run(outcome, out / folder)
             results[attack, threat] = outcome
             if accuracy is None:
-                accuracy = outcome.document["accuracy"]
+                accuracy = outcome.record.accuracy
         records.append(case_record(attack, threat, outcome, error, not_applicable, folder))
     first = next(iter(results.values()), None)
     if first is None:
         raise ParameterError(f"no registered attack applies to cipher '{cipher}' with these options; "
                              f"the first: {records[0]['attack']}: {records[0]['reason']}")
-    doc = first.document
-    baseline_ssim = (doc["baseline"].get("ssim") or {}).get("mean")
+    first_record = first.record
+    baseline_ssim = summary_mean(first_record.baseline.scores, lambda s: s.ssim)
     threat_models = worst_cases(records, baseline_ssim)
     document = finite({
         "schema_version": AUDIT_SCHEMA_VERSION,
         "kind": "ppattack-audit",
         "ppattack_version": __version__,
         "git_commit": _git_commit(),
-        "cipher": doc["cipher"],
-        "dataset": doc["dataset"],
+        "cipher": first_record.cipher.to_json(),
+        "dataset": first_record.dataset.to_json(),
         "budget": budget,
         "attacks": sorted({attack for attack, _ in cases}),
         "options": {**options, "params": dict(options.get("params", {})), "limit": limit},
-        "baseline": {"ssim": baseline_ssim, "lpips": (doc["baseline"].get("lpips") or {}).get("mean")},
-        "accuracy": accuracy,
+        "baseline": {"ssim": baseline_ssim, "lpips": summary_mean(first_record.baseline.scores, lambda s: s.lpips)},
+        "accuracy": None if accuracy is None else accuracy.to_json(),
         "threat_models": threat_models,
         "cases": records,
         "seconds": time.time() - started,
@@ -191,7 +193,7 @@ def audit_rows(results: dict[tuple[str, str], RunResult], threat_models: dict[st
         if summary["best_attack"] is None:
             continue
         outcome = results[summary["best_attack"], threat]
-        values = outcome.document["metrics"]["ssim"]["values"][:GRID_COLUMNS]
+        values = outcome.record.metrics.ssim.values[:GRID_COLUMNS]
         rows.append(GridRow(f"{threat}\n{summary['best_attack']}", outcome.restored[:GRID_COLUMNS],
                             [ssim_caption(v) for v in values]))
     return rows

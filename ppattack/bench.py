@@ -2,6 +2,8 @@
 
 Each cell is one :func:`ppattack.harness.run` (trained networks come from the model cache, so a
 repeated bench retrains nothing) and keeps its own result folder ``<out>/<cipher>/<attack>/``.
+The classifiers depend on the cipher only: a cipher's first cell measures its accuracy and the
+cipher's other cells reuse that measurement.
 The combined files go next to them, each written atomically:
 
 - ``bench.json``: the leaderboard and every cell's result document (``schemas/bench.schema.json``);
@@ -26,12 +28,13 @@ import torch
 from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .learning.distributed import gather, init_from_env, local, process_world
-from .harness import RunConfig, RunResult, _git_commit, prepare_data, resolve, run
+from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .registry import ATTACKS, CIPHERS, Registry
-from .verdict import VERDICTS, key_recovered, verdict
+from .records import Accuracy, RunRecord
+from .verdict import VERDICTS, verdict
 from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
-                     mean_of, png, ssim_caption, write_run)
+                     png, ssim_caption, summary_mean, write_run)
 
 log = logging.getLogger(__name__)
 BENCH_SCHEMA_VERSION = 1
@@ -123,7 +126,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
                          progress)
     if outcomes is None:  # a torchrun rank other than 0: its cells went to rank 0
         return None
-    cells: list[dict[str, Any]] = []
+    cells: list[dict[str, Any]] = []  # as bench.json holds them, but "result" a RunRecord (or None)
     images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     for config, (_, ignored), (status, message, result, rank) in zip(configs, routed, outcomes):
         folder = f"{config.cipher}/{config.attack}"
@@ -133,7 +136,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
                                 "reason": message if status == "n/a" else None, "result": None}
         if result is not None:
             write_run(result, out / folder)
-            cell.update(folder=folder, result=finite(result.document))
+            cell.update(folder=folder, result=result.record)
             images[config.cipher, config.attack] = (result.plain[:GRID_COLUMNS],
                                                     result.encrypted[:GRID_COLUMNS],
                                                     result.restored[:GRID_COLUMNS])
@@ -153,8 +156,9 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
         "ciphers": ciphers,
         "attacks": attacks,
         "options": finite({**options, "params": dict(options.get("params", {}))}),
-        "leaderboard": leaderboard(cells, ciphers, attacks, cards),
-        "cells": cells,
+        "leaderboard": finite(leaderboard(cells, ciphers, attacks, cards)),
+        "cells": [{**cell, "result": None if cell["result"] is None else finite(cell["result"].to_json())}
+                  for cell in cells],
         "seconds": time.time() - started,
     }
     grid = png(grid_image(bench_grid_rows(images, cells, ciphers, attacks)))
@@ -173,9 +177,12 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
 
     Under torchrun the cells are spread over the processes (cell i on rank i mod W, each cell
     trained by its rank alone, on its own GPU when there are GPUs) and gathered on rank 0,
-    which gets the list; the other ranks get None.
+    which gets the list; the other ranks get None. A process measures the accuracy of a cipher
+    once, in the first of its cells of that cipher that runs (:func:`~ppattack.harness.accuracy_inputs`),
+    and hands it to the others.
     """
     processes = process_world()
+    accuracies: dict[str, Accuracy] = {}  # accuracy_inputs -> the classifiers' measurement
     for config in configs:  # still one group: rank 0 downloads and decodes, the others then map
         try:
             prepare_data(config)
@@ -189,7 +196,10 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
             if progress:
                 progress(index, len(configs), config.cipher, config.attack)
             try:
-                mine[index] = ("ok", None, grid_only(run(config)), processes.rank)
+                inputs = accuracy_inputs(config)
+                result = run(config, accuracy=accuracies.get(inputs))  # the cipher's first cell measures
+                accuracies.setdefault(inputs, result.record.accuracy)
+                mine[index] = ("ok", None, grid_only(result), processes.rank)
             except (ParameterError, ShapeError) as e:
                 log.info("%s does not apply to %s: %s", config.attack, config.cipher, e)
                 mine[index] = ("n/a", str(e), None, processes.rank)
@@ -234,32 +244,33 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
     best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores and
     status (ok, n/a with the reason, error).
 
-    ``cards`` (see :func:`key_space_card`) give the key space of ciphers whose every cell failed.
+    ``cells``: bench.json's cells with ``result`` a :class:`~ppattack.records.RunRecord` (None
+    for a cell that did not run). ``cards`` (see :func:`key_space_card`) give the key space of
+    ciphers whose every cell failed.
     """
     rows = []
     for cipher in ciphers:
         own = [cell for cell in cells if cell["cipher"] == cipher]
-        documents = [cell["result"] for cell in own if cell["result"] is not None]
-        first = documents[0] if documents else None
-        accuracy = next((d["accuracy"] for d in documents
-                         if d["accuracy"].get("protected_model_on_encrypted") is not None
-                         or d["accuracy"].get("plain_model_on_plain") is not None),
-                        first["accuracy"] if first else None)
+        records: list[RunRecord] = [cell["result"] for cell in own if cell["result"] is not None]
+        first = records[0] if records else None
+        accuracy = next((r.accuracy for r in records if r.accuracy.measured), first.accuracy if first else None)
         per_attack: dict[str, dict[str, Any]] = {}
         for cell in own:
-            document = cell["result"]
-            metrics = document["metrics"] if document else None
+            record: RunRecord | None = cell["result"]
+            metrics = record.metrics if record else None
             per_attack[cell["attack"]] = {
                 "status": cell["status"],
-                "threat_model": document["attack"]["threat_model"] if document else None,
-                "ssim": mean_of(metrics, "ssim"), "ssim_skimage_legacy": mean_of(metrics, "ssim_skimage_legacy"),
-                "psnr": mean_of(metrics, "psnr"), "lpips": mean_of(metrics, "lpips"),
+                "threat_model": record.attack.threat_model if record else None,
+                "ssim": summary_mean(metrics, lambda s: s.ssim),
+                "ssim_skimage_legacy": summary_mean(metrics, lambda s: s.ssim_skimage_legacy),
+                "psnr": summary_mean(metrics, lambda s: s.psnr), "lpips": summary_mean(metrics, lambda s: s.lpips),
                 "error": cell["error"], "reason": cell["reason"],
-                "key_recovered": key_recovered(document) if document else None}
+                "key_recovered": record.attack.key_recovered if record else None}
         scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
         best = max(scored, key=lambda a: per_attack[a]["ssim"]) if scored else None
-        card = first["cipher"] if first else (cards or {}).get(cipher, {})
-        baseline_ssim = mean_of(first["baseline"], "ssim") if first else None
+        card = first.cipher.to_json() if first else (cards or {}).get(cipher, {})
+        baseline = first.baseline.scores if first else None
+        baseline_ssim = summary_mean(baseline, lambda s: s.ssim)
         rows.append({
             "cipher": cipher,
             "verdict": verdict(per_attack[best]["ssim"] if best else None, baseline_ssim,
@@ -267,13 +278,13 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             "key_space_bits": card.get("key_space_bits"),
             "separable_bits": card.get("separable_bits"),
             "key_reuse": card.get("key_reuse"),
-            "accuracy": accuracy,
+            "accuracy": None if accuracy is None else accuracy.to_json(),
             "baseline_ssim": baseline_ssim,
-            "baseline_lpips": mean_of(first["baseline"], "lpips") if first else None,
+            "baseline_lpips": summary_mean(baseline, lambda s: s.lpips),
             "best_attack": best,
             "best_ssim": per_attack[best]["ssim"] if best else None,
             "best_lpips": per_attack[best]["lpips"] if best else None,
-            "lpips_unavailable": first["metrics"]["lpips_unavailable"] if first else None,
+            "lpips_unavailable": first.metrics.lpips_unavailable if first else None,
             "attacks": per_attack,
         })
     return sorted(rows, key=lambda row: VERDICTS.index(row["verdict"]))  # stable: given order within a rung
@@ -283,7 +294,7 @@ def bench_grid_rows(images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tens
                     cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str]) -> list[GridRow]:
     """Rows: plain, then for each cipher its encrypted images and each attack's restorations
     (SSIM under each restored image). Failed cells have no row."""
-    ssim_values = {(c["cipher"], c["attack"]): c["result"]["metrics"]["ssim"]["values"]
+    ssim_values = {(c["cipher"], c["attack"]): c["result"].metrics.ssim.values
                    for c in cells if c["result"] is not None}
     plain = next(iter(images.values()))[0]
     rows = [GridRow("plain", plain)]

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import DataError, ParameterError
+from .records import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +173,12 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
     return Bound(case, limits)
 
 
-def case_of(document: dict[str, Any]) -> Case:
-    """The case a (validated) result.json document answers."""
-    config = document["config"]
-    return Case(cipher=config["cipher"], attack=config["attack"], dataset=document["dataset"]["name"],
-                preset=config.get("preset", "quick"), seed=config.get("seed", 0),
-                limit=config.get("limit"), threat=document["attack"]["threat_model"],
-                params=tuple(sorted(dict(config.get("params", {})).items())),
-                data_root=config.get("data_root"))
+def case_of(record: RunRecord) -> Case:
+    """The case a run's record answers."""
+    config = record.config
+    return Case(cipher=config.cipher, attack=config.attack, dataset=record.dataset.name,
+                preset=config.preset, seed=config.seed, limit=config.limit, threat=record.attack.threat_model,
+                params=tuple(sorted(dict(config.params).items())), data_root=config.data_root)
 
 
 def _field(document: Any, dotted: str) -> Any:
@@ -226,10 +225,10 @@ def validate_result(document: Any) -> None:
                          f"in [0, 1], got {value!r}")
 
 
-def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path, dict[str, Any]]]:
-    """Every result.json found (recursively) under the given folders, validated and keyed by
-    its case; a folder without one, or a result that does not validate, is a DataError."""
-    found: dict[Case, tuple[Path, dict[str, Any]]] = {}
+def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path, RunRecord]]:
+    """Every result.json found (recursively) under the given folders, validated, read back and
+    keyed by its case; a folder without one, or a result that does not validate, is a DataError."""
+    found: dict[Case, tuple[Path, RunRecord]] = {}
     for folder in result_dirs:
         folder = Path(folder)
         if not folder.is_dir():
@@ -242,18 +241,22 @@ def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path,
             try:
                 document = json.loads(path.read_text(encoding="utf-8"))
                 validate_result(document)
-                found[case_of(document)] = (path, document)
-            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-                reason = str(e) if not isinstance(e, (OSError, json.JSONDecodeError)) else e.__class__.__name__
+                record = RunRecord.from_json(document)
+                found[case_of(record)] = (path, record)
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:
+                reason = (f"field {e} is missing" if isinstance(e, KeyError) else
+                          str(e) if not isinstance(e, (OSError, json.JSONDecodeError)) else e.__class__.__name__)
                 raise DataError(f"{path} is not a ppattack result ({reason}): remove it or "
                                 "re-run the case") from None
     return found
 
 
-def measure(document: dict[str, Any], bound: str) -> float | None:
+def measure(record: RunRecord, bound: str) -> float | None:
+    """What ``bound`` limits in a run's record: the mean SSIM (wang) of the restorations, or the
+    protected model's accuracy on encrypted images (a fraction; None when not measured)."""
     if bound in ("max_ssim", "min_ssim"):
-        return document["metrics"]["ssim"]["mean"]
-    return (document.get("accuracy") or {}).get("protected_model_on_encrypted")
+        return record.metrics.ssim.mean
+    return record.accuracy.protected_model_on_encrypted
 
 
 def _nearest(case: Case, cases: Iterable[Case]) -> str:
@@ -267,7 +270,7 @@ def _nearest(case: Case, cases: Iterable[Case]) -> str:
     return "; the closest result has " + ", ".join(best) if best else ""
 
 
-def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
+def run_case(case: Case, out_dir: Path | None) -> RunRecord:
     """Produce a missing result by running it (and keep it in ``out_dir`` when given)."""
     from .learning.distributed import world
     from .harness import RunConfig, run
@@ -280,7 +283,7 @@ def run_case(case: Case, out_dir: Path | None) -> dict[str, Any]:
     if out_dir is not None and world().is_main:  # under torchrun, rank 0 writes
         digest = hashlib.sha256(case.label().encode() + repr(case).encode()).hexdigest()[:10]
         write_run(result, out_dir / f"{case.cipher}-{case.attack}-{case.preset}-{digest}")
-    return result.document
+    return result.record
 
 
 def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
@@ -294,20 +297,20 @@ def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
             raise DataError(f"no result in {', '.join(map(str, result_dirs))} answers the bound "
                             f"{item.case.label()} (seed {item.case.seed}, limit {item.case.limit})"
                             f"{_nearest(item.case, results)}: run that case or leave the folders out")
-        path, document = results[item.case]
-        missing = [name for name in item.limits if measure(document, name) is None]
+        path, record = results[item.case]
+        missing = [name for name in item.limits if measure(record, name) is None]
         if missing:
             raise DataError(f"{path} holds no measurement for {missing[0]} (e.g. run with "
                             "--no-accuracy): re-run the case with it or leave the folders out")
-    made: dict[Case, dict[str, Any]] = {}  # two bounds on one case run it once
+    made: dict[Case, RunRecord] = {}  # two bounds on one case run it once
     verdicts = []
     for item in bounds:
         if result_dirs:
-            document = results[item.case][1]
+            record = results[item.case][1]
         else:
-            document = made[item.case] = made.get(item.case) or run_case(item.case, out_dir)
+            record = made[item.case] = made.get(item.case) or run_case(item.case, out_dir)
         for name, limit in item.limits.items():
-            value = measure(document, name)
+            value = measure(record, name)
             ok = value is not None and (value <= limit if name.startswith("max") else value >= limit)
             verdicts.append(Verdict(item.case, name, limit, value, ok))
     return verdicts

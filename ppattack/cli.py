@@ -20,6 +20,7 @@ import click
 from .version import __version__
 from .learning.distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
+from .records import RunRecord
 
 log = logging.getLogger("ppattack")
 
@@ -329,7 +330,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
     if not world().is_main:  # under torchrun, rank 0 writes the result
         return
     write_run(result, out)
-    print_summary(result.document, out)
+    print_summary(result.record, out)
 
 
 @cli.command()
@@ -408,7 +409,7 @@ def restore(attack_name: str, cipher_name: str, params: tuple[str, ...], ciphert
                              **options)
     click.echo(f"wrote {len(done.written)} restored image(s) to {out}", err=True)
     if done.result is not None:
-        print_summary(done.result.document, out / "report")
+        print_summary(done.result.record, out / "report")
 
 
 def print_audit(document: dict[str, Any], out: Path) -> None:
@@ -460,32 +461,31 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
     click.echo(f"results in {out}/ (bench.json, leaderboard.md, grid.png, index.html)")
 
 
-def print_summary(document: dict[str, Any], out: Path) -> None:
+def print_summary(record: RunRecord, out: Path) -> None:
     from rich.table import Table
 
-    from .report import control_note, fmt, fmt_accuracy
+    from .report import METRIC_ROWS, control_note, fmt, fmt_accuracy, summary_mean
 
-    metrics, baseline, accuracy = document["metrics"], document["baseline"], document["accuracy"]
-    table = Table(title=f"{document['cipher']['name']} vs {document['attack']['name']} "
-                        f"({document['attack']['threat_model']})", title_justify="left")
+    metrics, accuracy = record.metrics, record.accuracy
+    table = Table(title=f"{record.cipher.name} vs {record.attack.name} "
+                        f"({record.attack.threat_model})", title_justify="left")
     for column in ("metric", "restored", "ciphertext baseline"):
         table.add_column(column)
-    for label, name in (("SSIM wang (mean)", "ssim"), ("SSIM skimage-legacy", "ssim_skimage_legacy"),
-                        ("PSNR dB (mean)", "psnr"), ("LPIPS (mean)", "lpips")):
-        base = (baseline.get(name) or {}).get("mean")
-        table.add_row(label, fmt((metrics[name] or {}).get("mean")), fmt(base))
-    table.add_row("key space bits", f"{document['cipher']['key_space_bits']:.2f}", "")
+    labels = ("SSIM wang (mean)", "SSIM skimage-legacy", "PSNR dB (mean)", "LPIPS (mean)")
+    for label, (_, metric, _) in zip(labels, METRIC_ROWS):
+        table.add_row(label, fmt(summary_mean(metrics, metric)), fmt(summary_mean(record.baseline.scores, metric)))
+    table.add_row("key space bits", f"{record.cipher.key_space_bits:.2f}", "")
     table.add_row("accuracy: protected model, encrypted images",
-                  fmt_accuracy(accuracy.get("protected_model_on_encrypted")), "")
-    table.add_row("accuracy: plain model, plain images", fmt_accuracy(accuracy.get("plain_model_on_plain")), "")
+                  fmt_accuracy(accuracy.protected_model_on_encrypted), "")
+    table.add_row("accuracy: plain model, plain images", fmt_accuracy(accuracy.plain_model_on_plain), "")
     out_console = console()
     out_console.print(table)
-    if accuracy.get("reason"):
-        out_console.print(f"Accuracy: {accuracy['reason']}", markup=False)
-    if metrics.get("lpips_unavailable"):
-        out_console.print(f"LPIPS unavailable: {metrics['lpips_unavailable']}", markup=False)
-    if document["control"]["run"]:
-        out_console.print(control_note(document), markup=False)
+    if accuracy.reason:
+        out_console.print(f"Accuracy: {accuracy.reason}", markup=False)
+    if metrics.lpips_unavailable:
+        out_console.print(f"LPIPS unavailable: {metrics.lpips_unavailable}", markup=False)
+    if record.control.ran:
+        out_console.print(control_note(record), markup=False)
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")
 
 

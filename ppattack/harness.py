@@ -4,11 +4,13 @@ Following breaching's split, the case holds the ground truth and the attacker ge
 :class:`ThreatView`; plaintexts and the key reach nothing but :func:`ppattack.metrics.score`.
 
     config = RunConfig(cipher="proposed", attack="fr")
-    result = run(config)            # the result.json document (a dict)
+    result = run(config)            # result.record: a RunRecord (ppattack.records)
+    result.record.metrics.ssim.mean, result.record.to_json()   # a field; the result.json document
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -22,7 +24,8 @@ from .version import __version__
 from .attack import Attack, resolve_device
 from .learning.cache import tensor_digest
 from .cipher import Cipher, parse_int_param
-from .learning.classifier import TRAIN_NUMBERS, measure_accuracy
+from .learning import classifier
+from .learning.classifier import TRAIN_NUMBERS
 from .data import Dataset, Roles, assign_roles, load_dataset
 from .learning.distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
@@ -32,6 +35,8 @@ from .solvers.keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .params import accepted_parameters
+from .records import (Accuracy, AttackRecord, Baseline, CipherRecord, ConfigRecord, Control, DatasetRecord,
+                      Environment, RunRecord, Scores)
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
 from .threat import ThreatView, default_threat
@@ -252,25 +257,137 @@ def provider_model(settings: Mapping[str, Any], cipher: Cipher, key: Key, roles:
     return {"model": trained.model, "parent": parent}
 
 
-def environment(device: torch.device) -> dict[str, Any]:
-    return {"device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-            "torch": torch.__version__, "cuda": torch.version.cuda,
-            "python": platform.python_version(), "ppattack": __version__}
+def environment(device: torch.device, processes: int = 1) -> Environment:
+    """The device, its name and the library versions of this process; ``processes``: the ranks."""
+    return Environment(device=str(device),
+                       device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                                    else platform.processor() or platform.machine()),
+                       torch=torch.__version__, cuda=torch.version.cuda, python=platform.python_version(),
+                       ppattack=__version__, processes=processes)
+
+
+def cipher_record(cipher: Cipher, shape: tuple[int, int, int]) -> CipherRecord:
+    """The card of ``cipher`` at the image ``shape`` (C, H, W)."""
+    return CipherRecord(cipher.name, cipher.params, cipher.key_space_bits(shape), cipher.separable_bits(shape),
+                        cipher.key_reuse, cipher.paper)
+
+
+def config_record(config: RunConfig, settings: Mapping[str, Any], device: torch.device) -> ConfigRecord:
+    """``config`` as result.json records it: with its resolved ``settings`` and ``device``."""
+    return ConfigRecord(**{**asdict(config), "params": dict(config.params), "device": str(device)},
+                        settings=settings)
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The result.json document plus the images it was scored on (uint8, CPU)."""
+    """The record of a run plus the images it was scored on (uint8, CPU)."""
 
-    document: dict[str, Any]
+    record: RunRecord
     plain: torch.Tensor
     encrypted: torch.Tensor
     restored: torch.Tensor
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The result.json document: ``record.to_json()``."""
+        return self.record.to_json()
 
-def run(config: RunConfig) -> RunResult:
-    """Run one case end to end and return its result (nothing is written)."""
+
+@dataclass(frozen=True)
+class Victim:
+    """The ground truth of a case: the cipher, the victim's key, the data and its roles, and the
+    targets' plain images and ciphertexts (on the run's device). Attacks never see it; the
+    harness builds their view from it (:func:`threat_view`) and scores against it."""
+
+    cipher: Cipher
+    key: Key
+    dataset: Dataset
+    roles: Roles
+    plain: torch.Tensor
+    ciphertexts: torch.Tensor
+
+
+def victim_case(cipher: Cipher, shape: tuple[int, int, int], dataset: Dataset, roles: Roles, *,
+                seed: int, device: torch.device) -> Victim:
+    """The victim of a run with ``seed``: a key drawn from the run's victim-key seed, and the
+    target images encrypted with it."""
+    key = cipher.generate_key(shape, seed=role_seed(seed, "victim-key"))
+    plain = roles.targets.tensor(device)
+    return Victim(cipher, key, dataset, roles, plain, cipher.encrypt(plain, key))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An attack evaluated on a victim: its record (facts, timings in seconds, key-recovery
+    scores), the scores of its restorations, and the restorations (uint8, on the device)."""
+
+    attack: AttackRecord
+    metrics: Scores
+    restored: torch.Tensor
+
+
+def evaluate_attack(victim: Victim, attack: Attack, settings: Mapping[str, Any], perceptual: Any, *,
+                    model: Any = None) -> Evaluation:
+    """Run ``attack`` on the view its threat model grants of ``victim`` and score it.
+
+    ``settings``: the run's resolved settings (dataset name, known pairs); ``perceptual``: the
+    LPIPS metric or why it is unavailable (:func:`ppattack.lpips_metric.prepare`); ``model``:
+    what the model threat grants (:func:`provider_model`). Recovered key material is scored here
+    and goes no further: the record holds its scores only.
+    """
+    view = threat_view(attack.threat_model, victim.cipher, victim.key, victim.ciphertexts, victim.roles,
+                       dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
+                       model=model, training_ciphertexts=attack.uses_training_ciphertexts,
+                       public_count=attack.public_images_wanted())
+    log.info("attacking %d %s ciphertexts with %s (%s)", len(victim.plain), victim.cipher.name, attack.name,
+             attack.threat_model)
+    outcome = attack(view)
+    key_recovery = key_recovery_scores(victim.cipher, victim.key, outcome.recovered_key, outcome.recovered_map)
+    record = AttackRecord(attack.name, attack.threat_model, attack.params, outcome.facts,
+                          outcome.train_seconds, outcome.attack_seconds, key_recovery)
+    return Evaluation(record, Scores.from_json(score(outcome.images, victim.plain, perceptual)), outcome.images)
+
+
+def baseline_scores(victim: Victim, perceptual: Any) -> Baseline:
+    """The no-attack baseline: the ciphertexts scored as if they were restorations, when they
+    are 8-bit images of the plain shape."""
+    plain, ciphertexts = victim.plain, victim.ciphertexts
+    if tuple(ciphertexts.shape) != tuple(plain.shape):
+        return Baseline(None, f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape")
+    if ciphertexts.dtype != torch.uint8:
+        return Baseline(None, f"ciphertexts are {str(ciphertexts.dtype).removeprefix('torch.')}, not 8-bit images")
+    return Baseline(Scores.from_json(score(ciphertexts, plain, perceptual)))
+
+
+def measure_accuracy(settings: Mapping[str, Any], victim: Victim, *, seed: int, device: torch.device) -> Accuracy:
+    """The two classifiers of a case: a plain model and the protected model (trained on the
+    victim's encrypted training images), each scored on the whole test split. It depends on the
+    cipher, the key, the data and the settings only, not on any attack."""
+    return Accuracy.from_json(classifier.measure_accuracy(
+        settings, victim.cipher, victim.key, victim.roles.victim_train, victim.dataset.test,
+        len(victim.dataset.classes), seed=seed, device=device))
+
+
+def accuracy_inputs(config: RunConfig) -> str:
+    """What the classifiers of ``config``'s case depend on, as text (a dict key): the cipher and
+    its parameters, the resolved settings, the data, the seed and the device; never the attack.
+    Cases with equal inputs have equal :func:`measure_accuracy` results (a bench measures once)."""
+    resolved = resolve(config)
+    return json.dumps({"cipher": config.cipher, "cipher_params": resolved.cipher_params,
+                       "settings": resolved.settings, "data_root": config.data_root, "limit": config.limit,
+                       "seed": config.seed, "device": config.device, "accuracy": config.accuracy},
+                      sort_keys=True, default=str)
+
+
+def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
+    """Run one case end to end and return its result (nothing is written).
+
+    The case composes three pipelines: the attack (:func:`evaluate_attack`), the provider's
+    model when the threat model grants it (:func:`provider_model`) and the classifiers
+    (:func:`measure_accuracy`), then the positive control when asked (:func:`positive_control`).
+    ``accuracy``: the classifiers' measurement of this case's cipher, key and data when already
+    made (a bench measures it once per cipher); None: measured here when ``config.accuracy``.
+    """
     started = time.time()
     init_from_env()  # under torchrun: join the process group (training is then data parallel)
     resolved = resolve(config)
@@ -289,85 +406,51 @@ def run(config: RunConfig) -> RunResult:
 
     dataset, roles = case_data(config, settings, attack)
     check_memory(size, len(roles.targets), batch, device)  # the targets there are
-    public_count = attack.public_images_wanted()
-
-    key = cipher.generate_key(shape, seed=role_seed(config.seed, "victim-key"))
-    plain = roles.targets.tensor(device)
-    ciphertexts = cipher.encrypt(plain, key)
-    model = (provider_model(settings, cipher, key, roles, len(dataset.classes), seed=config.seed,
+    victim = victim_case(cipher, shape, dataset, roles, seed=config.seed, device=device)
+    model = (provider_model(settings, cipher, victim.key, roles, len(dataset.classes), seed=config.seed,
                             device=device) if attack.threat_model == "model" else None)
-    view = threat_view(attack.threat_model, cipher, key, ciphertexts, roles,
-                       dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
-                       model=model, training_ciphertexts=attack.uses_training_ciphertexts,
-                       public_count=public_count)
-    log.info("attacking %d %s ciphertexts with %s (%s)", len(plain), cipher.name, attack.name,
-             attack.threat_model)
-    outcome = attack(view)
-    # Recovered key material is the victim's key: score it here, never write it out.
-    recovered = outcome.facts.pop("recovered_key", None)
-    recovered_map = outcome.facts.pop("recovered_map", None)
-    key_recovery = key_recovery_scores(cipher, key, recovered, recovered_map)
-
-    if tuple(ciphertexts.shape) != tuple(plain.shape):
-        baseline = {"unavailable": f"ciphertexts have shape {tuple(ciphertexts.shape[1:])}, not the plain shape"}
-    elif ciphertexts.dtype != torch.uint8:
-        baseline = {"unavailable": f"ciphertexts are {str(ciphertexts.dtype).removeprefix('torch.')}, not 8-bit images"}
-    else:
-        baseline = score(ciphertexts, plain, perceptual)
-    if config.accuracy:  # victim-train images train it; the whole test split scores it
-        accuracy = measure_accuracy(settings, cipher, key, roles.victim_train, dataset.test,
-                                    len(dataset.classes), seed=config.seed, device=device)
-    else:
-        accuracy = {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
-                    "reason": "skipped (--no-accuracy)"}
-    document = {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "ppattack_version": __version__,
-        "git_commit": _git_commit(),
-        "config": {**asdict(config), "params": dict(config.params), "settings": settings,
-                   "device": str(device)},
-        "seed": config.seed,
-        "dataset": {"name": settings["dataset"], "image_shape": list(shape),
-                    "classes": len(dataset.classes),
-                    "splits": {**roles.sizes(), "test": len(dataset.test)}},
-        "cipher": {"name": cipher.name, "params": cipher.params,
-                   "key_space_bits": cipher.key_space_bits(shape),
-                   "separable_bits": cipher.separable_bits(shape),
-                   "key_reuse": cipher.key_reuse, "paper": cipher.paper},
-        "attack": {"name": attack.name, "threat_model": attack.threat_model,
-                   "params": attack.params, "facts": outcome.facts,
-                   "train_seconds": outcome.train_seconds, "attack_seconds": outcome.attack_seconds,
-                   **({} if key_recovery is None else {"key_recovery": key_recovery})},
-        "metrics": score(outcome.images, plain, perceptual),
-        "baseline": baseline,
-        "metric_conventions": conventions(perceptual),
-        "accuracy": accuracy,
-        "environment": {**environment(device), "processes": world().size},
-        "seconds": 0.0,
-    }
-    images = (plain.cpu(), ciphertexts.cpu(), outcome.images.cpu())
-    # the control is a whole second run: free this one's networks and device tensors first
-    del plain, ciphertexts, outcome, view, model, attack, roles, dataset
+    evaluation = evaluate_attack(victim, attack, settings, perceptual, model=model)
+    baseline = baseline_scores(victim, perceptual)
+    if accuracy is None:  # victim-train images train the classifiers; the whole test split scores them
+        accuracy = (measure_accuracy(settings, victim, seed=config.seed, device=device) if config.accuracy
+                    else Accuracy.not_measured("skipped (--no-accuracy)"))
+    images = (victim.plain.cpu(), victim.ciphertexts.cpu(), evaluation.restored.cpu())
+    # the control attacks again: free this case's networks and device tensors first
+    attack_record, metrics = evaluation.attack, evaluation.metrics
+    del victim, evaluation, model, attack
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    document["control"] = positive_control(config, resolved, cipher, document)
-    document["seconds"] = time.time() - started
-    return RunResult(document, *images)
+    control = positive_control(config, resolved, cipher, metrics, dataset, roles, perceptual, device)
+    record = RunRecord(
+        schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
+        config=config_record(config, settings, device),
+        dataset=DatasetRecord(settings["dataset"], shape, len(dataset.classes),
+                              {**roles.sizes(), "test": len(dataset.test)}),
+        cipher=cipher_record(cipher, shape), attack=attack_record, metrics=metrics, baseline=baseline,
+        metric_conventions=conventions(perceptual), accuracy=accuracy,
+        environment=environment(device, world().size), control=control, seconds=time.time() - started)
+    return RunResult(record, *images)
 
 
 def case_data(config: RunConfig, settings: Mapping[str, Any], attack: Attack) -> tuple[Dataset, Roles]:
     """The dataset and roles of a case, with every image the run will read decoded into the
-    cache and nothing else (:func:`_roles_read`). Under torchrun rank 0 decodes first and the
+    cache and nothing else (:func:`prepare_reads`). Under torchrun rank 0 decodes first and the
     other ranks then map its cache."""
     dataset = load_dataset(settings["dataset"], int(settings["image_size"]), data_root=config.data_root,
                            max_train=settings.get("max_train"), max_test=settings.get("max_test"))
     roles = assign_roles(dataset, settings.get("targets") if config.limit is None else config.limit)
-    with main_first():
-        for used in _roles_read(roles, attack, config.accuracy, attack.public_images_wanted()):
-            used.prepare()
-        if config.accuracy:  # the whole test split scores the classifiers
-            dataset.test.prepare()
+    prepare_reads(dataset, roles, attack, config.accuracy)
     return dataset, roles
+
+
+def prepare_reads(dataset: Dataset, roles: Roles, attack: Attack, accuracy: bool) -> None:
+    """Decode into the cache the images a case with ``attack`` reads (:func:`_roles_read`),
+    and the test split when the classifiers are scored; rank 0 first under torchrun."""
+    with main_first():
+        for used in _roles_read(roles, attack, accuracy, attack.public_images_wanted()):
+            used.prepare()
+        if accuracy:  # the whole test split scores the classifiers
+            dataset.test.prepare()
 
 
 def prepare_data(config: RunConfig) -> None:
@@ -410,27 +493,47 @@ def control_config(config: RunConfig, resolved: Resolved, cipher: Cipher) -> Run
     return replace(config, cipher="plain", params=params, accuracy=False, control=False)
 
 
-def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher,
-                     document: dict[str, Any]) -> dict[str, Any]:
+def evaluate_control(control: RunConfig, dataset: Dataset, roles: Roles, perceptual: Any,
+                     device: torch.device) -> Evaluation:
+    """The attack of ``control`` (a :func:`control_config`) evaluated on ``plain``, on the same
+    data and roles as the case it controls, with a victim key drawn from the same seed."""
+    resolved = resolve(control)
+    settings = resolved.settings
+    plain_cipher: Cipher = CIPHERS.create(control.cipher, **resolved.cipher_params)
+    attack = create_case_attack(control, resolved, device)
+    size = int(settings["image_size"])
+    shape = (3, size, size)
+    plain_cipher.check_shape(shape)
+    prepare_reads(dataset, roles, attack, accuracy=False)
+    victim = victim_case(plain_cipher, shape, dataset, roles, seed=control.seed, device=device)
+    model = (provider_model(settings, plain_cipher, victim.key, roles, len(dataset.classes), seed=control.seed,
+                            device=device) if attack.threat_model == "model" else None)
+    return evaluate_attack(victim, attack, settings, perceptual, model=model)
+
+
+def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher, metrics: Scores,
+                     dataset: Dataset, roles: Roles, perceptual: Any, device: torch.device) -> Control:
     """result.json's ``control``: the attack's mean SSIM on ``plain`` and whether it reaches
     :data:`CONTROL_SSIM` (attacks.md: an attack that cannot restore unencrypted images proves
-    nothing by failing on a cipher)."""
+    nothing by failing on a cipher). ``metrics``: the case's own scores, which are the control's
+    when the cipher is ``plain``; otherwise the control is a second evaluation on ``plain``
+    (:func:`evaluate_control`)."""
     if not config.control:
-        return {"run": False, "reason": "not requested (--control runs the same attack on plain)"}
+        return Control.not_run("not requested (--control runs the same attack on plain)")
     if cipher.name == "plain":
-        params, metrics, seconds = dict(config.params), document["metrics"], 0.0
+        params, seconds = dict(config.params), 0.0
     else:
         control = control_config(config, resolved, cipher)
         log.info("positive control: %s on plain", config.attack)
+        started = time.time()
         try:
-            sub = run(control).document
+            metrics = evaluate_control(control, dataset, roles, perceptual, device).metrics
         except PPAttackError as e:  # an attack that cannot take plain: say so, keep the result
-            return {"run": False, "reason": f"the control on plain failed: {e}"}
-        params, metrics, seconds = dict(control.params), sub["metrics"], sub["seconds"]
-    ssim = float(metrics["ssim"]["mean"])
-    return {"run": True, "cipher": "plain", "params": params, "ssim": ssim,
-            "psnr": metrics["psnr"]["mean"], "threshold": CONTROL_SSIM,
-            "passed": ssim >= CONTROL_SSIM, "seconds": seconds}
+            return Control.not_run(f"the control on plain failed: {e}")
+        params, seconds = dict(control.params), time.time() - started
+    ssim = float(metrics.ssim.mean)
+    return Control(True, params=params, ssim=ssim, psnr=metrics.psnr.mean, threshold=CONTROL_SSIM,
+                   passed=ssim >= CONTROL_SSIM, seconds=seconds)
 
 
 def _git_commit() -> str | None:

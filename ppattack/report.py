@@ -15,11 +15,12 @@ import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from .harness import RunResult
+from .records import RunRecord, Scores, Summary
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 GRID_COLUMNS = 8  # images per grid row: the first targets, always the same ones
@@ -53,12 +54,6 @@ def fmt_accuracy(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def mean_of(scores: dict[str, Any] | None, name: str) -> Any:
-    """The mean of metric ``name`` in a scores dict (None when absent or unavailable)."""
-    entry = (scores or {}).get(name)
-    return entry.get("mean") if isinstance(entry, dict) else None
-
-
 def _fact(value: Any) -> str:
     if isinstance(value, float):
         return fmt(value, 4)
@@ -68,12 +63,11 @@ def _fact(value: Any) -> str:
     return str(value)
 
 
-def lpips_note(document: dict[str, Any]) -> str | None:
+def lpips_note(record: RunRecord) -> str | None:
     """One sentence about LPIPS: why it is missing, or a warning about a non-standard trunk."""
-    metrics = document["metrics"]
-    if metrics.get("lpips") is None:
-        return f"LPIPS unavailable: {metrics.get('lpips_unavailable')}."
-    backbone = document.get("metric_conventions", {}).get("lpips_model", {}).get("backbone")
+    if record.metrics.lpips is None:
+        return f"LPIPS unavailable: {record.metrics.lpips_unavailable}."
+    backbone = record.metric_conventions.get("lpips_model", {}).get("backbone")
     if backbone and not backbone.get("torchvision_imagenet"):
         return (f"Warning: the LPIPS trunk `{backbone['file']}` (SHA-256 {backbone['sha256'][:12]}...) "
                 "is not torchvision's ImageNet AlexNet checkpoint; these LPIPS values are not "
@@ -81,14 +75,14 @@ def lpips_note(document: dict[str, Any]) -> str | None:
     return None
 
 
-def control_note(document: dict[str, Any]) -> str:
+def control_note(record: RunRecord) -> str:
     """One sentence on the positive control (the same attack on ``plain``)."""
-    control, attack = document.get("control") or {}, document["attack"]["name"]
-    if not control.get("run"):
-        return f"Positive control: {control.get('reason', 'not run')}."
-    verdict = (f"SSIM {control['ssim']:.3f} >= {control['threshold']}: passed"
-               if control["passed"] else
-               f"SSIM {control['ssim']:.3f} < {control['threshold']}: FAILED. {attack} does not "
+    control, attack = record.control, record.attack.name
+    if not control.ran:
+        return f"Positive control: {control.reason}."
+    verdict = (f"SSIM {control.ssim:.3f} >= {control.threshold}: passed"
+               if control.passed else
+               f"SSIM {control.ssim:.3f} < {control.threshold}: FAILED. {attack} does not "
                "restore unencrypted images at this budget, so its result on this cipher is no "
                "evidence either way")
     return f"Positive control ({attack} on `plain`, same data, preset and seed): {verdict}."
@@ -96,43 +90,52 @@ def control_note(document: dict[str, Any]) -> str:
 
 # -- report.md -----------------------------------------------------------------------------------
 
-def report_markdown(document: dict[str, Any]) -> str:
+#: The metric rows of a report: label, the metric's summary in a :class:`Scores`, digits shown.
+METRIC_ROWS: tuple[tuple[str, Callable[[Scores], Summary | None], int], ...] = (
+    ("SSIM (wang) ↑", lambda s: s.ssim, 3), ("SSIM (skimage-legacy) ↑", lambda s: s.ssim_skimage_legacy, 3),
+    ("PSNR (dB) ↑", lambda s: s.psnr, 2), ("LPIPS (AlexNet) ↓", lambda s: s.lpips, 3))
+
+
+def summary_mean(scores: Scores | None, metric: Callable[[Scores], Summary | None]) -> Any:
+    """The mean of ``metric`` in ``scores`` (None when there are no scores or no such summary)."""
+    summary = None if scores is None else metric(scores)
+    return None if summary is None else summary.mean
+
+
+def report_markdown(record: RunRecord) -> str:
     """The side-by-side table a person reads: restored vs the ciphertext baseline, key space, accuracy."""
-    cipher, attack = document["cipher"], document["attack"]
-    metrics, baseline, accuracy = document["metrics"], document["baseline"], document["accuracy"]
-    dataset = document["dataset"]
-    rows = [("SSIM (wang) ↑", "ssim", 3), ("SSIM (skimage-legacy) ↑", "ssim_skimage_legacy", 3),
-            ("PSNR (dB) ↑", "psnr", 2), ("LPIPS (AlexNet) ↓", "lpips", 3)]
-    lines = [f"# {cipher['name']} vs {attack['name']}", "",
-             f"Dataset `{dataset['name']}` {'x'.join(map(str, dataset['image_shape']))}, "
-             f"{dataset['splits']['targets']} target images; preset `{document['config']['preset']}`; "
-             f"seed {document['seed']}; threat model `{attack['threat_model']}`; device "
-             f"`{document['environment']['device']}`.", "", SSIM_NOTE, "",
+    cipher, attack, accuracy, dataset = record.cipher, record.attack, record.accuracy, record.dataset
+    lines = [f"# {cipher.name} vs {attack.name}", "",
+             f"Dataset `{dataset.name}` {'x'.join(map(str, dataset.image_shape))}, "
+             f"{dataset.splits['targets']} target images; preset `{record.config.preset}`; "
+             f"seed {record.seed}; threat model `{attack.threat_model}`; device "
+             f"`{record.environment.device}`.", "", SSIM_NOTE, "",
              "| metric | restored mean | restored median | restored std | ciphertext baseline mean |",
              "|---|---|---|---|---|"]
-    for label, name, digits in rows:
-        entry = metrics.get(name) or {}
-        lines.append(f"| {label} | {fmt(entry.get('mean'), digits)} | {fmt(entry.get('median'), digits)} | "
-                     f"{fmt(entry.get('std'), digits)} | {fmt(mean_of(baseline, name), digits)} |")
-    if "unavailable" in baseline:
-        lines += ["", f"Ciphertext baseline unavailable: {baseline['unavailable']}."]
-    lines += ["", control_note(document)]
-    note = lpips_note(document)
+    for label, metric, digits in METRIC_ROWS:
+        entry = metric(record.metrics)
+        median, std = (None, None) if entry is None else (entry.median, entry.std)
+        lines.append(f"| {label} | {fmt(summary_mean(record.metrics, metric), digits)} | {fmt(median, digits)} | "
+                     f"{fmt(std, digits)} | {fmt(summary_mean(record.baseline.scores, metric), digits)} |")
+    if record.baseline.scores is None:
+        lines += ["", f"Ciphertext baseline unavailable: {record.baseline.unavailable}."]
+    lines += ["", control_note(record)]
+    note = lpips_note(record)
     if note:
         lines += ["", note]
     lines += ["", "| cipher | key space (bits) | separable (bits) | key reuse | "
               "accuracy: plain model, plain images | accuracy: protected model, encrypted images |",
               "|---|---|---|---|---|---|",
-              f"| {cipher['name']} | {cipher['key_space_bits']:.2f} | {cipher['separable_bits']:.2f} | "
-              f"{cipher['key_reuse']} | {fmt_accuracy(accuracy.get('plain_model_on_plain'))} | "
-              f"{fmt_accuracy(accuracy.get('protected_model_on_encrypted'))} |"]
-    if accuracy.get("reason"):
-        lines += ["", f"Accuracy: {accuracy['reason']}."]
-    lines += ["", f"Attack `{attack['name']}`: training {attack['train_seconds']:.1f} s, "
-              f"reconstruction {attack['attack_seconds']:.1f} s."]
-    if attack.get("facts"):
+              f"| {cipher.name} | {cipher.key_space_bits:.2f} | {cipher.separable_bits:.2f} | "
+              f"{cipher.key_reuse} | {fmt_accuracy(accuracy.plain_model_on_plain)} | "
+              f"{fmt_accuracy(accuracy.protected_model_on_encrypted)} |"]
+    if accuracy.reason:
+        lines += ["", f"Accuracy: {accuracy.reason}."]
+    lines += ["", f"Attack `{attack.name}`: training {attack.train_seconds:.1f} s, "
+              f"reconstruction {attack.attack_seconds:.1f} s."]
+    if attack.facts:
         lines += ["", "| attack fact | value |", "|---|---|"]
-        lines += [f"| {name} | {_fact(value)} |" for name, value in attack["facts"].items()]
+        lines += [f"| {name} | {_fact(value)} |" for name, value in attack.facts.items()]
     lines += ["", "![plain, encrypted and restored images](grid.png)", "",
               f"Rows: plain, encrypted, restored (the first {GRID_COLUMNS} target images); "
               "SSIM (wang) under each restored image.", "", CAVEAT, ""]
@@ -269,12 +272,12 @@ def grid_png(plain: torch.Tensor, encrypted: torch.Tensor, restored: torch.Tenso
 def write_run(result: RunResult, out_dir: str | os.PathLike) -> Path:
     """Write result.json, report.md and grid.png into ``out_dir`` (each file atomically)."""
     out = Path(out_dir)
-    document = finite(result.document)
+    record = result.record
     atomic_write_bytes(out / "grid.png", grid_png(result.plain, result.encrypted, result.restored,
-                                                  document["metrics"]["ssim"]["values"],
-                                                  restored_label=f"restored\n({document['attack']['name']})"))
-    atomic_write_text(out / "report.md", report_markdown(document))
-    atomic_write_json(out / "result.json", document)
+                                                  record.metrics.ssim.values,
+                                                  restored_label=f"restored\n({record.attack.name})"))
+    atomic_write_text(out / "report.md", report_markdown(record))
+    atomic_write_json(out / "result.json", finite(record.to_json()))
     return out
 
 
@@ -315,12 +318,12 @@ def leaderboard_table(document: dict[str, Any]) -> tuple[list[str], list[list[st
 
 
 def _bench_context(document: dict[str, Any]) -> str:
-    first = next(c["result"] for c in document["cells"] if c["result"] is not None)
-    dataset = first["dataset"]
+    first = RunRecord.from_json(next(c["result"] for c in document["cells"] if c["result"] is not None))
+    dataset = first.dataset
     return (f"{len(document['ciphers'])} cipher(s) x {len(document['attacks'])} attack(s) on "
-            f"`{dataset['name']}` {'x'.join(map(str, dataset['image_shape']))}, "
-            f"{dataset['splits']['targets']} target images; preset `{first['config']['preset']}`; "
-            f"seed {first['seed']}; device `{first['environment']['device']}`.")
+            f"`{dataset.name}` {'x'.join(map(str, dataset.image_shape))}, "
+            f"{dataset.splits['targets']} target images; preset `{first.config.preset}`; "
+            f"seed {first.seed}; device `{first.environment.device}`.")
 
 
 def bench_notes(document: dict[str, Any]) -> list[str]:
@@ -335,7 +338,7 @@ def bench_notes(document: dict[str, Any]) -> list[str]:
             reasons.setdefault(accuracy["reason"], []).append(row["cipher"])
     notes += [f"Accuracy ({', '.join(ciphers)}): {reason}." for reason, ciphers in reasons.items()]
     lpips = {note for cell in document["cells"] if cell["result"] is not None
-             for note in [lpips_note(cell["result"])] if note}
+             for note in [lpips_note(RunRecord.from_json(cell["result"]))] if note}
     notes += sorted(lpips)
     for cell in document["cells"]:
         if cell["status"] == "error":
@@ -353,15 +356,15 @@ def _cell_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                "PSNR (dB)", "LPIPS", "no-attack SSIM", "time (s)", "report"]
     rows = []
     for cell in document["cells"]:
-        d = cell["result"]
-        if d is None:
+        if cell["result"] is None:
             rows.append([cell["cipher"], cell["attack"], "", cell["status"], "", "", "", "", "", ""])
             continue
-        m = d["metrics"]
-        rows.append([cell["cipher"], cell["attack"], d["attack"]["threat_model"],
-                     f"{fmt(m['ssim']['mean'])} ± {fmt(m['ssim']['std'])}",
-                     fmt(mean_of(m, "ssim_skimage_legacy")), fmt(mean_of(m, "psnr"), 2), fmt(mean_of(m, "lpips")),
-                     fmt(mean_of(d["baseline"], "ssim")), f"{d['seconds']:.1f}", f"{cell['folder']}/report.md"])
+        record = RunRecord.from_json(cell["result"])
+        m, baseline = record.metrics, record.baseline.scores
+        rows.append([cell["cipher"], cell["attack"], record.attack.threat_model,
+                     f"{fmt(m.ssim.mean)} ± {fmt(m.ssim.std)}", fmt(m.ssim_skimage_legacy.mean), fmt(m.psnr.mean, 2),
+                     fmt(summary_mean(m, lambda s: s.lpips)), fmt(summary_mean(baseline, lambda s: s.ssim)),
+                     f"{record.seconds:.1f}", f"{cell['folder']}/report.md"])
     return headers, rows
 
 

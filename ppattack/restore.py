@@ -20,10 +20,12 @@ from typing import Any, Mapping
 import torch
 
 from .version import __version__
-from .attack import resolve_device
+from .attack import AttackResult, resolve_device
 from .learning.cache import tensor_digest
 from .errors import DataError, ParameterError, ShapeError
-from .harness import RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, environment, resolve
+from .harness import (RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, cipher_record, config_record,
+                      environment, resolve)
+from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, RunRecord, Scores
 from .file_io import IMAGE_SUFFIXES, read_image, write_png
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
@@ -123,9 +125,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     labels = None if public is None else torch.zeros(len(public), dtype=torch.long, device=run_device)
     view = ThreatView(threat, type(cipher)(**cipher.params), shape, ciphertexts.to(run_device),
                       None if public is None else public.to(run_device), labels, data_id=data_id)
-    outcome = attack(view)
-    outcome.facts.pop("recovered_key", None)  # key material is never written
-    outcome.facts.pop("recovered_map", None)
+    outcome = attack(view)  # recovered key material stays in its fields: no record takes it
     restored = outcome.images.cpu()
 
     # Stage every file, then move them into place together.
@@ -152,33 +152,25 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     return RestoreResult(targets, result)
 
 
-def scored_result(config: RunConfig, settings: dict[str, Any], cipher, attack, outcome, truth: torch.Tensor,
-                  ciphertexts: torch.Tensor, restored: torch.Tensor, started: float,
+def scored_result(config: RunConfig, settings: dict[str, Any], cipher, attack, outcome: AttackResult,
+                  truth: torch.Tensor, ciphertexts: torch.Tensor, restored: torch.Tensor, started: float,
                   device: torch.device) -> RunResult:
-    """A result.json document (the run schema) for restored files scored against the truth."""
-    from dataclasses import asdict
-
+    """The record of a run (result.json's schema) for restored files scored against the truth;
+    the attack's recovered key, if any, is not scored (there is no key to score it against)."""
     perceptual = prepare_lpips(config.lpips_weights, device)
-    shape = list(truth.shape[1:])
-    document = {
-        "schema_version": RESULT_SCHEMA_VERSION, "ppattack_version": __version__, "git_commit": _git_commit(),
-        "config": {**asdict(config), "params": dict(config.params), "settings": settings, "device": str(device)},
-        "seed": config.seed,
-        "dataset": {"name": "files", "image_shape": shape, "classes": 0,
-                    "splits": {"targets": len(truth), "public": 0, "victim_train": 0, "test": 0}},
-        "cipher": {"name": cipher.name, "params": cipher.params, "key_space_bits": cipher.key_space_bits(tuple(shape)),
-                   "separable_bits": cipher.separable_bits(tuple(shape)), "key_reuse": cipher.key_reuse,
-                   "paper": cipher.paper},
-        "attack": {"name": attack.name, "threat_model": attack.threat_model, "params": attack.params,
-                   "facts": outcome.facts, "train_seconds": outcome.train_seconds,
-                   "attack_seconds": outcome.attack_seconds},
-        "metrics": score(restored, truth, perceptual),
-        "baseline": score(ciphertexts, truth, perceptual),
-        "metric_conventions": conventions(perceptual),
-        "accuracy": {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
-                     "reason": "restore attacks files; no classifier is trained"},
-        "environment": {**environment(device), "processes": 1},
-        "control": {"run": False, "reason": "restore attacks given files; run `ppattack run --control` for the control"},
-        "seconds": time.time() - started,
-    }
-    return RunResult(document, truth, ciphertexts, restored)
+    shape = tuple(truth.shape[1:])
+    record = RunRecord(
+        schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
+        config=config_record(config, settings, device),
+        dataset=DatasetRecord("files", shape, 0, {"targets": len(truth), "public": 0, "victim_train": 0, "test": 0}),
+        cipher=cipher_record(cipher, shape),
+        attack=AttackRecord(attack.name, attack.threat_model, attack.params, outcome.facts,
+                            outcome.train_seconds, outcome.attack_seconds),
+        metrics=Scores.from_json(score(restored, truth, perceptual)),
+        baseline=Baseline(Scores.from_json(score(ciphertexts, truth, perceptual))),
+        metric_conventions=conventions(perceptual),
+        accuracy=Accuracy.not_measured("restore attacks files; no classifier is trained"),
+        environment=environment(device),
+        control=Control.not_run("restore attacks given files; run `ppattack run --control` for the control"),
+        seconds=time.time() - started)
+    return RunResult(record, truth, ciphertexts, restored)

@@ -26,9 +26,3 @@ def verdict(best_ssim: float | None, baseline_ssim: float | None, key_recovered:
     if baseline_ssim is not None and best_ssim >= baseline_ssim + PARTIAL_MARGIN:
         return "partially restored"
     return "not broken by these attacks"
-
-
-def key_recovered(document: dict) -> bool:
-    """Whether a result.json document's attack recovered the key exactly."""
-    recovery = document["attack"].get("key_recovery") or {}
-    return float(recovery.get("complete", 0.0)) >= 1.0

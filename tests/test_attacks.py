@@ -196,15 +196,15 @@ def test_a_control_that_cannot_run_is_recorded_and_the_result_kept(monkeypatch):
     import ppattack.harness as harness
     from ppattack.errors import ParameterError
 
-    original = harness.run
+    original = harness.create_case_attack
 
-    def refuse_plain(config):
+    def refuse_plain(config, resolved, device):
         if config.cipher == "plain":
             raise ParameterError("this attack cannot take plain")
-        return original(config)
+        return original(config, resolved, device)
 
-    monkeypatch.setattr(harness, "run", refuse_plain)
-    document = original(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
+    monkeypatch.setattr(harness, "create_case_attack", refuse_plain)
+    document = harness.run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
     assert document["control"] == {"run": False, "reason": "the control on plain failed: this attack cannot take plain"}
     assert document["metrics"]["ssim"]["mean"] is not None
 
@@ -338,8 +338,8 @@ def test_prefetched_keeps_the_order_of_a_plain_loop():
 
 
 def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monkeypatch):
-    """--control is a second whole run: the first run's trained attack and threat view (and the
-    device tensors they hold) are released before it starts."""
+    """--control attacks a second time: the case's trained attack and threat view (and the
+    device tensors they hold) are released before the control starts."""
     import gc
 
     import ppattack.harness as harness
@@ -356,7 +356,7 @@ def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monk
 
     monkeypatch.setattr(harness, "positive_control", count_then_control)
     document = run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
-    assert document["control"]["run"] and alive == [0, 0]  # outer run, then the control's own run
+    assert document["control"]["run"] and alive == [0]  # the control is an evaluation, not a run
 
 
 def test_attack_timings_wait_for_the_gpu_and_cached_networks_name_the_device(monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from ppattack import bench as bench_module
 from ppattack.bench import expand, leaderboard, run_bench, split_names
 from ppattack.cli import cli
 from ppattack.errors import ParameterError, PPAttackError, UnknownComponentError
+from ppattack.records import Accuracy, Baseline, CipherRecord, RunRecord, Scores, Summary
 from ppattack.registry import ATTACKS, CIPHERS
 from ppattack.report import CAPTION_HEIGHT, GAP, cell_size
 from ppattack.schemas import validate
@@ -104,10 +106,10 @@ def test_a_parameter_no_cell_takes_is_an_error(tmp_path: Path):
 def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_runner, monkeypatch):
     real_run = bench_module.run
 
-    def flaky(config):
+    def flaky(config, **options):
         if config.cipher == "plain":
             raise PPAttackError("this attack cannot read plain images")
-        return real_run(config)
+        return real_run(config, **options)
 
     monkeypatch.setattr(bench_module, "run", flaky)
     result = cli_runner.invoke(cli, ["bench", "--ciphers", "plain,proposed", "--attacks", "fr",
@@ -121,7 +123,7 @@ def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_run
     assert plain["best_attack"] is None and plain["attacks"]["fr"]["error"]
     assert plain["key_space_bits"] == 0  # from the cipher itself when no cell ran
     assert "| plain | no attack applies | 0.00 | 0.00 | n/a | n/a | n/a | n/a | n/a | n/a | error |" in result.stdout
-    def broken(config):
+    def broken(config, **options):
         raise PPAttackError("broken")
 
     monkeypatch.setattr(bench_module, "run", broken)
@@ -132,20 +134,22 @@ def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_run
     assert result.exit_code == 2 and "every cell of the bench failed" in result.stderr
 
 
-def test_leaderboard_picks_the_best_attack_and_the_accuracy():
+def test_leaderboard_picks_the_best_attack_and_the_accuracy(bench_out):
+    out, _ = bench_out
+    base = RunRecord.from_json(json.loads((out / "proposed" / "fr" / "result.json").read_text()))
+
     def cell(cipher, attack, ssim, lpips=None, accuracy=None, error=None, reason=None):
         if error or reason:
             return {"cipher": cipher, "attack": attack, "status": "error" if error else "n/a", "error": error,
                     "reason": reason, "result": None}
-        summary = lambda v: None if v is None else {"mean": v, "median": v, "std": 0.0, "values": [v]}  # noqa: E731
-        return {"cipher": cipher, "attack": attack, "status": "ok", "error": None, "reason": None, "result": {
-            "cipher": {"key_space_bits": 10.0, "separable_bits": 5.0, "key_reuse": "shared"},
-            "attack": {"threat_model": "coa"},
-            "metrics": {"ssim": summary(ssim), "ssim_skimage_legacy": summary(ssim), "psnr": summary(10.0),
-                        "lpips": summary(lpips), "lpips_unavailable": None if lpips else "offline"},
-            "baseline": {"ssim": summary(0.2)},
-            "accuracy": accuracy or {"plain_model_on_plain": None, "protected_model_on_encrypted": None,
-                                     "reason": "not trained"}}}
+        summary = lambda v: None if v is None else Summary(v, v, 0.0, (v,))  # noqa: E731
+        scores = Scores(summary(ssim), summary(ssim), summary(10.0), summary(lpips), None if lpips else "offline")
+        return {"cipher": cipher, "attack": attack, "status": "ok", "error": None, "reason": None, "result": replace(
+            base, cipher=CipherRecord(cipher, {}, 10.0, 5.0, "shared", ""),
+            attack=replace(base.attack, threat_model="coa", key_recovery=None), metrics=scores,
+            baseline=Baseline(replace(scores, ssim=summary(0.2), lpips=None, lpips_unavailable="offline")),
+            accuracy=Accuracy.from_json(accuracy or {"plain_model_on_plain": None,
+                                                     "protected_model_on_encrypted": None, "reason": "not trained"}))}
 
     trained = {"plain_model_on_plain": 0.9, "protected_model_on_encrypted": 0.8, "reason": None}
     cells = [cell("c", "a1", 0.3, 0.5), cell("c", "a2", 0.6, 0.4, accuracy=trained), cell("c", "a3", None, error="boom"),
@@ -165,12 +169,12 @@ def test_leaderboard_picks_the_best_attack_and_the_accuracy():
 def test_a_cell_the_attack_cannot_take_reads_n_a_with_its_reason(tmp_path: Path, cli_runner, monkeypatch):
     real_run = bench_module.run
 
-    def picky(config):
+    def picky(config, **options):
         if config.cipher == "plain":
             raise ParameterError("fr needs a cipher (test)")
         if config.cipher == "le":
             raise RuntimeError("crash")
-        return real_run(config)
+        return real_run(config, **options)
 
     monkeypatch.setattr(bench_module, "run", picky)
     result = cli_runner.invoke(cli, ["bench", "--ciphers", "plain,le,proposed", "--attacks", "fr",
@@ -194,10 +198,10 @@ def test_a_cell_out_of_gpu_memory_is_a_failed_cell_and_cells_keep_only_grid_imag
     real_run = bench_module.run
     kept = []
 
-    def out_of_memory(config):
+    def out_of_memory(config, **options):
         if config.cipher == "plain":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        result = real_run(config)
+        result = real_run(config, **options)
         kept.append(len(result.plain))
         return result
 

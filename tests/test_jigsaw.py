@@ -21,7 +21,7 @@ def solve(name: str, threat: str = "coa", size: int = 48, block: int = 8, count:
 
 def test_jigsaw_restores_plain_scrambled_blocks():
     cipher, key, plain, result = solve("proposed")
-    scores = score_recovery(cipher, key, result.facts.pop("recovered_key"))
+    scores = score_recovery(cipher, key, result.recovered_key)
     assert scores["pixel_perm"] == 1.0 and scores["direct"] >= 0.9, scores
     assert result.facts["global_ambiguity"] == "none"
 
@@ -35,7 +35,7 @@ def test_jigsaw_with_96_states_joins_neighbours():
     """etc: blocks turned, flipped, inverted and colour-shuffled; neighbours are judged up to
     the turn and recolouring of the whole picture, which edges cannot settle."""
     cipher, key, plain, result = solve("etc", count=1)
-    scores = score_recovery(cipher, key, result.facts.pop("recovered_key"))
+    scores = score_recovery(cipher, key, result.recovered_key)
     assert result.facts["states_per_block"] == 96
     assert scores["neighbour"] >= 0.9 and scores["direct_modulo_global"] >= 0.9, scores
     assert result.facts["global_ambiguity"] == "unresolved (coa)"

@@ -172,7 +172,7 @@ def test_keyrec_recovers_shared_keys_of_smooth_images(cipher_name):
     cipher = ppattack.create_cipher(cipher_name, block_size=4)
     key, plain, view = keyrec_view(cipher, 40)
     result = ppattack.create_attack("keyrec")(view)
-    scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None), result.facts.pop("recovered_map"))
+    scores = key_recovery_scores(cipher, key, result.recovered_key, result.recovered_map)
     assert scores["complete"] == 1.0 and scores["decrypts_exactly"] == 1.0, scores
     assert torch.equal(result.images, plain)
 
@@ -226,7 +226,7 @@ def test_keyrec_turns_pieces_that_never_move():
     key, plain, view = keyrec_view(cipher, 40)
     result = ppattack.create_attack("keyrec")(view)
     assert result.facts["structure"]["moves"] is False and result.facts["structure"]["shared"] is False
-    scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None), result.facts.pop("recovered_map"))
+    scores = key_recovery_scores(cipher, key, result.recovered_key, result.recovered_map)
     assert scores["decrypts_exactly"] == 1.0, scores
     assert torch.equal(result.images, plain)
 

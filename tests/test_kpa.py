@@ -47,8 +47,8 @@ def test_exact_key_recovery(name, threat):
              else {"oracle": lambda x: cipher.encrypt(x, key)})
     view = ThreatView(threat, cipher, SHAPE, cipher.encrypt(targets, key), public, **extra)
     result = ppattack.create_attack(threat, threat=threat)(view)
-    scores = key_recovery_scores(cipher, key, result.facts.pop("recovered_key", None),
-                                 result.facts.pop("recovered_map"))
+    scores = key_recovery_scores(cipher, key, result.recovered_key,
+                                 result.recovered_map)
     assert scores["complete"] == 1.0 and scores["decrypts_exactly"] == 1.0, scores
     assert torch.equal(result.images, targets)
 
@@ -131,6 +131,6 @@ def test_kpa_settles_ties_of_a_shared_nibble_map_by_its_structure():
                       known_pairs=(known, cipher.encrypt(known, key)))
     result = ppattack.create_attack("kpa", threat="kpa")(view)
     assert result.facts["ambiguous_units"] > 0 and result.facts["settled_by_structure"] is True
-    scores = key_recovery_scores(cipher, key, None, result.facts.pop("recovered_map"))
+    scores = key_recovery_scores(cipher, key, None, result.recovered_map)
     assert scores["decrypts_exactly"] == 1.0
     assert torch.equal(result.images, targets)

@@ -130,7 +130,7 @@ def test_model_leak_with_the_parent_is_exact(name):
     model = encrypt_model(parent, key, cipher=cipher)
     view = ThreatView("model", cipher, SHAPE, cts, model={"model": model, "parent": parent})
     result = ppattack.create_attack("model-leak", threat="model")(view)
-    assert score_recovery(cipher, key, result.facts.pop("recovered_key"))["complete"] == 1.0
+    assert score_recovery(cipher, key, result.recovered_key)["complete"] == 1.0
     assert torch.equal(result.images, targets)
 
 
@@ -157,7 +157,7 @@ def test_model_leak_without_a_parent_seriates_the_embeddings():
     model = encrypt_model(smooth_model(), key)
     view = ThreatView("model", cipher, SHAPE, cts[:2], model=model)
     result = ppattack.create_attack("model-leak", threat="model")(view)
-    scores = score_recovery(cipher, key, result.facts.pop("recovered_key"))
+    scores = score_recovery(cipher, key, result.recovered_key)
     assert scores["complete"] == 1.0, (scores, result.facts)
     assert result.facts["block_perm_source"] == "position embedding"
 
@@ -181,8 +181,8 @@ def test_model_leak_with_the_parent_on_an_unregistered_plugin():
     model = encrypt_model(parent, key, cipher=cipher)
     view = ThreatView("model", cipher, SHAPE, cts, model={"model": model, "parent": parent})
     result = ppattack.create_attack("model-leak", threat="model")(view)
-    assert "recovered_key" not in result.facts
-    assert score_map(cipher, key, result.facts.pop("recovered_map"))["complete"] == 1.0
+    assert result.recovered_key is None
+    assert score_map(cipher, key, result.recovered_map)["complete"] == 1.0
     assert torch.equal(result.images, targets)
 
 
@@ -194,7 +194,7 @@ def test_model_leak_without_a_parent_on_a_plugin_with_quarters_of_their_own():
     view = ThreatView("model", cipher, SHAPE, cts[:2], model=model)
     result = ppattack.create_attack("model-leak", threat="model")(view)
     assert result.facts["in_block_classes"] == 4
-    assert score_map(cipher, key, result.facts.pop("recovered_map"))["complete"] == 1.0, result.facts
+    assert score_map(cipher, key, result.recovered_map)["complete"] == 1.0, result.facts
     assert torch.equal(result.images, targets[:2])
 
 
@@ -208,4 +208,4 @@ def test_model_leak_without_a_parent_needs_whole_pixels_and_the_plain_cipher_is_
     view = ThreatView("model", plain, SHAPE, targets, model=tiny_vit())
     result = ppattack.create_attack("model-leak", threat="model")(view)
     assert torch.equal(result.images, targets)
-    assert score_map(plain, plain.generate_key(SHAPE, seed=0), result.facts["recovered_map"])["complete"] == 1.0
+    assert score_map(plain, plain.generate_key(SHAPE, seed=0), result.recovered_map)["complete"] == 1.0

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ppattack.cli import cli
 from ppattack.harness import RunConfig, RunResult, run
+from ppattack.records import RunRecord
 from ppattack.report import (CAPTION_HEIGHT, GAP, GridRow, cell_size, displayable, finite, grid_image,
                              grid_layout, grid_png, report_markdown, write_run)
 from ppattack.schemas import load_schema, validate
@@ -90,7 +91,7 @@ def test_the_schemas_are_valid_json_schema(name):
 # -- report.md ------------------------------------------------------------------------------------
 
 def test_report_shows_metrics_lpips_reason_and_accuracy_reason(document: dict):
-    text = report_markdown(document)
+    text = report_markdown(RunRecord.from_json(document))
     assert text.startswith("# proposed vs fr")
     assert f"| SSIM (wang) ↑ | {document['metrics']['ssim']['mean']:.3f} |" in text
     assert f"LPIPS unavailable: {document['metrics']['lpips_unavailable']}." in text
@@ -99,26 +100,26 @@ def test_report_shows_metrics_lpips_reason_and_accuracy_reason(document: dict):
 
 
 def test_report_states_the_positive_control_and_what_a_failure_means(document: dict):
-    assert "Positive control: not requested (--control runs the same attack on plain)." in report_markdown(document)
+    assert "Positive control: not requested (--control runs the same attack on plain)." in report_markdown(RunRecord.from_json(document))
     document["control"] = {"run": True, "cipher": "plain", "params": {"attack.block_size": 4},
                            "ssim": 0.9412, "psnr": 27.1, "threshold": 0.9, "passed": True, "seconds": 3.5}
     assert validate(document, "result") == []
-    assert "Positive control (fr on `plain`, same data, preset and seed): SSIM 0.941 >= 0.9: passed." in report_markdown(document)
+    assert "Positive control (fr on `plain`, same data, preset and seed): SSIM 0.941 >= 0.9: passed." in report_markdown(RunRecord.from_json(document))
     document["control"].update(ssim=0.4, passed=False, psnr="inf")
     assert validate(document, "result") == []
-    text = report_markdown(document)
+    text = report_markdown(RunRecord.from_json(document))
     assert "SSIM 0.400 < 0.9: FAILED" in text and "no evidence either way" in text
 
 
 def test_terminal_summary_puts_accuracy_beside_the_metrics(document: dict, capsys):
     from ppattack.cli import print_summary
 
-    print_summary(document, Path("runs/x"))
+    print_summary(RunRecord.from_json(document), Path("runs/x"))
     text = capsys.readouterr().out
     assert "accuracy: protected model, encrypted images" in text and "Accuracy: skipped (--no-accuracy)" in text
     assert f"LPIPS unavailable: {document['metrics']['lpips_unavailable']}" in text
     document["accuracy"] = {"plain_model_on_plain": 0.912, "protected_model_on_encrypted": 0.8755, "reason": None}
-    print_summary(document, Path("runs/x"))
+    print_summary(RunRecord.from_json(document), Path("runs/x"))
     text = capsys.readouterr().out
     assert "87.5%" in text and "91.2%" in text and "Accuracy:" not in text
 
@@ -132,13 +133,13 @@ def test_report_shows_accuracy_lpips_and_facts_when_present(document: dict):
         "file": "alexnet-owt-7be5be79.pth", "sha256": "7be5be79" + "0" * 56, "torchvision_imagenet": True}
     document["attack"]["facts"] = {"key_recovered_fraction": 0.25}
     assert validate(document, "result") == []
-    text = report_markdown(document)
+    text = report_markdown(RunRecord.from_json(document))
     assert "91.2%" in text and "87.5%" in text and "Accuracy:" not in text
     assert "| LPIPS (AlexNet) ↓ | 0.457 |" in text and "LPIPS unavailable" not in text
     assert "Warning" not in text and "| key_recovered_fraction | 0.2500 |" in text
     document["metric_conventions"]["lpips_model"]["backbone"].update(sha256="0ae4" + "0" * 60,
                                                                      torchvision_imagenet=False)
-    assert "is not torchvision's ImageNet AlexNet checkpoint" in report_markdown(document)
+    assert "is not torchvision's ImageNet AlexNet checkpoint" in report_markdown(RunRecord.from_json(document))
 
 
 # -- grid.png (the seed's Fig. 4) -----------------------------------------------------------------

@@ -24,7 +24,7 @@ A solved picture is defined only up to a turn and a recolouring of the whole; un
 ``coa+public`` the candidate most likely under a Gaussian model of simple statistics of the
 public images (channel means and spreads, luminance skew, top-bottom brightness) is chosen,
 under ``coa`` the solver's own frame is kept. Each ciphertext's solution (block permutation and
-states) goes to ``facts["recovered_key"]`` as a list, which the harness scores (direct and
+states) goes to ``AttackResult.recovered_key`` as a list, which the harness scores (direct and
 neighbour comparison, largest component; :mod:`ppattack.solvers.keyscore`).
 """
 from __future__ import annotations
@@ -235,12 +235,12 @@ class Jigsaw(Attack):
             keys.append(recovered)
             clusters.append(cluster)
             log.debug("jigsaw: image %d solved, largest cluster %.2f", len(keys) - 1, cluster)
-        facts = {"recovered_key": keys, "largest_cluster_mean": float(np.mean(clusters)),
+        facts = {"largest_cluster_mean": float(np.mean(clusters)),
                  "states_per_block": int(states.turns * (states.colour.size if states.colours else 1)),
                  "global_ambiguity": "public-image prior" if prior is not None else
                  ("none" if states.turns == 1 and not states.colours else "unresolved (coa)"),
                  "seconds_per_image": (time.perf_counter() - start) / max(1, len(cts))}
-        return AttackResult(torch.cat(restored).to(view.device), facts)
+        return AttackResult(torch.cat(restored).to(view.device), facts, recovered_key=keys)
 
     # -- one ciphertext ------------------------------------------------------------------------
     def _solve(self, cipher: Cipher, shape, ct: torch.Tensor, block: int, states: StateSet,

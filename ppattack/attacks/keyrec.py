@@ -26,8 +26,8 @@ it never looks at the cipher's name:
    ``mirror_steps`` its training steps, 0 for no vote).
 
 The recovered map decrypts the ciphertexts by itself (:class:`ppattack.solvers.component_map.ComponentMap`);
-it goes to the harness as ``facts["recovered_map"]`` (scored by decryption, never written), with
-the cipher's key material in ``facts["recovered_key"]`` when the cipher derives it
+it goes to the harness as ``AttackResult.recovered_map`` (scored by decryption, never written), with
+the cipher's key material in ``AttackResult.recovered_key`` when the cipher derives it
 (:meth:`ppattack.cipher.Cipher.key_from_map`). Ciphers outside the class (a key per image,
 ciphertexts that are not 8-bit images, masks that are not whole-unit inversions) are reported
 as such with the reason.
@@ -126,12 +126,10 @@ class KeyRec(Attack):
                         mirror_public=every_public[:self.mirror_public]).solve()
         facts["seconds"] = seconds
         log.info("keyrec: %s map from %d ciphertexts and %d public images", cipher.name, len(cts), len(public))
-        facts["recovered_map"] = found
         material = cipher.key_from_map(shape, found)
-        if material is not None:
-            facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
+        recovered_key = None if material is None else {k: np.asarray(v).tolist() for k, v in material.items()}
         images = cipher.undo_keyless_step(found.decrypt(view.ciphertexts.cpu(), keyed))
-        return AttackResult(images.to(view.device), facts)
+        return AttackResult(images.to(view.device), facts, recovered_key=recovered_key, recovered_map=found)
 
 
 class _Solver:

@@ -87,13 +87,12 @@ def decrypt_with(view: ThreatView, found: ComponentMap, facts: dict[str, Any]) -
     cipher derives it) or with ``found`` itself; the map and material go to the harness."""
     cipher, shape = view.cipher, tuple(view.plain_shape)
     material = cipher.key_from_map(shape, found)
-    facts["recovered_map"] = found
     if material is None:
         images = cipher.undo_keyless_step(found.decrypt(view.ciphertexts, cipher.keyed_shape(shape)))
-        return AttackResult(images, facts)
+        return AttackResult(images, facts, recovered_map=found)
     images = cipher.decrypt(view.ciphertexts, Key(cipher.name, cipher.params, shape, material))
-    facts["recovered_key"] = {part: np.asarray(v).tolist() for part, v in material.items()}
-    return AttackResult(images, facts)
+    return AttackResult(images, facts, recovered_key={part: np.asarray(v).tolist() for part, v in material.items()},
+                        recovered_map=found)
 
 
 class KPA(Attack):

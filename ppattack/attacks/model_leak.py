@@ -37,9 +37,9 @@ has (block scrambling, an entry permutation, flips) and how pixels may move insi
 The model may be a timm ``VisionTransformer`` or a :class:`ppattack.learning.classifier.Classifier`
 holding one. The recovered transformation is a byte map of the whole image
 (:meth:`ppattack.model_transform.PatchTransform.component_map`) that decrypts the victim ciphertexts by
-itself; it goes to ``facts["recovered_map"]`` and, when the cipher turns maps into its key
+itself; it goes to ``AttackResult.recovered_map`` and, when the cipher turns maps into its key
 material (:func:`ppattack.solvers.component_map.key_material`), that material to
-``facts["recovered_key"]`` (both scored by the harness, never written).
+``AttackResult.recovered_key`` (both scored by the harness, never written).
 """
 from __future__ import annotations
 
@@ -242,12 +242,13 @@ class ModelLeak(Attack):
             transform = self._without_parent(own, shape, model, view.ciphertexts.cpu(), facts)
         found = transform.component_map(shape)
         images = found.decrypt(view.ciphertexts, shape)
+        result = AttackResult(images, facts)
         if _keyed_part_is_everything(cipher, shape):  # the map is that of the cipher's keyed part
-            facts["recovered_map"] = found
             material = key_material(cipher, shape, found)
-            if material is not None:
-                facts["recovered_key"] = {k: np.asarray(v).tolist() for k, v in material.items()}
-        return AttackResult(images, facts)
+            result.recovered_map = found
+            result.recovered_key = None if material is None else {k: np.asarray(v).tolist()
+                                                                  for k, v in material.items()}
+        return result
 
     def _with_parent(self, own: list[PatchTransform], shape: Shape, model, parent,
                      facts: dict[str, Any]) -> PatchTransform:

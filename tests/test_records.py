@@ -1,0 +1,125 @@
+"""A run's result is a typed, frozen record: its readers read fields, its serialiser cannot write
+a recovered key, the classifiers train once per cipher in a bench, and the positive control is a
+second evaluation, not a second run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import ppattack.harness as harness
+import ppattack.learning.classifier as classifier_module
+from ppattack.attack import AttackResult
+from ppattack.bench import run_bench
+from ppattack.harness import RunConfig, control_config, resolve, run
+from ppattack.records import AttackRecord, RunRecord
+from ppattack.registry import CIPHERS
+from ppattack.report import finite, write_run
+from ppattack.schemas import validate
+
+
+@pytest.fixture(scope="module")
+def keyrec_result() -> tuple[harness.RunResult, list[AttackResult]]:
+    """keyrec against proposed (it recovers the key), with the attack's own result kept aside."""
+    from ppattack.attacks.keyrec import KeyRec
+
+    seen: list[AttackResult] = []
+    original = KeyRec.__call__
+
+    def keep(self, view):
+        outcome = original(self, view)
+        seen.append(outcome)
+        return outcome
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KeyRec, "__call__", keep)
+        result = run(RunConfig(cipher="proposed", attack="keyrec", accuracy=False, limit=48))
+    return result, seen
+
+
+def test_a_run_is_a_frozen_record_read_by_its_fields(keyrec_result):
+    result, _ = keyrec_result
+    record = result.record
+    assert isinstance(record, RunRecord)
+    assert record.cipher.name == "proposed" and record.attack.name == "keyrec"
+    assert record.attack.key_recovered and record.attack.key_recovery["complete"] == 1.0
+    assert record.metrics.ssim.mean == pytest.approx(1.0) and len(record.metrics.ssim.values) == 48
+    assert record.accuracy.reason == "skipped (--no-accuracy)" and not record.accuracy.measured
+    assert not record.control.ran and record.dataset.image_shape == (3, 32, 32)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.seconds = 0.0
+    document = json.loads(json.dumps(finite(record.to_json())))
+    assert validate(document, "result") == []
+    assert RunRecord.from_json(document) == record  # what check reads back is what was written
+
+
+def test_a_recovered_key_never_reaches_result_json_nor_report_md(keyrec_result, tmp_path: Path):
+    result, seen = keyrec_result
+    (outcome,) = seen
+    assert outcome.recovered_key is not None and outcome.recovered_map is not None  # the attack found it
+    assert "recovered_key" not in outcome.facts and "recovered_map" not in outcome.facts
+    assert not {"recovered_key", "recovered_map"} & {f.name for f in dataclasses.fields(AttackRecord)}
+    assert "recovered" not in repr(outcome)  # nor does a log line of the attack's result show it
+    write_run(result, tmp_path)
+    for name in ("result.json", "report.md"):
+        text = (tmp_path / name).read_text()
+        assert "recovered_key" not in text and "recovered_map" not in text, name
+    parts = [list(values) for values in outcome.recovered_key.values()]
+
+    def lists(value):  # every list anywhere in the document
+        if isinstance(value, dict):
+            return [item for v in value.values() for item in lists(v)]
+        if isinstance(value, list):
+            return [value] + [item for v in value for item in lists(v)]
+        return []
+
+    written = lists(json.loads((tmp_path / "result.json").read_text()))
+    assert not [part for part in parts if part in written]
+
+
+def test_a_bench_trains_the_classifiers_once_per_cipher(tmp_path: Path, monkeypatch):
+    trainings: dict[str, int] = {}
+    real_fit = classifier_module.fit
+
+    def counting_fit(cipher, key, *args, description: str = "", **kwargs):
+        if description.startswith("training the protected classifier"):
+            trainings[cipher.name] = trainings.get(cipher.name, 0) + 1
+        return real_fit(cipher, key, *args, description=description, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "fit", counting_fit)
+    bench = run_bench(["proposed", "plain"], ["fr", "keyrec"], tmp_path, limit=4,
+                      params={"classifier_epochs": 1, "max_train": 64, "max_test": 16})
+    assert trainings == {"proposed": 1, "plain": 1}
+    for cipher in ("proposed", "plain"):  # every cell of a cipher reports the one measurement
+        accuracies = [json.loads((tmp_path / cipher / attack / "result.json").read_text())["accuracy"]
+                      for attack in ("fr", "keyrec")]
+        assert accuracies[0] == accuracies[1] and accuracies[0]["protected_model_on_encrypted"] is not None
+    assert not bench.failures
+
+
+def test_the_positive_control_is_a_second_evaluation_not_a_second_run(monkeypatch):
+    original = harness.run
+    depth = 0
+
+    def once(config, **options):
+        nonlocal depth
+        if depth:
+            raise RuntimeError(f"run() re-entered for {config.cipher} vs {config.attack}")
+        depth += 1
+        try:
+            return original(config, **options)
+        finally:
+            depth -= 1
+
+    config = RunConfig(cipher="proposed", attack="keyrec", accuracy=False, limit=16, control=True)
+    monkeypatch.setattr(harness, "run", once)
+    control = harness.run(config).record.control
+    monkeypatch.undo()
+    assert control.ran and control.passed and control.params == {}
+    # the same numbers as the control's own run (what the recursive run() used to produce)
+    cipher = CIPHERS.create("proposed", **resolve(config).cipher_params)
+    alone = run(control_config(config, resolve(config), cipher)).record
+    assert alone.cipher.name == "plain"
+    assert control.ssim == alone.metrics.ssim.mean and control.psnr == alone.metrics.psnr.mean
