@@ -34,8 +34,34 @@ from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA_VERSION = 1
-#: ``--budget`` -> the most target images an audit case attacks (None: the preset's number).
-BUDGET_TARGETS: dict[str, int | None] = {"quick": 64, "cpu": 256, "paper": None}
+
+
+@dataclass(frozen=True)
+class AuditBudget:
+    """What an audit may spend (``--budget``). None means the preset's own value.
+
+    Attributes:
+        targets: the most target images a case attacks.
+        attacks: the budget every attack of the ensemble trains at (its ``presets`` entry).
+        classifier: the preset whose ``classifier_*`` values train the accuracy classifiers
+            (and the provider model of the ``model`` threat model).
+        max_train: the most training images decoded (the victim's and the attacker's halves).
+    """
+
+    targets: int | None
+    attacks: str | None
+    classifier: str | None
+    max_train: int | None
+
+
+#: ``--budget`` -> what an audit may spend. ``quick`` and ``cpu`` fit a 2-core CPU (``cpu``: the
+#: CIFAR-10 copy at 32x32 in under 30 minutes): every attack at its quick budget, the quick
+#: preset's small ViT for accuracy; ``paper`` spends what the preset says.
+AUDIT_BUDGETS: dict[str, AuditBudget] = {
+    "quick": AuditBudget(targets=64, attacks="quick", classifier="quick", max_train=2000),
+    "cpu": AuditBudget(targets=256, attacks="quick", classifier="quick", max_train=10000),
+    "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None),
+}
 #: ``progress(done, total, attack, threat_model)`` before each case.
 Progress = Callable[[int, int, str, str], None]
 
@@ -99,12 +125,27 @@ def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dic
 
 def budget_limit(cipher: str, budget: str, options: dict[str, Any]) -> int | None:
     """The target images per case: the preset's number, capped by the budget's."""
-    cap = BUDGET_TARGETS[budget]
+    cap = AUDIT_BUDGETS[budget].targets
     preset = get_preset(options.get("preset", "quick"))
     targets = options.get("params", {}).get("targets", preset.get("targets"))
     if cap is None or targets is None:
         return None if targets is None else int(targets)
     return min(int(targets), cap)
+
+
+def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``K=V`` values with what the budget sets where the preset differs: the
+    classifier preset's ``classifier_*`` values and ``max_train`` capped (the user's win)."""
+    spend = AUDIT_BUDGETS[budget]
+    preset = get_preset(options.get("preset", "quick"))
+    given = dict(options.get("params", {}))
+    values: dict[str, Any] = {}
+    if spend.classifier is not None:
+        values.update({k: v for k, v in get_preset(spend.classifier).items() if k.startswith("classifier")})
+    if spend.max_train is not None:
+        current = given.get("max_train", preset.get("max_train"))
+        values["max_train"] = spend.max_train if current is None else min(int(current), spend.max_train)
+    return {**{k: v for k, v in values.items() if preset.get(k) != v}, **given}
 
 
 def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
@@ -114,12 +155,12 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
 
     Args:
         attacks: the ensemble (names, wildcards allowed): by default every registered attack.
-        budget: quick | cpu | paper: caps the target images per case (:data:`BUDGET_TARGETS`).
+        budget: quick | cpu | paper: what the audit may spend (:data:`AUDIT_BUDGETS`).
         **options: :class:`~ppattack.harness.RunConfig` fields other than cipher, attack,
             threat, control and accuracy (``limit`` overrides the budget's cap).
     """
-    if budget not in BUDGET_TARGETS:
-        raise ParameterError(f"unknown budget '{budget}': choose one of {', '.join(BUDGET_TARGETS)}")
+    if budget not in AUDIT_BUDGETS:
+        raise ParameterError(f"unknown budget '{budget}': choose one of {', '.join(AUDIT_BUDGETS)}")
     for fixed in ("cipher", "attack", "threat", "control"):
         if fixed in options:
             raise ParameterError(f"an audit sets '{fixed}' itself")
@@ -128,6 +169,7 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     cases = audit_cases(expand(attacks, ATTACKS))
     with_accuracy = options.pop("accuracy", True)
     limit = options.pop("limit", None) or budget_limit(cipher, budget, options)
+    options["params"] = budget_params(budget, options)
     out = Path(out_dir)
     records: list[dict[str, Any]] = []
     results: dict[tuple[str, str], RunResult] = {}
@@ -136,7 +178,8 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         if progress:
             progress(index, len(cases), attack, threat)
         config = RunConfig(cipher=cipher, attack=attack, threat=threat, control=True,
-                           accuracy=with_accuracy and accuracy is None, limit=limit, **options)
+                           accuracy=with_accuracy and accuracy is None, limit=limit,
+                           attack_budget=AUDIT_BUDGETS[budget].attacks, **options)
         config = replace(config, params=cell_params(config)[0])  # K=V only where it is taken
         outcome, error, not_applicable = None, None, None
         try:

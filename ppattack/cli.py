@@ -361,7 +361,9 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
 @click.option("--attacks", default="*", show_default=True, metavar="X,Y,...",
               help="The ensemble: comma-separated attack names (wildcards allowed); default every registered attack.")
 @click.option("--budget", type=click.Choice(["quick", "cpu", "paper"]), default="quick", show_default=True,
-              help="Targets per case: at most 64 (quick), 256 (cpu), or the preset's (paper).")
+              help="What the audit spends: quick / cpu (attacks at their quick budget, the quick "
+                   "preset's ViT for accuracy, at most 64 / 256 targets, 2000 / 10000 training images) "
+                   "or paper (the preset's own values).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Audit folder (default runs/audit-<cipher>-<time>).")
 def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **options: Any) -> None:
     """Run every registered attack under every threat model it supports (with positive

@@ -65,6 +65,7 @@ class RunConfig:
     threat: str | None = None  # None: coa+public when the attack supports it (threat.default_threat)
     control: bool = False  # also run the positive control (the same attack on plain)
     lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
+    attack_budget: str | None = None  # the attack's budget (None: the preset's name; audit --budget sets it)
 
 
 @dataclass(frozen=True)
@@ -461,10 +462,10 @@ def prepare_data(config: RunConfig) -> None:
 
 
 def create_case_attack(config: RunConfig, resolved: Resolved, device: torch.device) -> Attack:
-    """The attack of a case: its registered class with the run's preset, threat model (the
+    """The attack of a case: its registered class with the run's budget, threat model (the
     attack's default when none is given) and parameters, seeded from the run's seed."""
     threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
-    return ATTACKS.create(config.attack, preset=config.preset, seed=role_seed(config.seed, "attack"),
+    return ATTACKS.create(config.attack, preset=config.attack_budget or config.preset, seed=role_seed(config.seed, "attack"),
                           device=device, threat=threat, **resolved.attack_params)
 
 

@@ -271,6 +271,7 @@ class ConfigRecord:
     threat: str | None
     control: bool
     lpips_weights: str | None
+    attack_budget: str | None
     settings: Mapping[str, Any]
 
     def to_json(self) -> dict[str, Any]:
@@ -283,7 +284,7 @@ class ConfigRecord:
                    document.get("preset", "quick"), dict(document.get("params", {})), document["device"],
                    document.get("seed", 0), document.get("limit"), document.get("accuracy", True),
                    document.get("threat"), document.get("control", False), document.get("lpips_weights"),
-                   dict(document.get("settings", {})))
+                   document.get("attack_budget"), dict(document.get("settings", {})))
 
 
 @dataclass(frozen=True)

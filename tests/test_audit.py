@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ppattack import audit as audit_module
-from ppattack.audit import audit_cases, run_audit, worst_cases
+from ppattack.audit import AUDIT_BUDGETS, audit_cases, budget_params, run_audit, worst_cases
 from ppattack.verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 from ppattack.cli import cli
 from ppattack.errors import ParameterError
@@ -108,6 +108,32 @@ def test_an_attack_that_cannot_take_the_cipher_is_not_applicable_and_a_crash_is_
     coa = document["threat_models"]["coa"]
     assert coa["best_attack"] == "fr" and coa["attacks_run"] == ["fr"]
     assert coa["verdict"] == verdict(coa["best_ssim"], document["baseline"]["ssim"], False)
+
+
+def test_budget_sets_the_attacks_budget_and_a_small_classifier_where_the_user_did_not():
+    # cpu on the cifar preset: the quick preset's classifier, training images capped.
+    values = budget_params("cpu", {"preset": "cifar", "params": {"classifier_epochs": 2}})
+    assert values["classifier_width"] == 48 and values["classifier_depth"] == 2
+    assert values["classifier_epochs"] == 2  # the user's value wins
+    assert values["max_train"] == 10000
+    # quick on the quick preset sets nothing (its audits keep their numbers); paper nothing ever.
+    assert budget_params("quick", {"preset": "quick"}) == {}
+    assert budget_params("paper", {"preset": "cifar", "params": {"targets": 9}}) == {"targets": 9}
+    assert budget_params("cpu", {"preset": "quick", "params": {"max_train": 50000}})["max_train"] == 50000  # theirs
+
+
+def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypatch):
+    seen = []
+
+    def run(config):
+        seen.append((config.attack_budget, config.preset, dict(config.params)))
+        raise ParameterError("recorded (test)")
+
+    monkeypatch.setattr(audit_module, "run", run)
+    with pytest.raises(ParameterError, match="no registered attack applies"):
+        run_audit("plain", tmp_path / "a", budget="cpu", attacks=["fr", "gan"], preset="cifar", accuracy=False)
+    assert seen and all(budget == AUDIT_BUDGETS["cpu"].attacks for budget, _, _ in seen)
+    assert all(preset == "cifar" and params["classifier_width"] == 48 for _, preset, params in seen)
 
 
 def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):
