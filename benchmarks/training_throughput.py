@@ -88,10 +88,10 @@ def timed(fn) -> float:
 
 def attack_trainer(name: str, preset: str, steps: int, view, device):
     def train(n: int):
-        attack = ppattack.create_attack(name, preset=preset, device=device, steps=n,
+        attack = ppattack.create_attack(name, budget=preset, device=device, steps=n,
                                         **({"eval_every": n} if name == "itn" else {}))
         attack._train(view)
-    batch = ppattack.registry.ATTACKS.get(name).presets[preset]["batch_size"]
+    batch = ppattack.registry.ATTACKS.get(name).budgets[preset]["batch_size"]
     return train, batch
 
 

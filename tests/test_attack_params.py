@@ -1,7 +1,7 @@
 """Every attack's recorded parameters, pinned: ``Attack.params`` goes into result.json and into
 the identity of every cached network, so deriving it from the constructor's signature must not
-change one value, type or position. The expected values were printed by the code that writes
-each parameter three times (signature, assignment, ``params``)."""
+change one value, type or position. The expected values were printed by the code that wrote
+each parameter three times (signature, assignment, ``params``), before the change."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import json
 import pytest
 
 import ppattack
+from ppattack.errors import ParameterError
 
-#: (attack, budget) -> params, in order, as recorded in result.json.
+#: (attack, budget) -> params, in order, as recorded before parameters were declared once.
 PINNED = {
     ("cpa", "quick"): {'preset': 'quick', 'threat': 'cpa', 'seed': 0},
     ("cpa", "cifar"): {'preset': 'cifar', 'threat': 'cpa', 'seed': 0},
@@ -44,7 +45,7 @@ PINNED = {
     ("sia-gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'adaptation': 'auto'},
 }
 
-#: (attack, user values at budget quick, seed 3) -> params: the values as the constructors convert them
+#: (attack, user values at budget quick, seed 3) -> params: values converted as before
 #: (``lr=1`` -> 1.0, ``width="8"`` -> 8, ``grayscale=1`` -> True; ``epochs`` kept as given).
 PINNED_GIVEN = [
     ("itn", {"lr": 1, "epochs": 2, "width": "8"},
@@ -64,20 +65,33 @@ def recorded(params: dict) -> str:
 
 
 def test_every_registered_attack_and_budget_is_pinned():
-    budgets = {name: list(ppattack.registry.ATTACKS.get(name).presets) or ["quick", "cifar", "paper"]
+    budgets = {name: list(ppattack.registry.ATTACKS.get(name).budgets) or ["quick", "cifar", "paper"]
                for name in ppattack.list_attacks()}
     assert sorted(PINNED) == sorted((name, b) for name, names in budgets.items() for b in names)
 
 
 @pytest.mark.parametrize("attack, budget", sorted(PINNED))
 def test_params_at_each_budget_are_unchanged(attack, budget):
-    params = ppattack.create_attack(attack, preset=budget, device="cpu").params
+    params = ppattack.create_attack(attack, budget=budget, device="cpu").params
     assert recorded(params) == recorded(PINNED[attack, budget])
     assert [type(v) for v in params.values()] == [type(v) for v in PINNED[attack, budget].values()]
 
 
 @pytest.mark.parametrize("attack, given, expected", PINNED_GIVEN)
 def test_params_given_by_the_user_are_converted_as_before(attack, given, expected):
-    params = ppattack.create_attack(attack, preset="quick", seed=3, device="cpu", **given).params
+    params = ppattack.create_attack(attack, budget="quick", seed=3, device="cpu", **given).params
     assert recorded(params) == recorded(expected)
     assert [type(v) for v in params.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize("name", ppattack.list_attacks())
+def test_budget_tables_name_only_declared_parameters(name):
+    cls = ppattack.registry.ATTACKS.get(name)
+    for budget, values in cls.budgets.items():
+        assert set(values) <= set(cls.declared_params()), (budget, sorted(set(values) - set(cls.declared_params())))
+
+
+def test_a_budget_without_a_needed_value_names_the_parameter():
+    with pytest.raises(ParameterError, match="no 'smoke' budget value for icm_iterations"):
+        ppattack.create_attack("fr", budget="smoke")
+    assert ppattack.create_attack("fr", budget="smoke", icm_iterations=3).icm_iterations == 3

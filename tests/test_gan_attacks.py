@@ -62,9 +62,9 @@ def test_sia_generator_reads_its_input_alike_at_every_position():
 # -- the joint classifier term ---------------------------------------------------------------------
 
 def test_the_term_is_sia_gan_s_default_and_an_option_of_gan():
-    for preset in ("smoke", "quick", "cifar", "paper"):
-        assert ppattack.create_attack("sia-gan", preset=preset).class_weight == 1.0
-        assert ppattack.create_attack("gan", preset=preset).class_weight == 0.0
+    for budget in ("smoke", "quick", "cifar", "paper"):
+        assert ppattack.create_attack("sia-gan", budget=budget).class_weight == 1.0
+        assert ppattack.create_attack("gan", budget=budget).class_weight == 0.0
     assert ppattack.create_attack("gan", class_weight=0.5, c_width=3).params["c_width"] == 3
     with pytest.raises(ppattack.ParameterError, match="class_weight"):
         ppattack.create_attack("sia-gan", class_weight=-1.0)

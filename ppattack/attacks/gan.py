@@ -10,7 +10,7 @@ train the classifier), the discriminator's real images are the attacker's public
 Nothing ties an output to its input but the generator's architecture: it is block-wise (one
 MLP per block, shared by all positions), so it can learn the inverse of a key that every block
 shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, betas
-(0.5, 0.999), batch 64, 25 epochs (the ``paper`` preset).
+(0.5, 0.999), batch 64, 25 epochs (the ``paper`` budget).
 
 The generic unpaired adversarial loop lives here; ``sia-gan`` subclasses it with its own
 networks, losses and optimisers. Optional in both (``class_weight`` > 0; on by default in
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 class GAN(Attack):
     """Unpaired GAN attack with a block-wise generator (Sirichotedumrong and Kiya 2020).
 
-    Defaults (``paper`` preset): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
+    Defaults (``paper`` budget): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
     BCE loss, Adam lr 2e-4 betas (0.5, 0.999), batch 64, 25 epochs over the ciphertexts.
     ``quick``: discriminator width 16, batch 32, 200 steps (a smoke-test budget: far too
     small for an unpaired GAN to converge; see the module docstring). Block size B: the
@@ -67,7 +67,7 @@ class GAN(Attack):
              "methods against ciphertext-only attacks (APSIPA ASC 2020)")
     threat_models = ("coa+public",)
     uses_training_ciphertexts = True
-    presets = {
+    budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 8, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
                   "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
@@ -86,23 +86,12 @@ class GAN(Attack):
     betas = (0.5, 0.999)
 
     def __init__(self, *, block_size: int | None = None, g_width: int | None = None,
-                 d_width: int | None = None, steps: int | None = None, epochs: float | None = None,
+                 d_width: int | None = None, steps: int | None = None, epochs: int | float | None = None,
                  batch_size: int | None = None, lr_g: float | None = None, lr_d: float | None = None,
                  augment: bool | None = None, class_weight: float | None = None,
                  c_width: int | None = None, **common: Any):
         super().__init__(**common)
-        self.block_size = None if block_size is None else int(block_size)
-        g_width = self.preset_value("g_width", g_width)
-        self.g_width = None if g_width is None else int(g_width)
-        self.d_width = int(self.preset_value("d_width", d_width))
-        self.steps = self.preset_value("steps", steps)
-        self.epochs = self.preset_value("epochs", epochs)
-        self.batch_size = int(self.preset_value("batch_size", batch_size))
-        self.lr_g = float(self.preset_value("lr_g", lr_g))
-        self.lr_d = float(self.preset_value("lr_d", lr_d))
-        self.augment = bool(self.preset_value("augment", augment))
-        self.class_weight = float(self.preset_value("class_weight", class_weight))
-        self.c_width = int(self.preset_value("c_width", c_width))
+        self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
         if self.steps is None and self.epochs is None:
             raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
         if self.d_width < 1 or self.batch_size < 1 or min(self.lr_g, self.lr_d) <= 0:
@@ -110,13 +99,6 @@ class GAN(Attack):
         if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
             raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
         self.generator: nn.Module | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "block_size": self.block_size, "g_width": self.g_width,
-                "d_width": self.d_width, "steps": self.steps, "epochs": self.epochs,
-                "batch_size": self.batch_size, "lr_g": self.lr_g, "lr_d": self.lr_d,
-                "augment": self.augment, "class_weight": self.class_weight, "c_width": self.c_width}
 
     # -- what a subclass changes -------------------------------------------------------------------
     def unit(self, view: ThreatView) -> int:

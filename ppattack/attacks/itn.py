@@ -12,9 +12,9 @@ networks and its security evaluation" (GCCE 2020). The attack trains a U-Net
 
 The best checkpoint on a held-out validation split (fresh keys too) is kept, as in the
 original training (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128, 50 epochs: the
-``paper`` preset). The ``quick`` and ``cifar`` presets use Adam, a small U-Net and an added
+``paper`` budget). The ``quick`` and ``cifar`` budgets use Adam, a small U-Net and an added
 SSIM term in the loss (``ssim_weight``; it lifts the short runs' SSIM by a few hundredths, and
-the loss used is recorded in the result's facts) so that they finish on a CPU; every preset
+the loss used is recorded in the result's facts) so that they finish on a CPU; every budget
 value can be overridden.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class ITN(Attack):
     """Inverse transformation network: a U-Net trained to undo encryption under fresh keys.
 
-    Defaults (``paper`` preset): width 64 (widths 64..1024), depth 4, SGD lr 0.01 momentum 0.9
+    Defaults (``paper`` budget): width 64 (widths 64..1024), depth 4, SGD lr 0.01 momentum 0.9
     weight decay 5e-4, batch 128, 50 epochs, MSE loss, best validation checkpoint.
     ``quick``: width 16, Adam lr 3e-3 with cosine decay, batch 16, 250 steps, MSE + SSIM loss
     (SSIM 0.92-0.94 on ``plain`` with the samples, about 25 s of training on two CPU cores).
@@ -83,7 +83,7 @@ class ITN(Attack):
     paper = ("Ito, Kinoshita, Kiya: Image transformation network for privacy-preserving deep "
              "neural networks and its security evaluation (2020)")
     threat_models = ("coa+public", "kpa")
-    presets = {
+    budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"width": 4, "depth": 2, "steps": 3, "epochs": None, "batch_size": 4,
                   "optimizer": "adam", "lr": 1e-3, "ssim_weight": 1.0, "augment": False,
@@ -99,24 +99,14 @@ class ITN(Attack):
                   "val_fraction": 0.05, "eval_every": None, "schedule": "constant"},
     }
 
-    def __init__(self, *, width: int | None = None, depth: int | None = None, steps: int | None = None,
-                 epochs: float | None = None, batch_size: int | None = None, optimizer: str | None = None,
-                 lr: float | None = None, ssim_weight: float | None = None, augment: bool | None = None,
+    def __init__(self, *, width: int | None = None, depth: int | None = None,
+                 steps: int | None = None, epochs: int | float | None = None,
+                 batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
+                 ssim_weight: float | None = None, augment: bool | None = None,
                  val_fraction: float | None = None, eval_every: int | None = None,
                  schedule: str | None = None, **common: Any):
         super().__init__(**common)
-        self.width = int(self.preset_value("width", width))
-        self.depth = int(self.preset_value("depth", depth))
-        self.steps = self.preset_value("steps", steps)
-        self.epochs = self.preset_value("epochs", epochs)
-        self.batch_size = int(self.preset_value("batch_size", batch_size))
-        self.optimizer = str(self.preset_value("optimizer", optimizer))
-        self.lr = float(self.preset_value("lr", lr))
-        self.ssim_weight = float(self.preset_value("ssim_weight", ssim_weight))
-        self.augment = bool(self.preset_value("augment", augment))
-        self.val_fraction = float(self.preset_value("val_fraction", val_fraction))
-        self.eval_every = self.preset_value("eval_every", eval_every)
-        self.schedule = str(self.preset_value("schedule", schedule))
+        self.store_params(locals())
         if self.schedule not in ("constant", "cosine"):
             raise ParameterError(f"itn schedule must be constant or cosine, got {self.schedule!r}")
         if self.optimizer not in ("sgd", "adam"):
@@ -126,14 +116,6 @@ class ITN(Attack):
         if min(self.width, self.depth, self.batch_size) < 1 or self.lr <= 0:
             raise ParameterError("itn width, depth and batch_size must be >= 1 and lr > 0")
         self.net: UNet | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "width": self.width, "depth": self.depth, "steps": self.steps,
-                "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
-                "lr": self.lr, "ssim_weight": self.ssim_weight, "augment": self.augment,
-                "val_fraction": self.val_fraction, "eval_every": self.eval_every,
-                "schedule": self.schedule}
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:
