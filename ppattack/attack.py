@@ -26,12 +26,11 @@ import random
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 
-from .learning.cache import cached, tensor_digest
 from .learning.distributed import launched
 from .errors import ParameterError
 from .threat import ThreatView, check_threat_model
@@ -124,8 +123,6 @@ class Attack:
         self.threat_model = threat
         self.seed = int(seed)
         self.device = resolve_device(device)
-        #: Reuse trained networks from the content-addressed cache (tests switch it off).
-        self.use_cache = True
         self._fit_facts: dict[str, Any] = {}
 
     @classmethod
@@ -176,32 +173,6 @@ class Attack:
         seed, then every declared parameter (:meth:`declared_params`) in signature order."""
         return {"preset": self.budget, "threat": self.threat_model, "seed": self.seed,
                 **{name: getattr(self, name) for name in self.declared_params()}}
-
-    def cache_identity(self, view: ThreatView, **extra: Any) -> dict[str, Any]:
-        """Everything that determines a network this attack trains on ``view``.
-
-        Cipher name and parameters, attack name and resolved parameters (seed included), image
-        shape, the view's data identity and the device type (a GPU's float16 training is not the
-        CPU's network); ``extra`` adds what else the training reads (e.g. a
-        digest of the ciphertexts or known pairs). The cache adds the code version.
-        """
-        data = view.data_id
-        if data is None:  # a view built by hand: identify the public data by content
-            data = "unnamed|" + (tensor_digest(view.public_images) if view.public_images is not None else "-")
-        return {"attack": self.name, "params": self.params, "cipher": view.cipher.name,
-                "cipher_params": view.cipher.params, "plain_shape": list(view.plain_shape),
-                "data": data, "device": self.device.type, **extra}
-
-    def trained(self, view: ThreatView, build: Callable[[], dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        """The state ``build()`` trains (tensors and plain values), from the cache when present.
-
-        Entries are content-addressed by :meth:`cache_identity` and written atomically, so an
-        interrupted run leaves no partial entry; a damaged entry is rebuilt.
-        """
-        state, hit = cached(f"attack-{self.name}", self.cache_identity(view, **extra), build,
-                            enabled=self.use_cache)
-        self._fit_facts["trained_network"] = "cache hit" if hit else "trained"
-        return state
 
     # -- the math (subclasses) -----------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:

@@ -360,10 +360,10 @@ def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monk
 
 
 def test_attack_timings_wait_for_the_gpu_and_cached_networks_name_the_device(monkeypatch):
-    from ppattack.attack import Attack
+    from ppattack.learning.trained_attack import TrainedAttack
     from ppattack.threat import ThreatView
 
-    class Copy(Attack):
+    class Copy(TrainedAttack):
         name = "copy"
         threat_models = ("coa",)
 

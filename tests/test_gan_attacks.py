@@ -115,9 +115,9 @@ def test_inference_in_chunks_is_the_generator_in_float32_on_the_cpu(roles, tmp_p
     view = plain_view(roles)
     attack = ppattack.create_attack("sia-gan", **SMALL)
     whole = attack(view).images  # one chunk
-    from ppattack.attacks import gan as gan_module
+    from ppattack.learning import trained_attack
 
-    monkeypatch.setattr(gan_module, "inference_chunk", lambda *args, **kwargs: 5)
+    monkeypatch.setattr(trained_attack, "inference_chunk", lambda *args, **kwargs: 5)
     with torch.no_grad():
         chunked = attack.reconstruct(view).images
         # other batch sizes round differently in the last bit of float32: at most one level, rarely

@@ -36,21 +36,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppattack.attack import Attack, AttackResult
-from ppattack.learning.cache import tensor_digest
-from ppattack.learning.distributed import average_gradients, broadcast_parameters, shard
+from ppattack.attack import AttackResult
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.images.image_set import image_buffer
+from ppattack.learning.cache import tensor_digest
+from ppattack.learning.distributed import broadcast_parameters, shard
 from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
+from ppattack.learning.trained_attack import TrainedAttack
+from ppattack.learning.training import batch_indices, crop_flip, to_signed, to_uint8
 from ppattack.threat import ThreatView
-from ppattack.learning.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
-                               inference_chunk, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
 
 
-class GAN(Attack):
+class GAN(TrainedAttack):
     """Unpaired GAN attack with a block-wise generator (Sirichotedumrong and Kiya 2020).
 
     Defaults (``paper`` budget): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
@@ -211,18 +211,16 @@ class GAN(Attack):
             broadcast_parameters(c)
             opt_c = torch.optim.Adam(c.parameters(), lr=self.lr_g, betas=self.betas)
             c.train()
-        scaler_g, scaler_d = grad_scaler(device), grad_scaler(device)
-        use_bf16 = cpu_bf16_supported()
+        scaler_g, scaler_d = self.grad_scaler(), self.grad_scaler()
         public = view.public_images.cpu()
-        steps = int(self.steps) if self.steps is not None else math.ceil(
-            float(self.epochs) * len(ciphertexts) / min(self.batch_size, len(ciphertexts)))
+        steps = self.training_steps(len(ciphertexts), min(self.batch_size, len(ciphertexts)))
         fakes = batch_indices(len(ciphertexts), self.batch_size, generator_rng)
         reals = batch_indices(len(public), self.batch_size, generator_rng)
         g.train()
         d.train()
         # Losses stay on the device (no host sync per step); read once, after the loop.
         last = torch.full((3,), math.nan, device=device)
-        with progress(f"{self.name}: adversarial training ({view.cipher.name})", steps) as advance:
+        with self.progress(f"adversarial training ({view.cipher.name})", steps) as advance:
             for step in range(1, steps + 1):
                 real = public[next(reals)]  # global batches, the same on every rank
                 if self.augment:
@@ -231,16 +229,12 @@ class GAN(Attack):
                 index = shard(next(fakes), self.batch_size)
                 source = to_signed(ciphertexts[index].to(device))
                 # discriminator step
-                with autocast(device, use_bf16):
+                with self.autocast():
                     fake = g(source)
                     loss_d = self.discriminator_loss(d(real).float(), d(fake.detach()).float())
-                opt_d.zero_grad(set_to_none=True)
-                scaler_d.scale(loss_d).backward()
-                average_gradients(d)
-                scaler_d.step(opt_d)
-                scaler_d.update()
+                self.optimizer_step(loss_d, scaler_d, (opt_d, d))
                 # generator step (+ the joint classifier's cross-entropy on the labelled outputs)
-                with autocast(device, use_bf16):
+                with self.autocast():
                     loss_adv = self.generator_loss(d(fake).float())
                     loss_c = torch.zeros((), device=device)
                     loss_g = loss_adv
@@ -249,16 +243,8 @@ class GAN(Attack):
                         summed = F.cross_entropy(c(fake).float(), target, ignore_index=-1, reduction="sum")
                         loss_c = summed / (target >= 0).sum().clamp_min(1)
                         loss_g = loss_adv + self.class_weight * loss_c
-                opt_g.zero_grad(set_to_none=True)
-                if opt_c is not None:
-                    opt_c.zero_grad(set_to_none=True)
-                scaler_g.scale(loss_g).backward()
-                average_gradients(g)
-                scaler_g.step(opt_g)
-                if opt_c is not None:
-                    average_gradients(c)
-                    scaler_g.step(opt_c)
-                scaler_g.update()
+                joint = [(opt_c, c)] if opt_c is not None else []  # the classifier learns from loss_g too
+                self.optimizer_step(loss_g, scaler_g, (opt_g, g), *joint)
                 last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
                 self.after_step(step, g)
                 advance()
@@ -286,15 +272,11 @@ class GAN(Attack):
 
     # -- attack ------------------------------------------------------------------------------------
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        """The generator over the targets, in chunks on the attack's device, without gradients:
-        under autocast on CUDA, in float32 on the CPU as trained (results do not depend on the
-        chunking); a chunk's activations (about 8 x decoder width per pixel) fit the free memory
-        (:func:`ppattack.learning.training.inference_chunk`)."""
-        device = torch.device(self.device)
+        """The generator over the targets, in chunks whose activations (about 8 x decoder width
+        per pixel) fit the memory (:meth:`forward_in_chunks`; results do not depend on the
+        chunking)."""
         _, h, w = view.plain_shape
-        chunk = inference_chunk(8 * (self.g_width or 64) * h * w, device, most=2048 if device.type == "cuda" else 256)
-        outs = []
-        with torch.no_grad(), autocast(device, cpu_bf16=False):
-            for i in range(0, len(view.ciphertexts), chunk):
-                outs.append(to_uint8(self.generator(to_signed(view.ciphertexts[i:i + chunk].to(device)))))
+        most = 2048 if self.device.type == "cuda" else 256
+        chunks = self.forward_in_chunks(self.generator, view.ciphertexts, 8 * (self.g_width or 64) * h * w, most)
+        outs = [to_uint8(out) for _, out in chunks]
         return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))
