@@ -65,7 +65,7 @@ def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, ch
             print(f"| {step} | {rows[-1]['ssim_mean']:.3f} | {rows[-1]['ssim_median']:.3f} | "
                   f"{rows[-1]['seconds']:.0f} |", flush=True)
 
-    attack = Scored(preset=preset, seed=role_seed(seed, "attack"), device="cpu", threat="coa+public",
+    attack = Scored(budget=preset, seed=role_seed(seed, "attack"), device="cpu", threat="coa+public",
                     **resolved.attack_params)
     attack.use_cache = False
     view = threat_view("coa+public", cipher, key, cipher.encrypt(roles.targets.tensor(), key), roles,

@@ -91,7 +91,7 @@ def case(dataset: str, attack_name: str, start: str, steps: int, autoencoder_ste
                        dataset=dataset, training_ciphertexts=True)
     base = {"gan": GAN, "sia-gan": SIAGAN}[attack_name]
     cls = identity_start(base, autoencoder_steps) if start == "identity" else base
-    attack = cls(preset="quick", seed=seed, device="cpu", steps=steps,
+    attack = cls(budget="quick", seed=seed, device="cpu", steps=steps,
                  **({"block_size": 4} if attack_name == "gan" else {}))
     began = time.perf_counter()
     restored = attack(view).images

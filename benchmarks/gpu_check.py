@@ -126,14 +126,14 @@ def check_trained_attacks(device: torch.device) -> bool:
     ciphertexts = cipher.encrypt(plain, key)
     for name in ATTACKS.names():
         attack_cls = ATTACKS.get(name)
-        if "smoke" not in attack_cls.presets:
+        if "smoke" not in attack_cls.budgets:
             continue  # no network to train: nothing device-specific beyond the ciphers
         threat = attack_cls.threat_models[0]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
         try:
-            attack = ppattack.create_attack(name, preset="smoke", threat=threat, device=str(device))
+            attack = ppattack.create_attack(name, budget="smoke", threat=threat, device=str(device))
             result = attack(threat_view(threat, cipher, key, ciphertexts, roles))
         except ppattack.PPAttackError as error:
             report("attack", f"{name} ({threat})", None, str(error))

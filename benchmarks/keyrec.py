@@ -79,7 +79,7 @@ def main() -> None:
             view = ThreatView("coa+public", cipher, shape, cipher.encrypt(plain, key), public)
             started = time.perf_counter()
             try:
-                result = ppattack.create_attack("keyrec", preset=preset, max_ciphertexts=n,
+                result = ppattack.create_attack("keyrec", budget=preset, max_ciphertexts=n,
                                                 max_public=min(2000, len(public)))(view)
             except ppattack.PPAttackError as error:
                 print(f"| {name} | {n} | - | - | - | - | {error} |", flush=True)

@@ -30,8 +30,7 @@ import torch  # noqa: E402
 
 import ppattack  # noqa: E402
 from ppattack.learning import classifier  # noqa: E402
-from ppattack.attacks import gan as gan_module  # noqa: E402
-from ppattack.attacks import itn as itn_module  # noqa: E402
+from ppattack.learning import trained_attack  # noqa: E402
 from ppattack.data import assign_roles, load_dataset  # noqa: E402
 from ppattack.images.image_set import ImageSet  # noqa: E402
 from ppattack.harness import threat_view  # noqa: E402
@@ -46,7 +45,7 @@ SHAPE = (3, 32, 32)
 @contextlib.contextmanager
 def precision(mixed: bool, device: torch.device):
     """Switch the trainers' mixed precision on or off (bf16 autocast on CPU, AMP on CUDA)."""
-    saved = {m: (m.autocast, m.cpu_bf16_supported) for m in (itn_module, gan_module, classifier)}
+    saved = {m: (m.autocast, m.cpu_bf16_supported) for m in (trained_attack, classifier)}
     for module, (autocast, _) in saved.items():
         module.cpu_bf16_supported = lambda: mixed
         if device.type == "cuda" and not mixed:
@@ -88,10 +87,10 @@ def timed(fn) -> float:
 
 def attack_trainer(name: str, preset: str, steps: int, view, device):
     def train(n: int):
-        attack = ppattack.create_attack(name, preset=preset, device=device, steps=n,
+        attack = ppattack.create_attack(name, budget=preset, device=device, steps=n,
                                         **({"eval_every": n} if name == "itn" else {}))
         attack._train(view)
-    batch = ppattack.registry.ATTACKS.get(name).presets[preset]["batch_size"]
+    batch = ppattack.registry.ATTACKS.get(name).budgets[preset]["batch_size"]
     return train, batch
 
 

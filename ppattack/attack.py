@@ -1,27 +1,36 @@
 """The attack base class: the ceremony around an attack's math.
 
 A subclass sets ``name``, ``paper`` and ``threat_models`` (the first is the default of the
-class; the harness prefers coa+public, :func:`ppattack.threat.default_threat`), takes its
-parameters as explicit keyword arguments, and implements ``fit`` (optional training on what the
+class; the harness prefers coa+public, :func:`ppattack.threat.default_threat`), declares its
+parameters once, as keyword arguments of its constructor (None: the budget's value), with its
+``budgets`` table of default values, and implements ``fit`` (optional training on what the
 view grants) and ``reconstruct`` (ciphertexts -> plain-shaped uint8 images). The base class
-resolves presets, seeds, the device, timing and no-grad; one call runs it::
+stores and records the parameters, and owns seeds, the device, timing and no-grad; one call
+runs it::
 
-    attack = ppattack.create_attack("fr", preset="quick")
+    attack = ppattack.create_attack("fr", budget="quick")
     result = attack(view)          # view: a ThreatView built by the harness
     result.images                  # uint8 (N, C, H, W) reconstructions
+
+A subclass's constructor stores its parameters with one call::
+
+    def __init__(self, *, steps: int | None = None, lr: float = 1e-3, **common: Any):
+        super().__init__(**common)
+        self.store_params(locals())   # self.steps: the given value, else the budget's; self.lr
 """
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import time
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 
-from .learning.cache import cached, tensor_digest
 from .learning.distributed import launched
 from .errors import ParameterError
 from .threat import ThreatView, check_threat_model
@@ -84,45 +93,82 @@ class AttackResult:
     recovered_map: Any = field(default=None, repr=False)
 
 
+#: The base class's own constructor arguments: not among an attack's declared parameters
+#: (``params`` records the budget, threat and seed itself; the device is no parameter).
+COMMON_ARGUMENTS = ("budget", "threat", "seed", "device")
+
+
+def typed(value: Any, annotation: Any) -> Any:
+    """``value`` converted to a parameter's annotated type when that is ``int``, ``float``,
+    ``bool`` or ``str`` (alone or ``| None``); None and values of other annotations (e.g.
+    ``int | float | None``) are kept as given."""
+    types = [t for t in (typing.get_args(annotation) or (annotation,)) if t is not type(None)]
+    if value is None or len(types) != 1 or types[0] not in (int, float, bool, str):
+        return value
+    return types[0](value)
+
+
 class Attack:
     """Base class of all attacks. Subclasses set ``name``, ``paper`` and ``threat_models``."""
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     threat_models: ClassVar[tuple[str, ...]] = ("coa",)
-    #: preset name -> default parameter values of this attack for that preset.
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: budget name -> default values of this attack's parameters at that budget. A run preset
+    #: picks the budget of its name (``--preset quick``: budget ``quick``); a parameter left at
+    #: None takes the budget's value.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: True: the harness adds the victim's encrypted training images to the view
     #: (``ThreatView.training_ciphertexts``); they cost an encryption pass and memory.
     uses_training_ciphertexts: ClassVar[bool] = False
 
-    def __init__(self, *, preset: str = "quick", threat: str | None = None, seed: int = 0,
+    def __init__(self, *, budget: str = "quick", threat: str | None = None, seed: int = 0,
                  device: str | torch.device = "auto"):
         threat = self.threat_models[0] if threat is None else check_threat_model(threat)
         if threat not in self.threat_models:
             raise ParameterError(f"attack '{self.name}' supports threat models "
                                  f"{', '.join(self.threat_models)}, not '{threat}'")
-        self.preset = preset
+        self.budget = budget
         self.threat_model = threat
         self.seed = int(seed)
         self.device = resolve_device(device)
-        #: Reuse trained networks from the content-addressed cache (tests switch it off).
-        self.use_cache = True
         self._fit_facts: dict[str, Any] = {}
 
     @classmethod
     def summary(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
-    def preset_value(self, name: str, value: Any) -> Any:
-        """``value`` when the user gave one, else this preset's default for ``name``."""
-        if value is not None:
-            return value
-        try:
-            return self.presets[self.preset][name]
-        except KeyError:
-            raise ParameterError(f"attack '{self.name}' has no '{self.preset}' preset value for "
-                                 f"{name}: pass --param {name}=...") from None
+    @classmethod
+    def declared_params(cls) -> dict[str, inspect.Parameter]:
+        """The attack's parameters, by name: the keyword arguments of its constructors, the
+        base classes' first, in signature order (the base class's own ``budget``, ``threat``,
+        ``seed`` and ``device`` and the ``**`` catch-all excluded)."""
+        declared: dict[str, inspect.Parameter] = {}
+        for klass in reversed(cls.__mro__):
+            if not issubclass(klass, Attack) or klass is Attack or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__, eval_str=True).parameters.values():
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self":
+                    declared[p.name] = p
+        return {name: p for name, p in declared.items() if name not in COMMON_ARGUMENTS}
+
+    def store_params(self, given: Mapping[str, Any]) -> None:
+        """Store the parameters a constructor was given (its ``locals()``) as attributes of the
+        same names, converted to their annotated types (:func:`typed`). A parameter that some
+        budget names and that is given as None takes this budget's value; a budget without it
+        is an error that says which parameter to pass."""
+        budgeted = {name for values in self.budgets.values() for name in values}
+        for name, parameter in self.declared_params().items():
+            if name not in given:  # another constructor's parameter (a base or a subclass)
+                continue
+            value = given[name]
+            if value is None and name in budgeted:
+                try:
+                    value = self.budgets[self.budget][name]
+                except KeyError:
+                    raise ParameterError(f"attack '{self.name}' has no '{self.budget}' budget value for "
+                                         f"{name}: pass --param {name}=...") from None
+            setattr(self, name, typed(value, parameter.annotation))
 
     def public_images_wanted(self) -> int | None:
         """How many public images this attack reads (it reads the first ones), or None for all
@@ -131,34 +177,11 @@ class Attack:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The resolved parameters, recorded in result.json (subclasses extend)."""
-        return {"preset": self.preset, "threat": self.threat_model, "seed": self.seed}
-
-    def cache_identity(self, view: ThreatView, **extra: Any) -> dict[str, Any]:
-        """Everything that determines a network this attack trains on ``view``.
-
-        Cipher name and parameters, attack name and resolved parameters (seed included), image
-        shape, the view's data identity and the device type (a GPU's float16 training is not the
-        CPU's network); ``extra`` adds what else the training reads (e.g. a
-        digest of the ciphertexts or known pairs). The cache adds the code version.
-        """
-        data = view.data_id
-        if data is None:  # a view built by hand: identify the public data by content
-            data = "unnamed|" + (tensor_digest(view.public_images) if view.public_images is not None else "-")
-        return {"attack": self.name, "params": self.params, "cipher": view.cipher.name,
-                "cipher_params": view.cipher.params, "plain_shape": list(view.plain_shape),
-                "data": data, "device": self.device.type, **extra}
-
-    def trained(self, view: ThreatView, build: Callable[[], dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        """The state ``build()`` trains (tensors and plain values), from the cache when present.
-
-        Entries are content-addressed by :meth:`cache_identity` and written atomically, so an
-        interrupted run leaves no partial entry; a damaged entry is rebuilt.
-        """
-        state, hit = cached(f"attack-{self.name}", self.cache_identity(view, **extra), build,
-                            enabled=self.use_cache)
-        self._fit_facts["trained_network"] = "cache hit" if hit else "trained"
-        return state
+        """The resolved parameters, recorded in result.json and in cache identities: the budget
+        (under the key ``preset``, as result.json has always recorded it), threat model and
+        seed, then every declared parameter (:meth:`declared_params`) in signature order."""
+        return {"preset": self.budget, "threat": self.threat_model, "seed": self.seed,
+                **{name: getattr(self, name) for name in self.declared_params()}}
 
     # -- the math (subclasses) -----------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:

@@ -42,7 +42,7 @@ class AuditBudget:
 
     Attributes:
         targets: the most target images a case attacks.
-        attacks: the budget every attack of the ensemble trains at (its ``presets`` entry).
+        attacks: the budget every attack of the ensemble trains at (its ``budgets`` entry).
         classifier: the preset whose ``classifier_*`` values train the accuracy classifiers
             (and the provider model of the ``model`` threat model).
         max_train: the most training images decoded (the victim's and the attacker's halves).

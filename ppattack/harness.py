@@ -92,7 +92,7 @@ def resolve(config: RunConfig) -> Resolved:
     if config.dataset is not None:
         settings["dataset"] = config.dataset
     cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
-    attack_accepts = set(accepted_parameters(ATTACKS.get(config.attack))) - {"preset", "seed", "device", "threat"}
+    attack_accepts = set(accepted_parameters(ATTACKS.get(config.attack))) - {"budget", "seed", "device", "threat"}
     cipher_params: dict[str, Any] = {}
     attack_params: dict[str, Any] = {}
     for name, value in config.params.items():
@@ -462,10 +462,11 @@ def prepare_data(config: RunConfig) -> None:
 
 
 def create_case_attack(config: RunConfig, resolved: Resolved, device: torch.device) -> Attack:
-    """The attack of a case: its registered class with the run's budget, threat model (the
-    attack's default when none is given) and parameters, seeded from the run's seed."""
+    """The attack of a case: its registered class with the run's attack budget (the preset's
+    name unless an audit's budget says otherwise), threat model (the attack's default when none
+    is given) and parameters, seeded from the run's seed."""
     threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
-    return ATTACKS.create(config.attack, preset=config.attack_budget or config.preset, seed=role_seed(config.seed, "attack"),
+    return ATTACKS.create(config.attack, budget=config.attack_budget or config.preset, seed=role_seed(config.seed, "attack"),
                           device=device, threat=threat, **resolved.attack_params)
 
 

@@ -133,5 +133,5 @@ def create_cipher(name: str, **params: Any):
 
 
 def create_attack(name: str, **params: Any):
-    """``create_attack("itn", preset="quick")``: a configured attack."""
+    """``create_attack("itn", budget="quick")``: a configured attack."""
     return ATTACKS.create(name, **params)

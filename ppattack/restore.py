@@ -119,7 +119,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
         raise DataError("two ciphertexts differ only in their suffix and would be restored to one PNG: rename one")
 
     run_device = resolve_device(device)
-    attack = ATTACKS.create(attack_name, preset=preset, seed=seed, device=run_device, threat=threat,
+    attack = ATTACKS.create(attack_name, budget=preset, seed=seed, device=run_device, threat=threat,
                             **resolved.attack_params)
     data_id = f"restore|{tuple(shape)}|{threat}|" + (tensor_digest(public) if public is not None else "-")
     labels = None if public is None else torch.zeros(len(public), dtype=torch.long, device=run_device)

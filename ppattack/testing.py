@@ -189,11 +189,11 @@ class CipherConformance:
         ran = []
         for name in ATTACKS.names():
             attack_cls: type[Attack] = ATTACKS.get(name)
-            preset = "smoke" if "smoke" in attack_cls.presets else "quick"
+            budget = "smoke" if "smoke" in attack_cls.budgets else "quick"
             for threat in attack_cls.threat_models:
                 model = self.provider_model(cipher, shape) if threat == "model" else None
                 try:
-                    attack = create_attack(name, preset=preset, threat=threat, device="cpu")
+                    attack = create_attack(name, budget=budget, threat=threat, device="cpu")
                     view = threat_view(threat, cipher, key, ciphertexts, roles, model=model)
                     result = attack(view)
                 except PPAttackError:

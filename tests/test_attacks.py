@@ -100,15 +100,15 @@ def test_the_seed_attacks_are_registered():
 
 
 @pytest.mark.parametrize("name", ppattack.list_attacks())
-def test_every_registered_attack_names_its_paper_threat_models_and_presets(name):
+def test_every_registered_attack_names_its_paper_threat_models_and_budgets(name):
     cls = ppattack.registry.ATTACKS.get(name)
     assert cls.name == name and cls.paper and cls.threat_models
-    # an attack with budgets has all three run presets (smoke: the conformance kit's); one
-    # without (kpa, cpa, model-leak: no trained network) takes any preset name unchanged
-    assert set(cls.presets) - {"smoke"} in ({"quick", "cifar", "paper"}, set())
-    for preset in ("quick", "cifar", "paper"):
-        attack = ppattack.create_attack(name, preset=preset)
-        assert attack.params["preset"] == preset
+    # an attack with budgets has one per run preset (smoke: the conformance kit's); one
+    # without (kpa, cpa, model-leak: no trained network) takes any budget name unchanged
+    assert set(cls.budgets) - {"smoke"} in ({"quick", "cifar", "paper"}, set())
+    for budget in ("quick", "cifar", "paper"):
+        attack = ppattack.create_attack(name, budget=budget)
+        assert attack.params["preset"] == budget  # result.json's key for the budget
 
 
 def test_declared_threat_models():
@@ -117,17 +117,17 @@ def test_declared_threat_models():
     assert ppattack.registry.ATTACKS.get("sia-gan").threat_models == ("coa+public",)
 
 
-def test_paper_presets_follow_the_spec():
-    itn = ppattack.create_attack("itn", preset="paper")
+def test_paper_budgets_follow_the_spec():
+    itn = ppattack.create_attack("itn", budget="paper")
     assert (itn.optimizer, itn.lr, itn.batch_size, itn.epochs, itn.width) == ("sgd", 0.01, 128, 50, 64)
     assert itn.schedule == "constant" and itn.ssim_weight == 0.0
-    sia = ppattack.create_attack("sia-gan", preset="paper")
+    sia = ppattack.create_attack("sia-gan", budget="paper")
     assert (sia.lr_g, sia.lr_d, sia.batch_size, sia.epochs, sia.betas) == (1e-4, 4e-4, 64, 100, (0.0, 0.9))
-    gan = ppattack.create_attack("gan", preset="paper")
+    gan = ppattack.create_attack("gan", budget="paper")
     assert (gan.epochs, gan.lr_g, gan.betas) == (25, 2e-4, (0.5, 0.999))
 
 
-def test_user_values_beat_the_preset_and_bad_values_are_refused():
+def test_user_values_beat_the_budget_and_bad_values_are_refused():
     assert ppattack.create_attack("itn", steps=7).steps == 7
     with pytest.raises(ppattack.ParameterError, match="optimizer"):
         ppattack.create_attack("itn", optimizer="rmsprop")
@@ -270,7 +270,7 @@ def short_run(attack: str, **params: Any):
     return run(config)
 
 
-TRAINED_ATTACKS = [name for name in ppattack.list_attacks() if "smoke" in ppattack.registry.ATTACKS.get(name).presets]
+TRAINED_ATTACKS = [name for name in ppattack.list_attacks() if "smoke" in ppattack.registry.ATTACKS.get(name).budgets]
 
 
 def test_the_trained_attacks_are_read_from_the_registry():
@@ -280,7 +280,7 @@ def test_the_trained_attacks_are_read_from_the_registry():
 @pytest.mark.parametrize("attack", TRAINED_ATTACKS)
 def test_training_is_deterministic_for_a_seed(attack, tmp_path, monkeypatch):
     def short_run_smoke(name: str):  # the attack's smoke budget, given as parameters of a quick run
-        smoke = ppattack.registry.ATTACKS.get(name).presets["smoke"]
+        smoke = ppattack.registry.ATTACKS.get(name).budgets["smoke"]
         params = {f"attack.{k}": v for k, v in smoke.items() if v is not None}
         return run(RunConfig(cipher="proposed", attack=name, limit=8, accuracy=False, params=params))
 
@@ -360,10 +360,10 @@ def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monk
 
 
 def test_attack_timings_wait_for_the_gpu_and_cached_networks_name_the_device(monkeypatch):
-    from ppattack.attack import Attack
+    from ppattack.learning.trained_attack import TrainedAttack
     from ppattack.threat import ThreatView
 
-    class Copy(Attack):
+    class Copy(TrainedAttack):
         name = "copy"
         threat_models = ("coa",)
 

@@ -62,9 +62,9 @@ def test_sia_generator_reads_its_input_alike_at_every_position():
 # -- the joint classifier term ---------------------------------------------------------------------
 
 def test_the_term_is_sia_gan_s_default_and_an_option_of_gan():
-    for preset in ("smoke", "quick", "cifar", "paper"):
-        assert ppattack.create_attack("sia-gan", preset=preset).class_weight == 1.0
-        assert ppattack.create_attack("gan", preset=preset).class_weight == 0.0
+    for budget in ("smoke", "quick", "cifar", "paper"):
+        assert ppattack.create_attack("sia-gan", budget=budget).class_weight == 1.0
+        assert ppattack.create_attack("gan", budget=budget).class_weight == 0.0
     assert ppattack.create_attack("gan", class_weight=0.5, c_width=3).params["c_width"] == 3
     with pytest.raises(ppattack.ParameterError, match="class_weight"):
         ppattack.create_attack("sia-gan", class_weight=-1.0)
@@ -115,9 +115,9 @@ def test_inference_in_chunks_is_the_generator_in_float32_on_the_cpu(roles, tmp_p
     view = plain_view(roles)
     attack = ppattack.create_attack("sia-gan", **SMALL)
     whole = attack(view).images  # one chunk
-    from ppattack.attacks import gan as gan_module
+    from ppattack.learning import trained_attack
 
-    monkeypatch.setattr(gan_module, "inference_chunk", lambda *args, **kwargs: 5)
+    monkeypatch.setattr(trained_attack, "inference_chunk", lambda *args, **kwargs: 5)
     with torch.no_grad():
         chunked = attack.reconstruct(view).images
         # other batch sizes round differently in the last bit of float32: at most one level, rarely

@@ -285,22 +285,15 @@ class FR(Attack):
     paper = ("Chang and Case: Attacks on image encryption schemes for privacy-preserving deep "
              "neural networks (arXiv 2004.13263, 2020)")
     threat_models = ("coa", "coa+public")
-    presets = {"quick": {"icm_iterations": 10}, "cifar": {"icm_iterations": 20},
+    budgets = {"quick": {"icm_iterations": 10}, "cifar": {"icm_iterations": 20},
                "paper": {"icm_iterations": 20}}
 
     def __init__(self, *, solver: str = "auto", grayscale: bool = False,
                  icm_iterations: int | None = None, **common):
         super().__init__(**common)
-        if solver not in ("auto", "fold", "edge"):
-            raise ParameterError(f"fr solver must be auto, fold or edge, got {solver!r}")
-        self.solver = solver
-        self.grayscale = bool(grayscale)
-        self.icm_iterations = int(self.preset_value("icm_iterations", icm_iterations))
-
-    @property
-    def params(self) -> dict:
-        return {**super().params, "solver": self.solver, "grayscale": self.grayscale,
-                "icm_iterations": self.icm_iterations}
+        self.store_params(locals())
+        if self.solver not in ("auto", "fold", "edge"):
+            raise ParameterError(f"fr solver must be auto, fold or edge, got {self.solver!r}")
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher = view.cipher

@@ -10,7 +10,7 @@ train the classifier), the discriminator's real images are the attacker's public
 Nothing ties an output to its input but the generator's architecture: it is block-wise (one
 MLP per block, shared by all positions), so it can learn the inverse of a key that every block
 shares (le) but not a block scrambling. DCGAN training: BCE loss, Adam lr 2e-4, betas
-(0.5, 0.999), batch 64, 25 epochs (the ``paper`` preset).
+(0.5, 0.999), batch 64, 25 epochs (the ``paper`` budget).
 
 The generic unpaired adversarial loop lives here; ``sia-gan`` subclasses it with its own
 networks, losses and optimisers. Optional in both (``class_weight`` > 0; on by default in
@@ -36,24 +36,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppattack.attack import Attack, AttackResult
-from ppattack.learning.cache import tensor_digest
-from ppattack.learning.distributed import average_gradients, broadcast_parameters, shard
+from ppattack.attack import AttackResult
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.images.image_set import image_buffer
+from ppattack.learning.cache import tensor_digest
+from ppattack.learning.distributed import broadcast_parameters, shard
 from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
+from ppattack.learning.trained_attack import TrainedAttack
+from ppattack.learning.training import batch_indices, crop_flip, to_signed, to_uint8
 from ppattack.threat import ThreatView
-from ppattack.learning.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, grad_scaler,
-                               inference_chunk, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
 
 
-class GAN(Attack):
+class GAN(TrainedAttack):
     """Unpaired GAN attack with a block-wise generator (Sirichotedumrong and Kiya 2020).
 
-    Defaults (``paper`` preset): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
+    Defaults (``paper`` budget): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
     BCE loss, Adam lr 2e-4 betas (0.5, 0.999), batch 64, 25 epochs over the ciphertexts.
     ``quick``: discriminator width 16, batch 32, 200 steps (a smoke-test budget: far too
     small for an unpaired GAN to converge; see the module docstring). Block size B: the
@@ -67,7 +67,7 @@ class GAN(Attack):
              "methods against ciphertext-only attacks (APSIPA ASC 2020)")
     threat_models = ("coa+public",)
     uses_training_ciphertexts = True
-    presets = {
+    budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 8, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
                   "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
@@ -86,23 +86,12 @@ class GAN(Attack):
     betas = (0.5, 0.999)
 
     def __init__(self, *, block_size: int | None = None, g_width: int | None = None,
-                 d_width: int | None = None, steps: int | None = None, epochs: float | None = None,
+                 d_width: int | None = None, steps: int | None = None, epochs: int | float | None = None,
                  batch_size: int | None = None, lr_g: float | None = None, lr_d: float | None = None,
                  augment: bool | None = None, class_weight: float | None = None,
                  c_width: int | None = None, **common: Any):
         super().__init__(**common)
-        self.block_size = None if block_size is None else int(block_size)
-        g_width = self.preset_value("g_width", g_width)
-        self.g_width = None if g_width is None else int(g_width)
-        self.d_width = int(self.preset_value("d_width", d_width))
-        self.steps = self.preset_value("steps", steps)
-        self.epochs = self.preset_value("epochs", epochs)
-        self.batch_size = int(self.preset_value("batch_size", batch_size))
-        self.lr_g = float(self.preset_value("lr_g", lr_g))
-        self.lr_d = float(self.preset_value("lr_d", lr_d))
-        self.augment = bool(self.preset_value("augment", augment))
-        self.class_weight = float(self.preset_value("class_weight", class_weight))
-        self.c_width = int(self.preset_value("c_width", c_width))
+        self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
         if self.steps is None and self.epochs is None:
             raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
         if self.d_width < 1 or self.batch_size < 1 or min(self.lr_g, self.lr_d) <= 0:
@@ -110,13 +99,6 @@ class GAN(Attack):
         if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
             raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
         self.generator: nn.Module | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "block_size": self.block_size, "g_width": self.g_width,
-                "d_width": self.d_width, "steps": self.steps, "epochs": self.epochs,
-                "batch_size": self.batch_size, "lr_g": self.lr_g, "lr_d": self.lr_d,
-                "augment": self.augment, "class_weight": self.class_weight, "c_width": self.c_width}
 
     # -- what a subclass changes -------------------------------------------------------------------
     def unit(self, view: ThreatView) -> int:
@@ -229,18 +211,16 @@ class GAN(Attack):
             broadcast_parameters(c)
             opt_c = torch.optim.Adam(c.parameters(), lr=self.lr_g, betas=self.betas)
             c.train()
-        scaler_g, scaler_d = grad_scaler(device), grad_scaler(device)
-        use_bf16 = cpu_bf16_supported()
+        scaler_g, scaler_d = self.grad_scaler(), self.grad_scaler()
         public = view.public_images.cpu()
-        steps = int(self.steps) if self.steps is not None else math.ceil(
-            float(self.epochs) * len(ciphertexts) / min(self.batch_size, len(ciphertexts)))
+        steps = self.training_steps(len(ciphertexts), min(self.batch_size, len(ciphertexts)))
         fakes = batch_indices(len(ciphertexts), self.batch_size, generator_rng)
         reals = batch_indices(len(public), self.batch_size, generator_rng)
         g.train()
         d.train()
         # Losses stay on the device (no host sync per step); read once, after the loop.
         last = torch.full((3,), math.nan, device=device)
-        with progress(f"{self.name}: adversarial training ({view.cipher.name})", steps) as advance:
+        with self.progress(f"adversarial training ({view.cipher.name})", steps) as advance:
             for step in range(1, steps + 1):
                 real = public[next(reals)]  # global batches, the same on every rank
                 if self.augment:
@@ -249,16 +229,12 @@ class GAN(Attack):
                 index = shard(next(fakes), self.batch_size)
                 source = to_signed(ciphertexts[index].to(device))
                 # discriminator step
-                with autocast(device, use_bf16):
+                with self.autocast():
                     fake = g(source)
                     loss_d = self.discriminator_loss(d(real).float(), d(fake.detach()).float())
-                opt_d.zero_grad(set_to_none=True)
-                scaler_d.scale(loss_d).backward()
-                average_gradients(d)
-                scaler_d.step(opt_d)
-                scaler_d.update()
+                self.optimizer_step(loss_d, scaler_d, (opt_d, d))
                 # generator step (+ the joint classifier's cross-entropy on the labelled outputs)
-                with autocast(device, use_bf16):
+                with self.autocast():
                     loss_adv = self.generator_loss(d(fake).float())
                     loss_c = torch.zeros((), device=device)
                     loss_g = loss_adv
@@ -267,16 +243,8 @@ class GAN(Attack):
                         summed = F.cross_entropy(c(fake).float(), target, ignore_index=-1, reduction="sum")
                         loss_c = summed / (target >= 0).sum().clamp_min(1)
                         loss_g = loss_adv + self.class_weight * loss_c
-                opt_g.zero_grad(set_to_none=True)
-                if opt_c is not None:
-                    opt_c.zero_grad(set_to_none=True)
-                scaler_g.scale(loss_g).backward()
-                average_gradients(g)
-                scaler_g.step(opt_g)
-                if opt_c is not None:
-                    average_gradients(c)
-                    scaler_g.step(opt_c)
-                scaler_g.update()
+                joint = [(opt_c, c)] if opt_c is not None else []  # the classifier learns from loss_g too
+                self.optimizer_step(loss_g, scaler_g, (opt_g, g), *joint)
                 last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
                 self.after_step(step, g)
                 advance()
@@ -304,15 +272,11 @@ class GAN(Attack):
 
     # -- attack ------------------------------------------------------------------------------------
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        """The generator over the targets, in chunks on the attack's device, without gradients:
-        under autocast on CUDA, in float32 on the CPU as trained (results do not depend on the
-        chunking); a chunk's activations (about 8 x decoder width per pixel) fit the free memory
-        (:func:`ppattack.learning.training.inference_chunk`)."""
-        device = torch.device(self.device)
+        """The generator over the targets, in chunks whose activations (about 8 x decoder width
+        per pixel) fit the memory (:meth:`forward_in_chunks`; results do not depend on the
+        chunking)."""
         _, h, w = view.plain_shape
-        chunk = inference_chunk(8 * (self.g_width or 64) * h * w, device, most=2048 if device.type == "cuda" else 256)
-        outs = []
-        with torch.no_grad(), autocast(device, cpu_bf16=False):
-            for i in range(0, len(view.ciphertexts), chunk):
-                outs.append(to_uint8(self.generator(to_signed(view.ciphertexts[i:i + chunk].to(device)))))
+        most = 2048 if self.device.type == "cuda" else 256
+        chunks = self.forward_in_chunks(self.generator, view.ciphertexts, 8 * (self.g_width or 64) * h * w, most)
+        outs = [to_uint8(out) for _, out in chunks]
         return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))

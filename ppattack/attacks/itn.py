@@ -12,9 +12,9 @@ networks and its security evaluation" (GCCE 2020). The attack trains a U-Net
 
 The best checkpoint on a held-out validation split (fresh keys too) is kept, as in the
 original training (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128, 50 epochs: the
-``paper`` preset). The ``quick`` and ``cifar`` presets use Adam, a small U-Net and an added
+``paper`` budget). The ``quick`` and ``cifar`` budgets use Adam, a small U-Net and an added
 SSIM term in the loss (``ssim_weight``; it lifts the short runs' SSIM by a few hundredths, and
-the loss used is recorded in the result's facts) so that they finish on a CPU; every preset
+the loss used is recorded in the result's facts) so that they finish on a CPU; every budget
 value can be overridden.
 """
 from __future__ import annotations
@@ -28,15 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ppattack.attack import Attack, AttackResult
-from ppattack.learning.cache import tensor_digest
+from ppattack.attack import AttackResult
 from ppattack.cipher import Cipher
-from ppattack.learning.distributed import data_parallel, shard, unwrap, world
 from ppattack.errors import ParameterError, ShapeError
+from ppattack.learning.cache import tensor_digest
+from ppattack.learning.distributed import shard, unwrap, world
 from ppattack.learning.nets.unet import UNet
+from ppattack.learning.trained_attack import TrainedAttack
+from ppattack.learning.training import batch_indices, crop_flip, crop_pad, prefetched, to_signed, to_uint8
 from ppattack.threat import ThreatView
-from ppattack.learning.training import (autocast, batch_indices, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler,
-                               inference_chunk, prefetched, progress, to_signed, to_uint8)
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return kornia.losses.ssim_loss(output.add(1).div(2), target.add(1).div(2), window_size=11, max_val=1.0)
 
 
-class ITN(Attack):
+class ITN(TrainedAttack):
     """Inverse transformation network: a U-Net trained to undo encryption under fresh keys.
 
-    Defaults (``paper`` preset): width 64 (widths 64..1024), depth 4, SGD lr 0.01 momentum 0.9
+    Defaults (``paper`` budget): width 64 (widths 64..1024), depth 4, SGD lr 0.01 momentum 0.9
     weight decay 5e-4, batch 128, 50 epochs, MSE loss, best validation checkpoint.
     ``quick``: width 16, Adam lr 3e-3 with cosine decay, batch 16, 250 steps, MSE + SSIM loss
     (SSIM 0.92-0.94 on ``plain`` with the samples, about 25 s of training on two CPU cores).
@@ -83,7 +83,7 @@ class ITN(Attack):
     paper = ("Ito, Kinoshita, Kiya: Image transformation network for privacy-preserving deep "
              "neural networks and its security evaluation (2020)")
     threat_models = ("coa+public", "kpa")
-    presets = {
+    budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"width": 4, "depth": 2, "steps": 3, "epochs": None, "batch_size": 4,
                   "optimizer": "adam", "lr": 1e-3, "ssim_weight": 1.0, "augment": False,
@@ -99,24 +99,14 @@ class ITN(Attack):
                   "val_fraction": 0.05, "eval_every": None, "schedule": "constant"},
     }
 
-    def __init__(self, *, width: int | None = None, depth: int | None = None, steps: int | None = None,
-                 epochs: float | None = None, batch_size: int | None = None, optimizer: str | None = None,
-                 lr: float | None = None, ssim_weight: float | None = None, augment: bool | None = None,
+    def __init__(self, *, width: int | None = None, depth: int | None = None,
+                 steps: int | None = None, epochs: int | float | None = None,
+                 batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
+                 ssim_weight: float | None = None, augment: bool | None = None,
                  val_fraction: float | None = None, eval_every: int | None = None,
                  schedule: str | None = None, **common: Any):
         super().__init__(**common)
-        self.width = int(self.preset_value("width", width))
-        self.depth = int(self.preset_value("depth", depth))
-        self.steps = self.preset_value("steps", steps)
-        self.epochs = self.preset_value("epochs", epochs)
-        self.batch_size = int(self.preset_value("batch_size", batch_size))
-        self.optimizer = str(self.preset_value("optimizer", optimizer))
-        self.lr = float(self.preset_value("lr", lr))
-        self.ssim_weight = float(self.preset_value("ssim_weight", ssim_weight))
-        self.augment = bool(self.preset_value("augment", augment))
-        self.val_fraction = float(self.preset_value("val_fraction", val_fraction))
-        self.eval_every = self.preset_value("eval_every", eval_every)
-        self.schedule = str(self.preset_value("schedule", schedule))
+        self.store_params(locals())
         if self.schedule not in ("constant", "cosine"):
             raise ParameterError(f"itn schedule must be constant or cosine, got {self.schedule!r}")
         if self.optimizer not in ("sgd", "adam"):
@@ -126,14 +116,6 @@ class ITN(Attack):
         if min(self.width, self.depth, self.batch_size) < 1 or self.lr <= 0:
             raise ParameterError("itn width, depth and batch_size must be >= 1 and lr > 0")
         self.net: UNet | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "width": self.width, "depth": self.depth, "steps": self.steps,
-                "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": self.optimizer,
-                "lr": self.lr, "ssim_weight": self.ssim_weight, "augment": self.augment,
-                "val_fraction": self.val_fraction, "eval_every": self.eval_every,
-                "schedule": self.schedule}
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:
@@ -178,19 +160,17 @@ class ITN(Attack):
             train_cipher = None
             fresh = True
         count = len(train_rows)
-        steps = int(self.steps) if self.steps is not None else math.ceil(float(self.epochs) * count / self.batch_size)
+        steps = self.training_steps(count)
         eval_every = int(self.eval_every) if self.eval_every else max(1, math.ceil(count / self.batch_size))
 
-        net = data_parallel(UNet(view.plain_shape[0], view.plain_shape[0], self.width, self.depth).to(device),
-                            device)
+        net = self.parallel(UNet(view.plain_shape[0], view.plain_shape[0], self.width, self.depth).to(device))
         if self.optimizer == "sgd":
             opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
         else:
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         decay = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if self.schedule == "cosine"
                  else None)
-        scaler = grad_scaler(device)
-        use_bf16 = cpu_bf16_supported()
+        scaler = self.grad_scaler()
         batches = batch_indices(count, self.batch_size, generator)
         best = (math.inf, copy.deepcopy(unwrap(net).state_dict()), 0)
         history = []
@@ -210,20 +190,17 @@ class ITN(Attack):
         # on a GPU the fresh keys and encryptions of the next batches are made by a CPU thread
         # while the device trains; either way the batches and their randomness are the same
         pairs = prefetched(next_batch, steps) if prefetch(device) else (next_batch() for _ in range(steps))
-        with progress(f"itn: training U-Net ({view.cipher.name}, {self.threat_model})", steps) as advance:
+        with self.progress(f"training U-Net ({view.cipher.name}, {self.threat_model})", steps) as advance:
             for step, (x, y) in enumerate(pairs, start=1):
                 target, source = to_signed(x.to(device, non_blocking=True)), to_signed(y.to(device, non_blocking=True))
                 net.train()
-                with autocast(device, use_bf16):
+                with self.autocast():
                     out = net(source)
                 out = out.float()
                 loss = F.mse_loss(out, target)
                 if self.ssim_weight:
                     loss = loss + self.ssim_weight * ssim_loss(out, target)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                self.optimizer_step(loss, scaler, (opt, net))
                 if decay is not None:
                     decay.step()
                 advance()
@@ -240,26 +217,21 @@ class ITN(Attack):
                               f" + {self.ssim_weight} * (1 - ssim) / 2" if self.ssim_weight else ""),
                           "history": [list(item) for item in history]}}
 
-    def _chunk(self, shape: tuple[int, ...]) -> int:
-        """Images per inference pass: the U-Net's activations (~8 x width per pixel) in budget."""
-        return inference_chunk(8 * self.width * shape[-2] * shape[-1], self.device)
+    def _activations(self, images: torch.Tensor) -> int:
+        """The U-Net's activations per image at inference (~8 x width per pixel)."""
+        return 8 * self.width * images.shape[-2] * images.shape[-1]
 
     @torch.no_grad()
     def _validate(self, net: UNet, source: torch.Tensor, target: torch.Tensor) -> float:
+        """Mean squared error (on [-1, 1]) of ``net`` restoring the uint8 ``source`` to ``target``."""
         net.eval()
         total = torch.zeros((), device=self.device)
-        chunk = self._chunk(tuple(source.shape))
-        for start in range(0, len(source), chunk):
-            with autocast(self.device, cpu_bf16=False):  # fp16 AMP on a GPU: half the memory
-                out = net(to_signed(source[start:start + chunk].to(self.device)))
-            total += F.mse_loss(out.float(), to_signed(target[start:start + chunk].to(self.device)), reduction="sum")
+        for rows, out in self.forward_in_chunks(net, source, self._activations(source)):
+            total += F.mse_loss(out.float(), to_signed(target[rows].to(self.device)), reduction="sum")
         return float(total) / target.numel()
 
     # -- attack ----------------------------------------------------------------------------------
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        chunk = self._chunk(tuple(view.ciphertexts.shape))
-        outs = []
-        for i in range(0, len(view.ciphertexts), chunk):
-            with autocast(self.device, cpu_bf16=False):  # fp16 AMP on a GPU: half the memory
-                outs.append(to_uint8(self.net(to_signed(view.ciphertexts[i:i + chunk].to(self.device)))))
-        return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))
+        images = view.ciphertexts
+        outs = [to_uint8(out) for _, out in self.forward_in_chunks(self.net, images, self._activations(images))]
+        return AttackResult(torch.cat(outs).to(images.device), facts=dict(self._train_facts))

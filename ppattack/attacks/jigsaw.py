@@ -172,24 +172,15 @@ class Jigsaw(Attack):
              "against jigsaw puzzle solver attacks (ICASSP 2017); Gallagher: Jigsaw puzzles "
              "with pieces of unknown orientation (CVPR 2012)")
     threat_models = ("coa+public", "coa")
-    presets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {"block_size": 16}}
+    budgets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {"block_size": 16}}
 
     def __init__(self, *, block_size: int | None = None, compat: str = "mgc", reg: float = 1.0,
                  top: int = 3, max_public: int = 500, **common):
         super().__init__(**common)
-        self.block_size = int(self.preset_value("block_size", block_size))
-        self.compat = str(compat)
-        self.reg = float(reg)
-        self.top = int(top)
-        self.max_public = int(max_public)
+        self.store_params(locals())
 
     def public_images_wanted(self) -> int:
         return self.max_public
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "block_size": self.block_size, "compat": self.compat,
-                "reg": self.reg, "top": self.top, "max_public": self.max_public}
 
     def fit(self, view: ThreatView) -> None:
         """Check the cipher, probe its block states, and learn from the public images (when

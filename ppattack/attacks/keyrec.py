@@ -75,7 +75,7 @@ class KeyRec(Attack):
              "placement after Gallagher (CVPR 2012); the jigsaw attacks of Chuman and Kiya "
              "(2022-2023) on the block-wise ViT scheme")
     threat_models = ("coa+public",)
-    presets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000, "mirror_public": 1000, "mirror_steps": 200},
+    budgets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000, "mirror_public": 1000, "mirror_steps": 200},
                "cifar": {"max_ciphertexts": 5000, "max_public": 2000, "mirror_public": 10000, "mirror_steps": 600},
                "paper": {"max_ciphertexts": 100, "max_public": 200, "mirror_public": 200, "mirror_steps": 200}}
     PLACEMENT_IMAGES = 256  # ciphertexts whose edges are summed to place pieces with turns
@@ -84,26 +84,13 @@ class KeyRec(Attack):
                  mirror_public: int | None = None, mirror_steps: int | None = None,
                  compat: str = "mgc", reg: float = 1.0, restarts: int = 8, **common):
         super().__init__(**common)
-        self.max_ciphertexts = int(self.preset_value("max_ciphertexts", max_ciphertexts))
-        self.max_public = int(self.preset_value("max_public", max_public))
-        self.mirror_public = int(self.preset_value("mirror_public", mirror_public))
-        self.mirror_steps = int(self.preset_value("mirror_steps", mirror_steps))
-        self.compat = str(compat)
-        self.reg = float(reg)
-        self.restarts = int(restarts)
+        self.store_params(locals())
         if min(self.max_ciphertexts, self.max_public, self.mirror_public) < 1 or self.mirror_steps < 0:
             raise ParameterError("max_ciphertexts, max_public and mirror_public must be at least 1, "
                                  "mirror_steps at least 0")
 
     def public_images_wanted(self) -> int:
         return max(self.max_public, self.mirror_public)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "max_ciphertexts": self.max_ciphertexts,
-                "max_public": self.max_public, "mirror_public": self.mirror_public,
-                "mirror_steps": self.mirror_steps, "compat": self.compat, "reg": self.reg,
-                "restarts": self.restarts}
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher, shape = view.cipher, tuple(view.plain_shape)

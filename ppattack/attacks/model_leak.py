@@ -219,12 +219,7 @@ class ModelLeak(Attack):
 
     def __init__(self, *, restarts: int = 8, max_ciphertexts: int = 200, **common):
         super().__init__(**common)
-        self.restarts = int(restarts)
-        self.max_ciphertexts = int(max_ciphertexts)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "restarts": self.restarts, "max_ciphertexts": self.max_ciphertexts}
+        self.store_params(locals())
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher, shape = view.cipher, tuple(view.plain_shape)

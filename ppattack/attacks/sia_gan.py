@@ -7,7 +7,7 @@ images), the discriminator sees the attacker's public plain images (threat model
 ``coa+public``). The generator's first stage has a separate spectrally-normalised
 conv for every block position (see :mod:`ppattack.learning.nets.sagan`), so it can invert a key that
 differs per position but not per image; a SAGAN-style discriminator, hinge loss, Adam betas
-(0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` preset), crop and
+(0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` budget), crop and
 flip augmentation of the real images.
 
 The authors' code adds to the generator's loss the cross-entropy (weight 1) of a classifier
@@ -41,7 +41,7 @@ MAX_POSITIONWISE_WEIGHTS = 32_000_000
 class SIAGAN(GAN):
     """SIA-GAN: position-adaptive generator, SAGAN discriminator, hinge loss (Madono et al. 2021).
 
-    Defaults (``paper`` preset): generator decoder width 64, discriminator width 128 (widths
+    Defaults (``paper`` budget): generator decoder width 64, discriminator width 128 (widths
     128/256/512/1024), Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), batch 64, 100 epochs over
     the ciphertexts, crop-4 + flip augmentation of real images; ``adaptation="auto"``: one conv
     per block position unless that exceeds 32M weights, then shared conv + position embedding;
@@ -53,7 +53,7 @@ class SIAGAN(GAN):
     paper = ("Madono, Tanaka, Onishi, Ogawa: SIA-GAN: Scrambling inversion attack using generative "
              "adversarial network (IEEE Access 2021)")
     threat_models = ("coa+public",)
-    presets = {
+    budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 4, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
                   "lr_g": 1e-4, "lr_d": 4e-4, "augment": False,
@@ -69,13 +69,9 @@ class SIAGAN(GAN):
 
     def __init__(self, *, adaptation: str = "auto", **kwargs: Any):
         super().__init__(**kwargs)
-        if adaptation not in ("auto", "per-position", "shared"):
-            raise ParameterError(f"sia-gan adaptation must be auto, per-position or shared, got {adaptation!r}")
-        self.adaptation = adaptation
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "adaptation": self.adaptation}
+        self.store_params(locals())
+        if self.adaptation not in ("auto", "per-position", "shared"):
+            raise ParameterError(f"sia-gan adaptation must be auto, per-position or shared, got {self.adaptation!r}")
 
     def shared(self, view: ThreatView) -> bool:
         if self.adaptation != "auto":

@@ -138,9 +138,10 @@ def broadcast_parameters(model: nn.Module) -> None:
 
 def average_gradients(model: nn.Module) -> None:
     """Average ``.grad`` over the ranks, in place: DDP's arithmetic, for training loops (GANs)
-    that call a network more than once per backward pass, which DDP's hooks do not allow."""
+    that call a network more than once per backward pass, which DDP's hooks do not allow. A
+    network wrapped in DistributedDataParallel is left alone: its hooks have averaged already."""
     current = world()
-    if not current.active:
+    if not current.active or isinstance(model, nn.parallel.DistributedDataParallel):
         return
     for p in model.parameters():
         if p.grad is not None:

@@ -1,0 +1,97 @@
+"""Every attack's recorded parameters, pinned: ``Attack.params`` goes into result.json and into
+the identity of every cached network, so deriving it from the constructor's signature must not
+change one value, type or position. The expected values were printed by the code that wrote
+each parameter three times (signature, assignment, ``params``), before the change."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import ppattack
+from ppattack.errors import ParameterError
+
+#: (attack, budget) -> params, in order, as recorded before parameters were declared once.
+PINNED = {
+    ("cpa", "quick"): {'preset': 'quick', 'threat': 'cpa', 'seed': 0},
+    ("cpa", "cifar"): {'preset': 'cifar', 'threat': 'cpa', 'seed': 0},
+    ("cpa", "paper"): {'preset': 'paper', 'threat': 'cpa', 'seed': 0},
+    ("fr", "quick"): {'preset': 'quick', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 10},
+    ("fr", "cifar"): {'preset': 'cifar', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 20},
+    ("fr", "paper"): {'preset': 'paper', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 20},
+    ("gan", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 8, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 4},
+    ("gan", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 16},
+    ("gan", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32},
+    ("gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': None, 'epochs': 25, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 64},
+    ("itn", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'width': 4, 'depth': 2, 'steps': 3, 'epochs': None, 'batch_size': 4, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.25, 'eval_every': 3, 'schedule': 'constant'},
+    ("itn", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'width': 16, 'depth': 4, 'steps': 250, 'epochs': None, 'batch_size': 16, 'optimizer': 'adam', 'lr': 0.003, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine'},
+    ("itn", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'width': 32, 'depth': 4, 'steps': 2000, 'epochs': None, 'batch_size': 64, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': True, 'val_fraction': 0.05, 'eval_every': 250, 'schedule': 'constant'},
+    ("itn", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'width': 64, 'depth': 4, 'steps': None, 'epochs': 50, 'batch_size': 128, 'optimizer': 'sgd', 'lr': 0.01, 'ssim_weight': 0.0, 'augment': False, 'val_fraction': 0.05, 'eval_every': None, 'schedule': 'constant'},
+    ("jigsaw", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': 4, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
+    ("jigsaw", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': 4, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
+    ("jigsaw", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': 16, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
+    ("keyrec", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'max_ciphertexts': 1000, 'max_public': 1000, 'mirror_public': 1000, 'mirror_steps': 200, 'compat': 'mgc', 'reg': 1.0, 'restarts': 8},
+    ("keyrec", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'max_ciphertexts': 5000, 'max_public': 2000, 'mirror_public': 10000, 'mirror_steps': 600, 'compat': 'mgc', 'reg': 1.0, 'restarts': 8},
+    ("keyrec", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'max_ciphertexts': 100, 'max_public': 200, 'mirror_public': 200, 'mirror_steps': 200, 'compat': 'mgc', 'reg': 1.0, 'restarts': 8},
+    ("kpa", "quick"): {'preset': 'quick', 'threat': 'kpa', 'seed': 0},
+    ("kpa", "cifar"): {'preset': 'cifar', 'threat': 'kpa', 'seed': 0},
+    ("kpa", "paper"): {'preset': 'paper', 'threat': 'kpa', 'seed': 0},
+    ("model-leak", "quick"): {'preset': 'quick', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
+    ("model-leak", "cifar"): {'preset': 'cifar', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
+    ("model-leak", "paper"): {'preset': 'paper', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
+    ("sia-gan", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 4, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': False, 'class_weight': 1.0, 'c_width': 4, 'adaptation': 'auto'},
+    ("sia-gan", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 150, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'auto'},
+    ("sia-gan", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 32, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 16, 'adaptation': 'auto'},
+    ("sia-gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'adaptation': 'auto'},
+}
+
+#: (attack, user values at budget quick, seed 3) -> params: values converted as before
+#: (``lr=1`` -> 1.0, ``width="8"`` -> 8, ``grayscale=1`` -> True; ``epochs`` kept as given).
+PINNED_GIVEN = [
+    ("itn", {"lr": 1, "epochs": 2, "width": "8"},
+     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'width': 8, 'depth': 4, 'steps': 250, 'epochs': 2, 'batch_size': 16, 'optimizer': 'adam', 'lr': 1.0, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine'}),
+    ("gan", {"block_size": 4, "g_width": 32, "class_weight": 1},
+     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': 4, 'g_width': 32, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 1.0, 'c_width': 16}),
+    ("fr", {"icm_iterations": 5, "grayscale": 1},
+     {'preset': 'quick', 'threat': 'coa', 'seed': 3, 'solver': 'auto', 'grayscale': True, 'icm_iterations': 5}),
+    ("sia-gan", {"adaptation": "shared", "steps": 7},
+     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 7, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'shared'}),
+]
+
+
+def recorded(params: dict) -> str:
+    """What result.json holds: the values with their JSON types, in their order."""
+    return json.dumps(params)
+
+
+def test_every_registered_attack_and_budget_is_pinned():
+    budgets = {name: list(ppattack.registry.ATTACKS.get(name).budgets) or ["quick", "cifar", "paper"]
+               for name in ppattack.list_attacks()}
+    assert sorted(PINNED) == sorted((name, b) for name, names in budgets.items() for b in names)
+
+
+@pytest.mark.parametrize("attack, budget", sorted(PINNED))
+def test_params_at_each_budget_are_unchanged(attack, budget):
+    params = ppattack.create_attack(attack, budget=budget, device="cpu").params
+    assert recorded(params) == recorded(PINNED[attack, budget])
+    assert [type(v) for v in params.values()] == [type(v) for v in PINNED[attack, budget].values()]
+
+
+@pytest.mark.parametrize("attack, given, expected", PINNED_GIVEN)
+def test_params_given_by_the_user_are_converted_as_before(attack, given, expected):
+    params = ppattack.create_attack(attack, budget="quick", seed=3, device="cpu", **given).params
+    assert recorded(params) == recorded(expected)
+    assert [type(v) for v in params.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize("name", ppattack.list_attacks())
+def test_budget_tables_name_only_declared_parameters(name):
+    cls = ppattack.registry.ATTACKS.get(name)
+    for budget, values in cls.budgets.items():
+        assert set(values) <= set(cls.declared_params()), (budget, sorted(set(values) - set(cls.declared_params())))
+
+
+def test_a_budget_without_a_needed_value_names_the_parameter():
+    with pytest.raises(ParameterError, match="no 'smoke' budget value for icm_iterations"):
+        ppattack.create_attack("fr", budget="smoke")
+    assert ppattack.create_attack("fr", budget="smoke", icm_iterations=3).icm_iterations == 3
