@@ -170,8 +170,8 @@ class _Solver:
             maps = [shared] * self.pieces
         else:
             if s.states is None:
-                maps = self._agree_on_inversion(maps)
                 maps = self._choose_colours(maps, per_piece=True)
+                maps = self._agree_with_the_picture(maps)
             if s.moves:
                 maps, cells = self._turned_placement(maps)
             else:
@@ -212,28 +212,46 @@ class _Solver:
         return compose_map(self.keyed, self.block, self.structure.bits, [m.src for m in maps],
                            [m.mask for m in maps], cells)
 
-    def _agree_on_inversion(self, maps: list[PieceMap]) -> list[PieceMap]:
-        """A map per position is fixed by its own statistics only up to inverting the whole
-        piece, which its value histogram judges poorly from few ciphertexts. Pictures are
-        bright or dark as a whole: a piece's mean brightness over the ciphertexts follows that
-        of the picture's other pieces, and an inverted piece's runs against it. Pieces whose
-        correlation with the rest is negative are inverted, until none is."""
+    def _agree_with_the_picture(self, maps: list[PieceMap]) -> list[PieceMap]:
+        """A map per position is fixed by its own statistics only up to inverting the piece and
+        exchanging its channels, which the piece's value and colour statistics judge poorly
+        from few ciphertexts. Pictures are bright or dark, reddish or bluish as a whole: over
+        the ciphertexts, each channel's mean in a piece follows that channel's mean in the rest
+        of the picture. Each piece takes the inversion and channel order whose brightness and
+        colour (:func:`_brightness_and_colour`) agree best (summed correlations) with the other
+        pieces', piece by piece until none changes;
+        the pieces decided by their own statistics, most of them, anchor the others."""
         full = (1 << self.structure.bits) - 1
-        if full not in self.structure.masks or self.pieces < 3:
+        inversions = (False, True) if full in self.structure.masks else (False,)
+        colours = [g for g in self._symmetries(turns=False, colours=True)  # [0]: the identity
+                   if all(self.structure.allows(m.then(g).src) for m in maps)]
+        options = [(g, inverted) for g in colours for inverted in inversions]  # options[0]: unchanged
+        if len(options) == 1 or self.pieces < 3:
             return maps
-        brightness = torch.stack([self._units_to_pixels(m.decode(self.x[:, i])).double().mean((1, 2, 3))
-                                  for i, m in enumerate(maps)], 1)  # (N, P)
-        inverted = np.zeros(self.pieces, bool)
-        for _ in range(self.pieces):
-            signed = torch.where(torch.from_numpy(inverted), 255 - brightness, brightness)
-            rest = signed.sum(1, keepdim=True) - signed
-            agreement = _corr_columns(signed, rest)
-            wrong = agreement < 0
-            if not wrong.any():
+
+        def relabel(m: PieceMap, g: np.ndarray, inverted: bool) -> PieceMap:
+            moved = m.then(g)
+            return PieceMap(moved.src, moved.mask ^ full) if inverted else moved
+
+        means = torch.stack([torch.stack([
+            self._units_to_pixels(relabel(m, g, inverted).decode(self.x[:, i])).double().mean((2, 3))
+            for g, inverted in options]) for i, m in enumerate(maps)])  # (P, options, N, C)
+        choice = np.zeros(self.pieces, np.int64)
+        total = means[:, 0].sum(0)
+        for _ in range(10):
+            changed = 0
+            for i in range(self.pieces):
+                rest = _brightness_and_colour(total - means[i, choice[i]])
+                agreement = [float(_corr_columns(_brightness_and_colour(means[i, o]), rest).sum())
+                             for o in range(len(options))]
+                best = int(np.argmax(agreement))
+                if agreement[best] > agreement[choice[i]] + 1e-9:
+                    total += means[i, best] - means[i, choice[i]]
+                    choice[i], changed = best, changed + 1
+            if not changed:
                 break
-            inverted[int(np.argmin(agreement))] ^= True  # the worst first: the others' rest changes
-        self.facts["pieces_inverted_by_agreement"] = int(inverted.sum())
-        return [PieceMap(m.src, m.mask ^ full) if flip else m for m, flip in zip(maps, inverted)]
+        self.facts["pieces_changed_by_agreement"] = int((choice != 0).sum())
+        return [relabel(m, *options[o]) for m, o in zip(maps, choice)]
 
     # -- colours: channel order of each piece (or of all) from the public images' statistics -----
     def _colour_cost(self, pixels: torch.Tensor) -> float:
@@ -430,6 +448,14 @@ class _Solver:
         template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
         perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
         return perm
+
+
+def _brightness_and_colour(means: torch.Tensor) -> torch.Tensor:
+    """Channel means ``(N, C)`` -> brightness (their mean) and each channel's departure from
+    it, ``(N, 1 + C)``: brightness decides inversions, the departures the channels' order
+    (the channels' own means move together with the brightness and could not tell them apart)."""
+    brightness = means.mean(1, keepdim=True)
+    return torch.cat([brightness, means - brightness], 1) if means.shape[1] > 1 else brightness
 
 
 def _corr_columns(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
