@@ -286,3 +286,31 @@ def test_harness_scores_and_withholds_the_recovered_key():
 def test_pieces_round_trip():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
     assert torch.equal(assemble(split(x, 4), 2, 2), x)
+
+
+def test_pieces_take_inversion_and_channel_order_from_the_rest_of_the_picture():
+    """ele (a map per block position): pieces whose own statistics left them inverted or with
+    exchanged channels are put right by agreeing with the other pieces over the ciphertexts."""
+    from ppattack.attacks.keyrec import _Solver
+    from ppattack.data import load_dataset
+    from ppattack.solvers.component_map import from_oracle
+    from ppattack.solvers.piece_maps import PieceMap, symmetries
+    from ppattack.solvers.structure import local_maps, probe
+
+    images = load_dataset("samples", 32).train.tensor()
+    cipher, shape = ppattack.create_cipher("ele", block_size=4), (3, 32, 32)
+    key = cipher.generate_key(shape, seed=3)
+    structure = probe(cipher, shape)
+    true_map = from_oracle(lambda z: cipher.encrypt_keyed(z, key), shape, structure.bits)
+    _, sources, masks = local_maps(true_map, shape, 4)
+    truth = [PieceMap(src, mask.astype(np.uint8)) for src, mask in zip(sources, masks)]
+    solver = _Solver(ppattack.create_attack("keyrec"), structure, shape, cipher.encrypt(images, key),
+                     images[:100], {}, {}, mirror_public=images[:100])
+    exchanged = symmetries(3, 4, structure.planes, turns=False, colours=True)[3]
+    wrong = list(truth)
+    for i in (3, 7):
+        wrong[i] = PieceMap(truth[i].src, truth[i].mask ^ 15)
+    for i in (5, 11):
+        wrong[i] = truth[i].then(exchanged)
+    fixed = solver._agree_with_the_picture(wrong)
+    assert all((f.src == t.src).all() and (f.mask == t.mask).all() for f, t in zip(fixed, truth))
