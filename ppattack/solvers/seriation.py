@@ -70,8 +70,9 @@ def match_positions(template: np.ndarray, observed: np.ndarray, *, restarts: int
         restarts: FAQ runs from random doubly-stochastic starts (plus one from the barycentre);
             the best objective wins.
         seed: seeds the random starts.
-        lean: one start only, the best spectral one (of the :data:`LEAN_SCREEN` orientations
-            nearest the template's), polished by swaps; no FAQ run. For many independent problems of hundreds of positions
+        lean: two starts only, the best spectral one (of the :data:`LEAN_SCREEN` orientations
+            nearest the template's) and one FAQ run from the barycentre, each polished by swaps
+            (``restarts`` is ignored). For many independent problems of hundreds of positions
             (a map per piece position at 224x224/16), where the full search costs minutes each.
 
     Returns:
@@ -86,12 +87,12 @@ def match_positions(template: np.ndarray, observed: np.ndarray, *, restarts: int
         return perms[int(np.argmax(values))].astype(np.int64)
     template = (np.asarray(template, np.float64) + np.asarray(template, np.float64).T) / 2
     observed = (np.asarray(observed, np.float64) + np.asarray(observed, np.float64).T) / 2
+    rng = np.random.default_rng(seed)
     if lean:
         starts = spectral_starts(template, observed, keep=1, screen=LEAN_SCREEN)
-        if starts:
-            return refine_swaps(template, observed, starts[0])[0]
-    rng = np.random.default_rng(seed)
-    starts = spectral_starts(template, observed)
+        restarts = 0
+    else:
+        starts = spectral_starts(template, observed)
     for start in range(restarts + 1):
         options = {"maximize": True, "rng": rng}
         if start:
