@@ -19,7 +19,9 @@ A baseline (TOML) lists bounds per cipher, attack and preset::
     min_accuracy = 0.50
 
 ``max_ssim`` / ``min_ssim`` bound the mean SSIM ("wang") of the restorations; ``min_accuracy``
-bounds the protected model's accuracy on encrypted images. Every bound is a finite number in
+bounds the protected model's accuracy on encrypted images. ``seeds = [0, 1, 2]`` in place of
+``seed`` runs the case once per seed and bounds the median of the measurements (an attack whose
+single runs swing with the seed is guarded by its typical run, not by one lucky seed). Every bound is a finite number in
 [0, 1], and a ``min_ssim`` must lie below the ``max_ssim`` of the same bound: a baseline that
 breaks this is refused before anything runs.
 
@@ -35,6 +37,7 @@ import hashlib
 import json
 import logging
 import math
+import statistics
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 
 BOUND_KEYS = {"max_ssim", "min_ssim", "min_accuracy"}
 CASE_KEYS = {"cipher", "attack", "dataset", "preset", "seed", "limit", "threat", "params", "data_root"}
+SEEDS_KEY = "seeds"  # a bound over several seeds holds their median
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,16 @@ class Case:
 
 @dataclass(frozen=True)
 class Bound:
+    """Limits on one case; with ``seeds``, on the median over the case run at each seed (``case``
+    then carries the first seed)."""
+
     case: Case
     limits: dict[str, float] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+
+    def cases(self) -> list[Case]:
+        """The runs this bound reads: one per seed, else its case."""
+        return [replace(self.case, seed=seed) for seed in self.seeds] or [self.case]
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,14 @@ class Verdict:
     limit: float
     measured: float | None
     ok: bool
+    per_seed: tuple[tuple[int, float | None], ...] = ()  # (seed, measurement) when a median
+
+    def label(self) -> str:
+        """The case, and for a median bound every seed's measurement."""
+        if not self.per_seed:
+            return self.case.label()
+        values = ", ".join(f"{seed}: {'-' if v is None else f'{v:.3f}'}" for seed, v in self.per_seed)
+        return f"{self.case.label()} median of seeds {values}"
 
     @property
     def margin(self) -> float | None:
@@ -140,7 +160,11 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
     """One [[bound]] merged with the defaults (raises TypeError / ValueError on bad values)."""
     if not isinstance(entry, dict):
         raise TypeError("a [[bound]] must be a table")
+    seeds = _seeds(defaults, entry)
     merged = {**defaults, **entry}
+    merged.pop(SEEDS_KEY, None)
+    if seeds:
+        merged["seed"] = seeds[0]
     unknown = sorted(set(merged) - CASE_KEYS - BOUND_KEYS)
     if unknown:
         raise ValueError(f"unknown key '{unknown[0]}' (known: {', '.join(sorted(CASE_KEYS | BOUND_KEYS))})")
@@ -170,7 +194,23 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
         if name in ("seed", "limit") and value < (0 if name == "seed" else 1):
             raise ValueError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {value}")
     case = Case(params=tuple(sorted(params.items())), **merged).normalized()
-    return Bound(case, limits)
+    return Bound(case, limits, seeds)
+
+
+def _seeds(defaults: dict[str, Any], entry: dict[str, Any]) -> tuple[int, ...]:
+    """The bound's ``seeds`` (its own, else the defaults' unless it names a ``seed``); () for none."""
+    for table in (defaults, entry):
+        if "seed" in table and SEEDS_KEY in table:
+            raise ValueError("give seed or seeds, not both")
+    seeds = entry.get(SEEDS_KEY, defaults.get(SEEDS_KEY) if "seed" not in entry else None)
+    if seeds is None:
+        return ()
+    if (not isinstance(seeds, list) or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise ValueError(f"seeds must be a list of integers >= 0, e.g. seeds = [0, 1, 2], got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds!r}")
+    return tuple(seeds)
 
 
 def case_of(record: RunRecord) -> Case:
@@ -293,24 +333,32 @@ def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
     result_dirs = list(result_dirs)
     results = collect_results(result_dirs)
     for item in bounds if result_dirs else ():  # given results are checked before any verdict
-        if item.case not in results:
-            raise DataError(f"no result in {', '.join(map(str, result_dirs))} answers the bound "
-                            f"{item.case.label()} (seed {item.case.seed}, limit {item.case.limit})"
-                            f"{_nearest(item.case, results)}: run that case or leave the folders out")
-        path, record = results[item.case]
-        missing = [name for name in item.limits if measure(record, name) is None]
-        if missing:
-            raise DataError(f"{path} holds no measurement for {missing[0]} (e.g. run with "
-                            "--no-accuracy): re-run the case with it or leave the folders out")
+        for case in item.cases():
+            if case not in results:
+                raise DataError(f"no result in {', '.join(map(str, result_dirs))} answers the bound "
+                                f"{case.label()} (seed {case.seed}, limit {case.limit})"
+                                f"{_nearest(case, results)}: run that case or leave the folders out")
+            path, record = results[case]
+            missing = [name for name in item.limits if measure(record, name) is None]
+            if missing:
+                raise DataError(f"{path} holds no measurement for {missing[0]} (e.g. run with "
+                                "--no-accuracy): re-run the case with it or leave the folders out")
     made: dict[Case, RunRecord] = {}  # two bounds on one case run it once
+
+    def record_of(case: Case) -> RunRecord:
+        if result_dirs:
+            return results[case][1]
+        if case not in made:
+            made[case] = run_case(case, out_dir)
+        return made[case]
+
     verdicts = []
     for item in bounds:
-        if result_dirs:
-            record = results[item.case][1]
-        else:
-            record = made[item.case] = made.get(item.case) or run_case(item.case, out_dir)
+        records = [(case.seed, record_of(case)) for case in item.cases()]
         for name, limit in item.limits.items():
-            value = measure(record, name)
+            per_seed = tuple((seed, measure(record, name)) for seed, record in records)
+            values = [value for _, value in per_seed]
+            value = None if None in values else float(statistics.median(values))
             ok = value is not None and (value <= limit if name.startswith("max") else value >= limit)
-            verdicts.append(Verdict(item.case, name, limit, value, ok))
+            verdicts.append(Verdict(item.case, name, limit, value, ok, per_seed if item.seeds else ()))
     return verdicts

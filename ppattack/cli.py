@@ -521,7 +521,7 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
         for column in ("case", "bound", "limit", "measured", "margin", "status"):
             table.add_column(column)
         for v in verdicts:
-            table.add_row(v.case.label(), v.bound, f"{v.limit:.3f}", fmt(v.measured),
+            table.add_row(v.label(), v.bound, f"{v.limit:.3f}", fmt(v.measured),
                           fmt(v.margin), "ok" if v.ok else "REGRESSION")
         out.print(table)
     if audit_verdicts:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ppattack.check import load_baseline
+from ppattack.check import check, load_baseline
 from ppattack.cli import cli
 from ppattack.errors import DataError, ParameterError
 
@@ -130,3 +130,68 @@ def test_a_result_without_the_bounded_measurement_is_an_input_error(tmp_path, cl
     assert result.exit_code == 2, result.output
     assert "holds no measurement for min_accuracy" in result.stderr and "result.json" in result.stderr
     assert not (tmp_path / "made").exists()
+
+
+SEEDS_BASELINE = """
+[defaults]
+dataset = "samples"
+preset = "quick"
+limit = 8
+
+[[bound]]
+cipher = "proposed"
+attack = "fr"
+seeds = [0, 1, 2]
+max_ssim = 0.6
+"""
+
+
+def test_a_bound_over_seeds_reads_one_case_per_seed(tmp_path):
+    (bound,) = load_baseline(write(tmp_path, SEEDS_BASELINE))
+    assert bound.seeds == (0, 1, 2) and bound.case.seed == 0
+    assert [case.seed for case in bound.cases()] == [0, 1, 2]
+    assert {case.cipher for case in bound.cases()} == {"proposed"}
+    # A bound's own seed wins over the defaults' seeds.
+    text = SEEDS_BASELINE.replace("seeds = [0, 1, 2]\n", "seed = 4\n").replace("limit = 8", "limit = 8\nseeds = [1, 2]")
+    (single,) = load_baseline(write(tmp_path, text))
+    assert single.seeds == () and single.cases() == [single.case] and single.case.seed == 4
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ("seeds = [0, 1, 2]\nseed = 1", "give seed or seeds, not both"),
+    ("seeds = []", "seeds must be a list of integers >= 0"),
+    ("seeds = 3", "seeds must be a list of integers >= 0"),
+    ("seeds = [0, -1]", "seeds must be a list of integers >= 0"),
+    ("seeds = [1, 1]", "seeds must be distinct"),
+])
+def test_bad_seeds_are_clear_errors(tmp_path, line, fragment):
+    text = SEEDS_BASELINE.replace("seeds = [0, 1, 2]", line)
+    with pytest.raises(ParameterError) as info:
+        load_baseline(write(tmp_path, text))
+    assert fragment in str(info.value)
+
+
+def test_a_bound_over_seeds_holds_the_median(tmp_path, cli_runner):
+    """Three runs, one per seed; the bound judges their median: one bad seed out of three passes,
+    two fail (a bound read from the first seed or the mean would decide otherwise)."""
+    baseline = write(tmp_path, SEEDS_BASELINE)
+    runs = tmp_path / "runs"
+    made = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(runs)])
+    assert made.exit_code == 0, made.output
+    paths = sorted(runs.rglob("result.json"), key=lambda p: json.loads(p.read_text())["config"]["seed"])
+    assert [json.loads(p.read_text())["config"]["seed"] for p in paths] == [0, 1, 2]
+
+    def doctor(values):
+        for path, value in zip(paths, values):
+            document = json.loads(path.read_text())
+            document["metrics"]["ssim"]["mean"] = value
+            path.write_text(json.dumps(document))
+        return cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(runs)])
+
+    one_bad = doctor([0.95, 0.10, 0.30])  # mean 0.45, median 0.30: holds
+    assert one_bad.exit_code == 0, one_bad.output
+    (verdict,) = check(load_baseline(baseline), [runs])
+    assert verdict.measured == 0.30 and verdict.per_seed == ((0, 0.95), (1, 0.10), (2, 0.30))
+    assert verdict.label().endswith("median of seeds 0: 0.950, 1: 0.100, 2: 0.300")
+    two_bad = doctor([0.10, 0.70, 0.65])  # first seed 0.10, mean 0.48, median 0.65: a regression
+    assert two_bad.exit_code == 1 and "REGRESSION" in two_bad.stdout, two_bad.output
