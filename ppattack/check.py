@@ -26,7 +26,7 @@ single runs swing with the seed is guarded by its typical run, not by one lucky 
 breaks this is refused before anything runs.
 
 Without result folders, every bound is produced by running it (trained networks come from the
-cache). With result folders, every bound must be answered by a valid result found in them (same
+cache; the accuracy classifiers train only for a case a ``min_accuracy`` bound reads). With result folders, every bound must be answered by a valid result found in them (same
 case, and holding the bounded measurement); a folder without a result, a result that does not
 validate (types, ranges, schema version) and a bound without its result are input errors, never
 a silent re-run.
@@ -310,8 +310,9 @@ def _nearest(case: Case, cases: Iterable[Case]) -> str:
     return "; the closest result has " + ", ".join(best) if best else ""
 
 
-def run_case(case: Case, out_dir: Path | None) -> RunRecord:
-    """Produce a missing result by running it (and keep it in ``out_dir`` when given)."""
+def run_case(case: Case, out_dir: Path | None, accuracy: bool = True) -> RunRecord:
+    """Produce a missing result by running it (and keep it in ``out_dir`` when given); the
+    accuracy classifiers train only when ``accuracy`` (a bound on accuracy reads the case)."""
     from .learning.distributed import world
     from .harness import RunConfig, run
     from .report import write_run
@@ -319,7 +320,7 @@ def run_case(case: Case, out_dir: Path | None) -> RunRecord:
     log.info("running %s", case.label())
     result = run(RunConfig(cipher=case.cipher, attack=case.attack, dataset=case.dataset,
                            data_root=case.data_root, preset=case.preset, params=dict(case.params),
-                           seed=case.seed, limit=case.limit, threat=case.threat))
+                           seed=case.seed, limit=case.limit, threat=case.threat, accuracy=accuracy))
     if out_dir is not None and world().is_main:  # under torchrun, rank 0 writes
         digest = hashlib.sha256(case.label().encode() + repr(case).encode()).hexdigest()[:10]
         write_run(result, out_dir / f"{case.cipher}-{case.attack}-{case.preset}-{digest}")
@@ -344,12 +345,14 @@ def check(bounds: list[Bound], result_dirs: Iterable[str | Path] = (),
                 raise DataError(f"{path} holds no measurement for {missing[0]} (e.g. run with "
                                 "--no-accuracy): re-run the case with it or leave the folders out")
     made: dict[Case, RunRecord] = {}  # two bounds on one case run it once
+    # A run trains the accuracy classifiers only for a case whose bounds read accuracy.
+    needs_accuracy = {case for item in bounds if "min_accuracy" in item.limits for case in item.cases()}
 
     def record_of(case: Case) -> RunRecord:
         if result_dirs:
             return results[case][1]
         if case not in made:
-            made[case] = run_case(case, out_dir)
+            made[case] = run_case(case, out_dir, accuracy=case in needs_accuracy)
         return made[case]
 
     verdicts = []

@@ -195,3 +195,17 @@ def test_a_bound_over_seeds_holds_the_median(tmp_path, cli_runner):
     assert verdict.label().endswith("median of seeds 0: 0.950, 1: 0.100, 2: 0.300")
     two_bad = doctor([0.10, 0.70, 0.65])  # first seed 0.10, mean 0.48, median 0.65: a regression
     assert two_bad.exit_code == 1 and "REGRESSION" in two_bad.stdout, two_bad.output
+
+
+def test_a_check_trains_the_accuracy_classifiers_only_for_a_bound_on_accuracy(tmp_path):
+    """SSIM bounds leave accuracy unmeasured (the classifiers cost more than the attack at the cifar
+    preset); a min_accuracy bound on the same case measures it in the one run both share."""
+    text = BASELINE.format(max_ssim=0.6) + '\n[[bound]]\ncipher = "proposed"\nattack = "fr"\nmin_accuracy = 0.05\n'
+    verdicts = check(load_baseline(write(tmp_path, text)), out_dir=tmp_path / "runs")
+    assert [v.bound for v in verdicts] == ["max_ssim", "min_ssim", "min_accuracy"]
+    assert verdicts[2].measured is not None
+    accuracy = {json.loads(p.read_text())["cipher"]["name"]: json.loads(p.read_text())["accuracy"]
+                for p in (tmp_path / "runs").rglob("result.json")}
+    assert len(list((tmp_path / "runs").rglob("result.json"))) == 2  # proposed/fr ran once
+    assert accuracy["proposed"]["protected_model_on_encrypted"] is not None
+    assert accuracy["plain"]["protected_model_on_encrypted"] is None
