@@ -21,15 +21,16 @@ A baseline (TOML) lists bounds per cipher, attack and preset::
 ``max_ssim`` / ``min_ssim`` bound the mean SSIM ("wang") of the restorations; ``min_accuracy``
 bounds the protected model's accuracy on encrypted images. ``seeds = [0, 1, 2]`` in place of
 ``seed`` runs the case once per seed and bounds the median of the measurements (an attack whose
-single runs swing with the seed is guarded by its typical run, not by one lucky seed). Every bound is a finite number in
-[0, 1], and a ``min_ssim`` must lie below the ``max_ssim`` of the same bound: a baseline that
-breaks this is refused before anything runs.
+single runs swing with the seed is guarded by its typical run, not by one lucky seed). Every
+bound is a finite number in [0, 1], and a ``min_ssim`` must lie below the ``max_ssim`` of the
+same bound: a baseline that breaks this is refused before anything runs.
 
 Without result folders, every bound is produced by running it (trained networks come from the
-cache; the accuracy classifiers train only for a case a ``min_accuracy`` bound reads). With result folders, every bound must be answered by a valid result found in them (same
-case, and holding the bounded measurement); a folder without a result, a result that does not
-validate (types, ranges, schema version) and a bound without its result are input errors, never
-a silent re-run.
+cache; the accuracy classifiers train only for a case a ``min_accuracy`` bound reads). With
+result folders, every bound must be answered by a valid result found in them (same case, and
+holding the bounded measurement); a folder without a result, a result that does not validate
+(types, ranges, schema version) and a bound without its result are input errors, never a silent
+re-run.
 """
 from __future__ import annotations
 
