@@ -44,7 +44,7 @@ from ppattack.learning.distributed import broadcast_parameters, shard
 from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.learning.trained_attack import TrainedAttack
-from ppattack.learning.training import batch_indices, crop_flip, to_signed, to_uint8
+from ppattack.learning.training import batch_indices, random_flip, to_signed, to_uint8
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
@@ -223,8 +223,8 @@ class GAN(TrainedAttack):
         with self.progress(f"adversarial training ({view.cipher.name})", steps) as advance:
             for step in range(1, steps + 1):
                 real = public[next(reals)]  # global batches, the same on every rank
-                if self.augment:
-                    real = crop_flip(real, 4, generator_rng)
+                if self.augment:  # a mirror only: see random_flip
+                    real = random_flip(real, generator_rng)
                 real = to_signed(shard(real, self.batch_size).to(device))
                 index = shard(next(fakes), self.batch_size)
                 source = to_signed(ciphertexts[index].to(device))

@@ -7,8 +7,8 @@ images), the discriminator sees the attacker's public plain images (threat model
 ``coa+public``). The generator's first stage has a separate spectrally-normalised
 conv for every block position (see :mod:`ppattack.learning.nets.sagan`), so it can invert a key that
 differs per position but not per image; a SAGAN-style discriminator, hinge loss, Adam betas
-(0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` budget), crop and
-flip augmentation of the real images.
+(0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` budget), random
+horizontal flips of the real images (as the authors: their crop is commented out).
 
 The authors' code adds to the generator's loss the cross-entropy (weight 1) of a classifier
 trained jointly on the generated images with the labels of the encrypted images: on here by
@@ -16,7 +16,9 @@ default (``class_weight`` 1.0, see :mod:`ppattack.attacks.gan`), fed by the prov
 encrypted training images (``ThreatView.training_labels``; the targets have no labels).
 
 Departures, recorded in the result's facts: the attacker cannot augment the victim's images
-before encryption (it only holds their ciphertexts), so only the real images are augmented;
+before encryption (it only holds their ciphertexts), so only the real images are flipped (a
+mirror adds nothing a generated image lacks; a crop after zero padding of the real images
+alone would: black borders, which the discriminator then learns to look for);
 the joint classifier is a small CNN of width ``c_width`` (theirs: PyramidNet-110), and their
 total-variation term (weight 1e-3) on the adapted features is not used; where one conv per
 block position would be too large the shared conv + position embedding variant is used.
@@ -43,7 +45,7 @@ class SIAGAN(GAN):
 
     Defaults (``paper`` budget): generator decoder width 64, discriminator width 128 (widths
     128/256/512/1024), Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), batch 64, 100 epochs over
-    the ciphertexts, crop-4 + flip augmentation of real images; ``adaptation="auto"``: one conv
+    the ciphertexts, random flips of the real images; ``adaptation="auto"``: one conv
     per block position unless that exceeds 32M weights, then shared conv + position embedding;
     joint classifier term weight 1.0, classifier width 64 (``c_width``).
     ``quick``: widths 16 / 16, classifier width 8, batch 16, 150 steps (a smoke-test budget).
@@ -97,4 +99,4 @@ class SIAGAN(GAN):
     def generator_facts(self, view: ThreatView) -> dict[str, Any]:
         return {"block_size": self.unit(view),
                 "adaptation": "shared conv + position embedding" if self.shared(view) else "one conv per block position",
-                "augmentation": "crop 4 + flip of the real images only" if self.augment else "none"}
+                "augmentation": "horizontal flip of the real images" if self.augment else "none"}

@@ -116,10 +116,22 @@ def crop_pad(side: int) -> int:
     return max(1, side // 8)
 
 
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip, per image (``crop_flip`` without the crop).
+
+    Shape: ``(N, C, H, W)`` in, same out (any dtype). Every output is its input or its
+    mirror: nothing is added that the other side of an unpaired comparison lacks (a GAN's
+    generated images have no zero borders, so cropping only the real ones teaches the
+    discriminator to look for borders).
+    """
+    return crop_flip(x, 0, generator)
+
+
 def crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero-padding by ``pad`` and random horizontal flip, per image.
 
-    Shape: ``(N, C, H, W)`` in, same out (any dtype). The standard CIFAR augmentation.
+    Shape: ``(N, C, H, W)`` in, same out (any dtype). The standard CIFAR augmentation;
+    ``pad`` 0: flip only.
     """
     n, _, h, w = x.shape
     flips = torch.rand(n, generator=generator) < 0.5
