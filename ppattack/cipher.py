@@ -75,6 +75,30 @@ class UnitTransforms:
     #: Key material parts of units given their candidate numbers, or None.
     key_parts: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
+    def canonical(self, images: torch.Tensor) -> torch.Tensor:
+        """Every unit of ``images`` replaced by the least of its candidates (lexicographic over
+        its ``C*s*s`` values in ``(C, s, s)`` order).
+
+        When the candidates form a group that holds every unit's keyed transform (pe, etc,
+        etc-gray), a unit's candidates are its plain unit's whole orbit, so the result is the
+        same under every key: what survives a fresh key per unit. pe: each pixel's folded
+        values ``min(v, 255 - v)`` in ascending order.
+
+        Shape: uint8 ``(N, C, H, W)`` with H and W multiples of ``unit_size``, same out.
+        """
+        n, c, h, w = images.shape
+        s = self.unit_size
+        units = images.reshape(n, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, s, s)
+        best = self.undo(units, 0).reshape(len(units), -1)
+        for t in range(1, self.count):
+            candidate = self.undo(units, t).reshape(len(units), -1)
+            difference = candidate.to(torch.int16) - best.to(torch.int16)
+            first = (difference != 0).to(torch.uint8).argmax(dim=1, keepdim=True)
+            smaller = difference.gather(1, first).squeeze(1) < 0
+            best = torch.where(smaller[:, None], candidate, best)
+        grid = best.reshape(n, h // s, w // s, c, s, s).permute(0, 3, 1, 4, 2, 5)
+        return grid.reshape(n, c, h, w).contiguous()
+
 
 def log2_factorial(n: int) -> float:
     """log2(n!) computed with lgamma (never a factorial)."""
@@ -92,7 +116,7 @@ class Cipher:
     #: Number of channels the cipher takes (protocol: RGB).
     channels: ClassVar[int] = 3
     #: True when encryption only moves pixel components around (what keyrec and the model
-    #: transformation need); negative-positive or nibble ciphers are not.
+    #: transformation need; fr then has nothing to fold); negative-positive or nibble ciphers are not.
     component_permutation: ClassVar[bool] = False
     #: Largest per-component error of decrypt(encrypt(x)) (0: bit-exact; etc-gray: 2).
     max_round_trip_error: ClassVar[int] = 0

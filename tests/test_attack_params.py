@@ -23,10 +23,10 @@ PINNED = {
     ("gan", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 16},
     ("gan", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32},
     ("gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': None, 'epochs': 25, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 64},
-    ("itn", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'width': 4, 'depth': 2, 'steps': 3, 'epochs': None, 'batch_size': 4, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.25, 'eval_every': 3, 'schedule': 'constant'},
-    ("itn", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'width': 16, 'depth': 4, 'steps': 250, 'epochs': None, 'batch_size': 16, 'optimizer': 'adam', 'lr': 0.003, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine'},
-    ("itn", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'width': 32, 'depth': 4, 'steps': 2000, 'epochs': None, 'batch_size': 64, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': True, 'val_fraction': 0.05, 'eval_every': 250, 'schedule': 'constant'},
-    ("itn", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'width': 64, 'depth': 4, 'steps': None, 'epochs': 50, 'batch_size': 128, 'optimizer': 'sgd', 'lr': 0.01, 'ssim_weight': 0.0, 'augment': False, 'val_fraction': 0.05, 'eval_every': None, 'schedule': 'constant'},
+    ("itn", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'width': 4, 'depth': 2, 'steps': 3, 'epochs': None, 'batch_size': 4, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.25, 'eval_every': 3, 'schedule': 'constant', 'canonical': True},
+    ("itn", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'width': 16, 'depth': 4, 'steps': 250, 'epochs': None, 'batch_size': 16, 'optimizer': 'adam', 'lr': 0.003, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine', 'canonical': True},
+    ("itn", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'width': 32, 'depth': 4, 'steps': 2000, 'epochs': None, 'batch_size': 64, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': True, 'val_fraction': 0.05, 'eval_every': 250, 'schedule': 'constant', 'canonical': True},
+    ("itn", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'width': 64, 'depth': 4, 'steps': None, 'epochs': 50, 'batch_size': 128, 'optimizer': 'sgd', 'lr': 0.01, 'ssim_weight': 0.0, 'augment': False, 'val_fraction': 0.05, 'eval_every': None, 'schedule': 'constant', 'canonical': True},
     ("jigsaw", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': 4, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
     ("jigsaw", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': 4, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
     ("jigsaw", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': 16, 'compat': 'mgc', 'reg': 1.0, 'top': 3, 'max_public': 500},
@@ -49,7 +49,7 @@ PINNED = {
 #: (``lr=1`` -> 1.0, ``width="8"`` -> 8, ``grayscale=1`` -> True; ``epochs`` kept as given).
 PINNED_GIVEN = [
     ("itn", {"lr": 1, "epochs": 2, "width": "8"},
-     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'width': 8, 'depth': 4, 'steps': 250, 'epochs': 2, 'batch_size': 16, 'optimizer': 'adam', 'lr': 1.0, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine'}),
+     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'width': 8, 'depth': 4, 'steps': 250, 'epochs': 2, 'batch_size': 16, 'optimizer': 'adam', 'lr': 1.0, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine', 'canonical': True}),
     ("gan", {"block_size": 4, "g_width": 32, "class_weight": 1},
      {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': 4, 'g_width': 32, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 1.0, 'c_width': 16}),
     ("fr", {"icm_iterations": 5, "grayscale": 1},

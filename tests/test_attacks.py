@@ -147,6 +147,57 @@ def test_sia_gan_generator_matches_the_paper_size():
     assert shared(torch.zeros(1, 3, 224, 224)).shape == (1, 3, 224, 224)
 
 
+# -- canonical forms under a per-unit transform set ------------------------------------------------
+
+def test_canonical_form_is_the_least_candidate_of_each_unit():
+    """Hand-worked: under 8 negative-positive candidates per pixel each component folds to
+    min(v, 255 - v); under pe's 48 (with the colour permutations) the folds are also sorted."""
+    pixels = torch.tensor([[200, 10, 130], [0, 255, 128], [127, 128, 129], [1, 2, 3]], dtype=torch.uint8)
+    image = pixels.reshape(1, 2, 2, 3).permute(0, 3, 1, 2).contiguous()
+    folded = PixelNP().unit_transforms((3, 2, 2)).canonical(image).permute(0, 2, 3, 1).reshape(4, 3)
+    assert folded.tolist() == [[55, 10, 125], [0, 0, 127], [127, 127, 126], [1, 2, 3]]
+    if "pe" in ppattack.registry.CIPHERS.names():
+        pe = ppattack.create_cipher("pe").unit_transforms((3, 2, 2)).canonical(image)
+        assert pe.permute(0, 2, 3, 1).reshape(4, 3).tolist() == [[10, 55, 125], [0, 0, 127], [126, 127, 127], [1, 2, 3]]
+    block = torch.arange(48, dtype=torch.uint8).view(1, 3, 4, 4)  # 0 in the corner of its least turn
+    turns = BlockTurn().unit_transforms((3, 4, 4))
+    assert all(torch.equal(turns.canonical(torch.rot90(block, k, dims=(-2, -1))), block) for k in range(4))
+
+
+@pytest.mark.parametrize("cipher", [PixelNP(), BlockTurn()])
+def test_canonical_form_is_the_same_under_every_key(cipher, samples_roles):
+    images = samples_roles.targets.tensor()[:8]
+    transforms = cipher.unit_transforms(tuple(images.shape[1:]))
+    forms = [transforms.canonical(cipher.encrypt(images, cipher.generate_key(tuple(images.shape[1:]), seed=s)))
+             for s in range(3)]
+    assert torch.equal(forms[0], forms[1]) and torch.equal(forms[0], forms[2])
+    assert not torch.equal(forms[0], images)
+
+
+def test_itn_reads_the_canonical_form_under_fresh_keys(samples_roles, tmp_path, monkeypatch):
+    """Under coa+public the network reads what no key changes: its restorations are the same for
+    every victim key (with canonical=False, reading ciphertexts, they are not); under kpa it
+    reads the ciphertexts, whose key it learns."""
+    monkeypatch.setenv("PPATTACK_CACHE", str(tmp_path))
+    cipher = PixelNP()
+    shape = tuple(samples_roles.targets.tensor().shape[1:])
+
+    def restored(seed: int, threat: str = "coa+public", **params: Any):
+        key = cipher.generate_key(shape, seed=seed)
+        view = threat_view(threat, cipher, key, cipher.encrypt(samples_roles.targets.tensor(), key),
+                           samples_roles, dataset="samples")
+        result = ppattack.create_attack("itn", threat=threat, steps=3, eval_every=3, width=4, depth=2,
+                                        **params)(view)
+        return result.images, result.facts
+
+    one, facts = restored(1)
+    assert facts["network_input"] == "each pixel's canonical form under the cipher's 8 pixel transforms"
+    assert torch.equal(one, restored(2)[0])
+    raw, facts = restored(1, canonical=False)
+    assert facts["network_input"] == "the ciphertexts" and not torch.equal(raw, restored(2, canonical=False)[0])
+    assert restored(1, threat="kpa")[1]["network_input"] == "the ciphertexts"
+
+
 # -- controls --------------------------------------------------------------------------------------
 
 def test_itn_restores_plain():

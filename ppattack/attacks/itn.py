@@ -7,6 +7,12 @@ networks and its security evaluation" (GCCE 2020). The attack trains a U-Net
 - ``coa+public`` (default): the attacker owns public plain images and the algorithm, so it
   encrypts each public image with a FRESH random key every time the image is drawn (never the
   victim key, which it does not have): the network must learn what is invariant across keys.
+  When the cipher declares a per-unit transform set (:meth:`ppattack.Cipher.unit_transforms`:
+  pe, etc), the network reads every unit's canonical form under it
+  (:meth:`ppattack.cipher.UnitTransforms.canonical`, for pe each pixel's folded values in
+  ascending order) instead of the ciphertext: with fresh keys only key-invariant functions of
+  a ciphertext can be learned, and the canonical form keeps all of them while sparing the
+  network the search for the invariant (``canonical=False`` turns it off).
 - ``kpa``: the network is trained on the (plain, cipher) pairs under the victim key that the
   view grants (much stronger: it can learn that key's inverse).
 
@@ -29,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ppattack.attack import AttackResult
-from ppattack.cipher import Cipher
+from ppattack.cipher import Cipher, UnitTransforms
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.learning.cache import tensor_digest
 from ppattack.learning.distributed import shard, unwrap, world
@@ -104,7 +110,7 @@ class ITN(TrainedAttack):
                  batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
                  ssim_weight: float | None = None, augment: bool | None = None,
                  val_fraction: float | None = None, eval_every: int | None = None,
-                 schedule: str | None = None, **common: Any):
+                 schedule: str | None = None, canonical: bool = True, **common: Any):
         super().__init__(**common)
         self.store_params(locals())
         if self.schedule not in ("constant", "cosine"):
@@ -116,6 +122,7 @@ class ITN(TrainedAttack):
         if min(self.width, self.depth, self.batch_size) < 1 or self.lr <= 0:
             raise ParameterError("itn width, depth and batch_size must be >= 1 and lr > 0")
         self.net: UNet | None = None
+        self._transforms: UnitTransforms | None = None
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, view: ThreatView) -> None:
@@ -133,11 +140,25 @@ class ITN(TrainedAttack):
             extra["known_pairs"] = tensor_digest(*view.known_pairs)
         elif view.public_images is None or len(view.public_images) < 2:
             raise ParameterError("itn needs at least two public images (coa+public)")
+        self._transforms = self.input_transforms(view)
         state = self.trained(view, lambda: self._train(view), **extra)
         self.net = UNet(c, c, self.width, self.depth).to(self.device)
         self.net.load_state_dict(state["model"])
         self.net.eval()
         self._train_facts = state["facts"]
+
+    def input_transforms(self, view: ThreatView) -> UnitTransforms | None:
+        """The per-unit transform set whose canonical form the network reads: the cipher's,
+        when ``canonical`` is on and the network trains under fresh keys; else None (it reads
+        the ciphertexts; under ``kpa`` it learns the victim key's own inverse)."""
+        if not self.canonical or self.threat_model == "kpa":
+            return None
+        return view.cipher.unit_transforms(view.plain_shape)
+
+    def network_input(self, ciphertexts: torch.Tensor) -> torch.Tensor:
+        """What the network reads of uint8 ciphertexts: their canonical form under
+        :meth:`input_transforms`, or themselves."""
+        return ciphertexts if self._transforms is None else self._transforms.canonical(ciphertexts)
 
     def _train(self, view: ThreatView) -> dict[str, Any]:
         device = self.device
@@ -155,8 +176,8 @@ class ITN(TrainedAttack):
             order = torch.randperm(len(train_plain), generator=generator)
             n_val = min(len(train_plain) - 1, max(1, round(self.val_fraction * len(train_plain))))
             val_plain, train_rows = train_plain[order[:n_val]], order[n_val:]
-            val_cipher = encrypt_fresh(cipher, val_plain,
-                                       fresh_seeds(np.random.default_rng([self.seed, 2]), len(val_plain)))
+            val_cipher = self.network_input(encrypt_fresh(
+                cipher, val_plain, fresh_seeds(np.random.default_rng([self.seed, 2]), len(val_plain))))
             train_cipher = None
             fresh = True
         count = len(train_rows)
@@ -185,7 +206,7 @@ class ITN(TrainedAttack):
                 x = crop_flip(x, crop_pad(x.shape[-1]), generator)
             seeds = fresh_seeds(rng, len(x))
             x = shard(x, self.batch_size)
-            return x, encrypt_fresh(cipher, x, shard(seeds))
+            return x, self.network_input(encrypt_fresh(cipher, x, shard(seeds)))
 
         # on a GPU the fresh keys and encryptions of the next batches are made by a CPU thread
         # while the device trains; either way the batches and their randomness are the same
@@ -213,9 +234,17 @@ class ITN(TrainedAttack):
         return {"model": best[1],
                 "facts": {"steps": steps, "best_step": best[2], "best_val_mse": best[0],
                           "train_images": count, "val_images": len(val_plain), "processes": world().size,
-                          "fresh_key_per_image_per_step": fresh, "loss": "mse" + (
+                          "fresh_key_per_image_per_step": fresh, "network_input": self.input_fact(),
+                          "loss": "mse" + (
                               f" + {self.ssim_weight} * (1 - ssim) / 2" if self.ssim_weight else ""),
                           "history": [list(item) for item in history]}}
+
+    def input_fact(self) -> str:
+        """What the network reads, in words (for the result's facts)."""
+        if self._transforms is None:
+            return "the ciphertexts"
+        t = self._transforms
+        return f"each {t.unit}'s canonical form under the cipher's {t.count} {t.unit} transforms"
 
     def _activations(self, images: torch.Tensor) -> int:
         """The U-Net's activations per image at inference (~8 x width per pixel)."""
@@ -232,6 +261,6 @@ class ITN(TrainedAttack):
 
     # -- attack ----------------------------------------------------------------------------------
     def reconstruct(self, view: ThreatView) -> AttackResult:
-        images = view.ciphertexts
+        images = self.network_input(view.ciphertexts)
         outs = [to_uint8(out) for _, out in self.forward_in_chunks(self.net, images, self._activations(images))]
         return AttackResult(torch.cat(outs).to(images.device), facts=dict(self._train_facts))
