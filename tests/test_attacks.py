@@ -308,7 +308,9 @@ def test_fr_on_pe_beats_the_ciphertext_baseline():
 
 
 def test_fr_without_candidates_folds():
-    document = run(RunConfig(cipher="proposed", attack="fr", limit=4, accuracy=False)).document
+    """le may invert components and declares no candidates: folded. proposed only moves
+    components: nothing to fold (tests/test_trivial_controls.py)."""
+    document = run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False)).document
     assert document["attack"]["facts"]["solver"] == "fold"
     with pytest.raises(ppattack.ParameterError, match="declares no per-unit candidates"):
         run(RunConfig(cipher="proposed", attack="fr", limit=4, accuracy=False, params={"solver": "edge"}))

@@ -5,7 +5,11 @@ neural networks" (arXiv 2004.13263, 2020).
 
 - Basic attack (any cipher): fold every component, ``d = min(v, 255 - v)``, which removes any
   negative-positive transform, and output ``2 * d`` (clipped to 255); optionally grey (the
-  channel mean, which removes colour shuffling).
+  channel mean, which removes colour shuffling). A cipher that declares
+  ``Cipher.component_permutation`` never inverts a component: there is nothing to fold, and
+  the fold would only destroy values, so ``solver="auto"`` keeps its ciphertexts as they are
+  (plain, the positive control, is then restored exactly; proposed and block-shuffle score
+  their ciphertexts' own SSIM).
 - Edge-based solver, for ciphers that declare a small per-unit candidate set
   (:meth:`ppattack.Cipher.unit_transforms`: pe 48 per pixel, etc 96 per block, etc-gray 16 per
   block). Every unit's candidates are the inverse transforms of its ciphertext. Units are decided
@@ -275,8 +279,8 @@ class FR(Attack):
     """Feature reconstruction: negative-positive fold, or an edge solver for per-unit transforms.
 
     Chang and Case 2020. Defaults: ``solver="auto"`` (the edge solver when the cipher declares
-    per-unit candidates, else the fold), ``grayscale=False``, ``icm_iterations`` 10 (quick) /
-    20 (cifar, paper).
+    per-unit candidates, else nothing when it only moves components, else the fold),
+    ``grayscale=False``, ``icm_iterations`` 10 (quick) / 20 (cifar, paper).
     Threat models: ``coa`` (the solver keeps its own frame), ``coa+public`` (public colour
     statistics settle the global ambiguity).
     """
@@ -306,7 +310,10 @@ class FR(Attack):
         if self.solver == "edge" and transforms is None:
             raise ParameterError(f"cipher '{view.cipher.name}' declares no per-unit candidates: "
                                  "use fr with solver=fold")
-        if self.solver == "fold" or transforms is None:
+        if self.solver == "auto" and transforms is None and cipher.component_permutation:
+            out = view.ciphertexts.clone()  # no component is ever inverted: nothing to fold
+            facts = {"solver": "none", "reason": "the cipher only moves components (nothing to fold)"}
+        elif self.solver == "fold" or transforms is None:
             out, facts = fold(view.ciphertexts), {"solver": "fold"}
         else:
             log_prob = None

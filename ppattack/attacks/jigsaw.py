@@ -5,8 +5,9 @@ pieces is the Mahalanobis gradient compatibility (Gallagher 2012, :mod:`ppattack
 the placement is tree-based with a greedy fill (:mod:`ppattack.solvers.placement`). Pieces may carry a
 state from the cipher's per-block transform set (``Cipher.unit_transforms``), which must be
 made of dihedral turns and colour transforms (channel permutations, negative-positive). Which
-ciphers it applies to is learned from keys of the attacker's own (:func:`ppattack.solvers.structure.probe`):
-those that scramble blocks. Examples:
+ciphers it applies to is learned from keys of the attacker's own (:func:`ppattack.solvers.structure.probe`,
+keyed or not): those that scramble blocks, and those whose keys change nothing (the positive
+control), where no block moves and the pieces stay where they are: there is no puzzle. Examples:
 
 - ``etc``: 96 states per block (8 turns x 2 negative-positive x 6 colour permutations): the
   tree works over the 8 turns with, for every pair of turned pieces, the best of the 12
@@ -18,7 +19,9 @@ those that scramble blocks. Examples:
   images, or a parametric one under ``coa``), the symmetry kept being one that leaves every
   unit in its class and the blocks' insides smoothest; the solution is then a map of the whole
   image (decrypted with it; key material where the cipher derives it).
-- ``plain``: the pieces are already upright (positive control; ``block_size`` sets the pieces).
+- ``plain``: own keys move and flip nothing (:attr:`Structure.identity`), so the pieces are left
+  in place and the ciphertext is returned as it is (positive control; ``block_size`` sets the
+  pieces). A keyed cipher that keeps its blocks in place (le, block-shuffle) is refused.
 
 A solved picture is defined only up to a turn and a recolouring of the whole; under
 ``coa+public`` the candidate most likely under a Gaussian model of simple statistics of the
@@ -186,12 +189,12 @@ class Jigsaw(Attack):
         """Check the cipher, probe its block states, and learn from the public images (when
         granted) the upright prior and, for proposed, the sub-block correlation template."""
         cipher, shape = view.cipher, tuple(view.plain_shape)
-        self._structure = None
-        if cipher.key_fields(shape):  # a keyed cipher: it must scramble blocks (own keys say)
-            self._structure = probe(cipher, shape)
-            if not self._structure.moves:
-                raise ParameterError(f"jigsaw solves ciphers that scramble blocks; cipher '{cipher.name}' "
-                                     "keeps its blocks in place (keys of its own show it): not supported")
+        # Own keys say what the cipher does (the algorithm is public): it must scramble blocks,
+        # or change nothing at all (then no block moves and there is no puzzle to solve).
+        self._structure = probe(cipher, shape)
+        if not self._structure.moves and not self._structure.identity:
+            raise ParameterError(f"jigsaw solves ciphers that scramble blocks; cipher '{cipher.name}' "
+                                 "keeps its blocks in place (keys of its own show it): not supported")
         block = cipher.block_size or self.block_size
         _, channels, height, width = view.ciphertexts.shape
         if height % block or width % block:
@@ -208,7 +211,7 @@ class Jigsaw(Attack):
             self._prior = UprightPrior(public, turns, states.colour if states.colours else None)
         # A map shared by every block that moves pixels inside it (proposed): undone first.
         structure = self._structure
-        self._shared = (structure is not None and structure.shared and
+        self._shared = (structure.shared and
                         len(set(structure.classes.tolist())) < len(structure.classes))
         self._public_units = (None if public is None or not self._shared else
                               piece_units(cipher.keyless_step(public), block, structure.bits).flatten(0, 1))
@@ -227,6 +230,7 @@ class Jigsaw(Attack):
             clusters.append(cluster)
             log.debug("jigsaw: image %d solved, largest cluster %.2f", len(keys) - 1, cluster)
         facts = {"largest_cluster_mean": float(np.mean(clusters)),
+                 "blocks_move": bool(self._structure.moves),
                  "states_per_block": int(states.turns * (states.colour.size if states.colours else 1)),
                  "global_ambiguity": "public-image prior" if prior is not None else
                  ("none" if states.turns == 1 and not states.colours else "unresolved (coa)"),
@@ -248,6 +252,34 @@ class Jigsaw(Attack):
         pieces = split(ct, block)[0].double()  # (N, C, B, B)
         n = len(pieces)
         colour = states.colour if states.colours else None
+        if not self._structure.moves:  # no key moves a block (own keys show it): no puzzle
+            cells, turns, colours, cluster = np.arange(n), np.zeros(n, np.int64), np.zeros(n, np.int64), 1.0
+        else:
+            solved = self._place(pieces, rows, cols, states, colour)
+            colours = solved.colours if colour is not None else np.zeros(n, np.int64)
+            cells, turns, cluster = solved.cells, solved.states, solved.largest_cluster / n
+        if prior is not None:
+            cells, turns, colours = self._upright(pieces, cells, turns, colours, rows, cols, states, prior)
+        if shared is not None:  # the whole map: shared in-block map and placement
+            found = compose_map(tuple(ct.shape[1:]), block, self._structure.bits, [shared.src] * n,
+                                [shared.mask] * n, cells)
+            material = cipher.key_from_map(shape, found) or {}
+            image = cipher.undo_keyless_step(found.decrypt(original))
+            return image, {k: np.asarray(v).tolist() for k, v in material.items()}, cluster
+        recovered["block_perm"] = cells
+        if states.key_parts is not None:
+            recovered.update(states.key_parts(states.cipher_state[turns, colours]))
+        if set(recovered) == set(cipher.key_fields(shape)):  # a key of the cipher: decrypt with it
+            image = cipher.decrypt(original, Key(cipher.name, cipher.params, shape, recovered))
+        else:  # no key to decrypt with (e.g. a cipher without a key): show the solved pieces
+            image = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
+            image = image.round().clamp(0, 255).to(torch.uint8)
+        return image, {k: np.asarray(v).tolist() for k, v in recovered.items()}, cluster
+
+    def _place(self, pieces: torch.Tensor, rows: int, cols: int, states: StateSet,
+               colour: ColourGroup | None):
+        """The puzzle: pairwise dissimilarities of ``pieces`` (N, C, B, B) up to their states,
+        then the tree placement (:func:`ppattack.solvers.placement.place`)."""
         if states.turns > 1:
             table, relative = dihedral_dissimilarity(pieces, self.compat, self.reg, colour)
         elif colour is not None:
@@ -258,28 +290,8 @@ class Jigsaw(Attack):
             np.einsum("rii->ri", table)[...] = np.inf
         else:
             table, relative = dissimilarity(pieces, self.compat, self.reg).numpy(), None
-        solved = place(table, rows, cols, states=states.turns, top=self.top, relative=relative,
-                       colour_product=None if colour is None else colour.product)
-        colours = solved.colours if colour is not None else np.zeros(n, np.int64)
-        cells, turns = solved.cells, solved.states
-        if prior is not None:
-            cells, turns, colours = self._upright(pieces, cells, turns, colours, rows, cols, states, prior)
-        if shared is not None:  # the whole map: shared in-block map and placement
-            found = compose_map(tuple(ct.shape[1:]), block, self._structure.bits, [shared.src] * n,
-                                [shared.mask] * n, cells)
-            material = cipher.key_from_map(shape, found) or {}
-            image = cipher.undo_keyless_step(found.decrypt(original))
-            return (image, {k: np.asarray(v).tolist() for k, v in material.items()},
-                    solved.largest_cluster / n)
-        recovered["block_perm"] = cells
-        if states.key_parts is not None:
-            recovered.update(states.key_parts(states.cipher_state[turns, colours]))
-        if set(recovered) == set(cipher.key_fields(shape)):  # a key of the cipher: decrypt with it
-            image = cipher.decrypt(original, Key(cipher.name, cipher.params, shape, recovered))
-        else:  # no key to decrypt with (e.g. a cipher without a key): show the solved pieces
-            image = assemble(_display(pieces, cells, turns, colours, states)[None], rows, cols)
-            image = image.round().clamp(0, 255).to(torch.uint8)
-        return image, {k: np.asarray(v).tolist() for k, v in recovered.items()}, solved.largest_cluster / n
+        return place(table, rows, cols, states=states.turns, top=self.top, relative=relative,
+                     colour_product=None if colour is None else colour.product)
 
     def _shared_map(self, ct: torch.Tensor, block: int) -> PieceMap:
         """The in-block map every block shares, from this ciphertext's blocks (against the public

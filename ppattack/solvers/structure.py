@@ -68,6 +68,12 @@ class Structure:
     def planes(self) -> int:
         return 8 // self.bits
 
+    @property
+    def identity(self) -> bool:
+        """No key of the attacker's own moved a piece or a unit or flipped a bit: the keyed part
+        leaves every image as it is (plain, the positive control), so there is nothing to solve."""
+        return not self.moves and self.masks == (0,) and len(np.unique(self.classes)) == len(self.classes)
+
 
 def piece_units(images: torch.Tensor, block: int, bits: int) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` -> ``(N, P, L)``: the units of every ``block x block`` piece
