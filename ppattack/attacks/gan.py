@@ -56,7 +56,8 @@ class GAN(TrainedAttack):
     Defaults (``paper`` budget): generator MLP width ``max(3B^2, 64)``, discriminator width 64,
     BCE loss, Adam lr 2e-4 betas (0.5, 0.999), batch 64, 25 epochs over the ciphertexts.
     ``quick``: discriminator width 16, batch 32, 200 steps (a smoke-test budget: far too
-    small for an unpaired GAN to converge; see the module docstring). Block size B: the
+    small for an unpaired GAN to converge; see the module docstring). ``audit``: the cifar
+    budget's networks for 250 steps, the smallest whose control passes at CIFAR scale. Block size B: the
     cipher's, or 1 (pixel-wise) when it has none. ``class_weight``: weight of the joint
     classifier's cross-entropy in the generator loss (0: off, gan's default); ``c_width``: that
     classifier's width.
@@ -76,6 +77,11 @@ class GAN(TrainedAttack):
                   "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
                   "class_weight": 0.0, "c_width": 16},
         "cifar": {"g_width": None, "d_width": 64, "steps": 3000, "epochs": None, "batch_size": 64,
+                  "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
+                  "class_weight": 0.0, "c_width": 32},
+        # audit: the smallest budget whose positive control passes on the CIFAR-10 copy (median
+        # of seeds 0-2: 0.925 at 250 steps, benchmarks/RESULTS.md); ppattack audit trains gan here
+        "audit": {"g_width": None, "d_width": 64, "steps": 250, "epochs": None, "batch_size": 64,
                   "lr_g": 2e-4, "lr_d": 2e-4, "augment": False,
                   "class_weight": 0.0, "c_width": 32},
         "paper": {"g_width": None, "d_width": 64, "steps": None, "epochs": 25, "batch_size": 64,
