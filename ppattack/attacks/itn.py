@@ -46,6 +46,9 @@ from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
 
+#: Images whose canonical form is computed at once (its candidates are compared in int16).
+CANONICAL_CHUNK = 256
+
 
 def fresh_seeds(rng: np.random.Generator, count: int) -> np.ndarray:
     """``count`` key seeds for :func:`encrypt_fresh` (int64 in [0, 2^63))."""
@@ -82,7 +85,8 @@ class ITN(TrainedAttack):
     ``quick``: width 16, Adam lr 3e-3 with cosine decay, batch 16, 250 steps, MSE + SSIM loss
     (SSIM 0.92-0.94 on ``plain`` with the samples, about 25 s of training on two CPU cores).
     ``cifar``: width 32, Adam 1e-3, batch 64, 2000 steps, MSE + SSIM loss, crop/flip
-    augmentation before encryption.
+    augmentation before encryption. ``canonical`` (every budget): under fresh keys, read each
+    unit's canonical form where the cipher declares per-unit transforms (module docstring).
     """
 
     name = "itn"
@@ -157,8 +161,12 @@ class ITN(TrainedAttack):
 
     def network_input(self, ciphertexts: torch.Tensor) -> torch.Tensor:
         """What the network reads of uint8 ciphertexts: their canonical form under
-        :meth:`input_transforms`, or themselves."""
-        return ciphertexts if self._transforms is None else self._transforms.canonical(ciphertexts)
+        :meth:`input_transforms` (computed :data:`CANONICAL_CHUNK` images at a time, so its
+        working memory does not grow with the number of images), or themselves."""
+        if self._transforms is None:
+            return ciphertexts
+        return torch.cat([self._transforms.canonical(ciphertexts[start:start + CANONICAL_CHUNK])
+                          for start in range(0, len(ciphertexts), CANONICAL_CHUNK)])
 
     def _train(self, view: ThreatView) -> dict[str, Any]:
         device = self.device
