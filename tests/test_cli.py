@@ -214,9 +214,18 @@ def test_run_control_reports_the_attack_on_plain(tmp_path, cli_runner):
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "r" / "result.json").read_text())
     control = document["control"]
-    assert control["run"] and control["cipher"] == "plain" and control["passed"] is False
+    assert control["run"] and control["cipher"] == "plain" and control["passed"] is True
     assert "Positive control (fr on `plain`" in result.output
-    assert f"SSIM {control['ssim']:.3f} < 0.9: FAILED" in (tmp_path / "r" / "report.md").read_text()
+    assert f"SSIM {control['ssim']:.3f} >= 0.9: passed" in (tmp_path / "r" / "report.md").read_text()
+    # a control that fails says so: sia-gan after two steps restores nothing
+    smoke = [f"attack.{k}={v}" for k, v in {"steps": 2, "g_width": 4, "d_width": 4, "batch_size": 4,
+                                              "c_width": 4}.items()]
+    result = invoke(cli_runner, "run", "--cipher", "pe", "--attack", "sia-gan", "--limit", "4", "--no-accuracy",
+                    "--control", *[a for v in smoke for a in ("--param", v)], "--out", str(tmp_path / "g"))
+    assert result.exit_code == 0, result.output
+    control = json.loads((tmp_path / "g" / "result.json").read_text())["control"]
+    assert control["passed"] is False
+    assert f"SSIM {control['ssim']:.3f} < 0.9: FAILED" in (tmp_path / "g" / "report.md").read_text()
 
 
 def test_info_card_names_the_unit_transforms_and_ciphertext_type(cli_runner):
