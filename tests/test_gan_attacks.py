@@ -71,7 +71,7 @@ def test_augmentation_only_mirrors_the_real_images(attack, roles, tmp_path, monk
     view = plain_view(roles)
     public = to_signed(view.public_images)
     seen: list[torch.Tensor] = []
-    cls = type(ppattack.create_attack(attack))
+    cls = ppattack.registry.ATTACKS.get(attack)
 
     class Recording(cls):
         def build_discriminator(self, view):
