@@ -1,16 +1,22 @@
-"""Atomic file writes and image files.
+"""Atomic file writes, staged outputs and image files.
 
 Every file ppattack writes goes to a temporary file in the target folder first and is then
-renamed over the target, so an interrupted run never leaves a half-written file.
+renamed over the target, so an interrupted run never leaves a half-written file. A command
+that writes several files stages them all (:func:`staged_output`) and moves them into place
+only once the whole command succeeded, so a failed or interrupted command writes nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -55,6 +61,68 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+STAGING_PREFIX = ".ppattack-staging-"
+
+
+def check_placeable(out_dir: str | os.PathLike, names: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`DataError` when a file ``out_dir/name`` could not be written: a folder
+    stands where the file goes, or a file stands where one of its folders goes."""
+    out = Path(out_dir)
+    for name in names:
+        target = out / name
+        for folder in [out, *(out / parent for parent in reversed(Path(name).parents[:-1]))]:
+            if folder.exists() and not folder.is_dir():
+                raise DataError(f"cannot write {target}: {folder} is a file, not a folder; "
+                                "choose another output folder or move the file")
+        if target.is_dir():
+            raise DataError(f"cannot write {target}: a folder of that name is in the way; "
+                            "choose another output folder or move the folder")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (in the main thread) until the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder that stands for ``out_dir``; write every output below it.
+
+    When the block succeeds, every staged file is moved to the same path below ``out_dir``
+    (created with its parents only then, and only when something was staged): first every
+    target is checked (:func:`check_placeable`), then the files are renamed on one
+    filesystem with SIGINT and SIGTERM held back, so the outputs appear together. When the
+    block raises (an interrupt included), the staging folder is removed and nothing is
+    written. The staging folder is a hidden ``.ppattack-staging-*`` folder inside
+    ``out_dir`` when it exists, else inside the nearest folder above it that exists.
+    """
+    out = Path(out_dir)
+    anchor = out
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise DataError(f"cannot write to {out}: {anchor} is a file, not a folder; choose another output folder")
+    root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=anchor))
+    try:
+        yield root
+        staged = sorted(p.relative_to(root) for p in root.rglob("*") if not p.is_dir())
+        check_placeable(out, staged)
+        with _signals_held():
+            for name in staged:
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(root / name, out / name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def torch_load(path: str | os.PathLike) -> Any:
     """Load a tensor file written by ppattack, never unpickling arbitrary objects."""
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -74,20 +142,54 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+#: Formats (PIL's names) that may have lost pixels to compression, with the names users know.
+LOSSY_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}
+
+
+def lossy_format(path: str | os.PathLike) -> str | None:
+    """The lossy format (JPEG, WebP) the file ``path`` holds, told by its content whatever its
+    name, or None (also for a file that is no image: reading it reports that)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return LOSSY_FORMATS.get(im.format or "")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None
+
+
 #: PIL modes whose alpha channel is dropped (exactly) only when every pixel is opaque.
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def _bits_per_sample(im: Any, path: str | os.PathLike) -> int:
-    """Bits per sample as stored in the file (PIL reads 16-bit RGB PNG/TIFF as 8-bit RGB)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return 16 if im.mode.startswith("I;16") else 32
+def _depth_problem(im: Any, path: str | os.PathLike) -> str | None:
+    """Why the samples of the opened image ``im`` are not plain 8-bit, read from the file's
+    header (PIL narrows 16-bit RGB PNG, TIFF and PPM to 8 bits, rescales a PGM/PPM maxval
+    below 255, and opens 16-bit grey in 32-bit mode I), or None when they are."""
     if im.format == "PNG":
         with open(path, "rb") as f:
             header = f.read(25)
-        return header[24] if len(header) == 25 else 8  # IHDR bit depth
-    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None  # BitsPerSample
-    return max(bits) if isinstance(bits, tuple) and bits else int(bits or 8)
+        bits = header[24] if len(header) == 25 else 8  # IHDR bit depth
+    elif im.format == "PPM":  # PGM/PPM: the header's maxval (a PBM bitmap has none)
+        args = im.tile[0].args if im.tile else None
+        if args == "I;16B":
+            return "16-bit samples (maxval 65535)"
+        maxval = args[1] if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], int) else 255
+        if maxval > 255:
+            return f"{maxval.bit_length()}-bit samples (maxval {maxval})"
+        if maxval < 255:
+            return f"samples up to {maxval} (maxval {maxval}), which reading would rescale to 255"
+        return None
+    elif im.format == "TIFF":
+        tagged = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample
+        bits = max(tagged) if isinstance(tagged, tuple) and tagged else int(tagged or 8)
+    elif im.mode.startswith("I;16"):
+        bits = 16
+    elif im.mode in ("I", "F"):
+        bits = 32
+    else:
+        bits = 8
+    return f"{bits}-bit samples" if bits > 8 else None
 
 
 def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
@@ -96,7 +198,8 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
 
     Converted exactly: bilevel and palette images (expanded), grey to RGB (replicated), RGB
     whose channels are all equal to grey, an alpha channel that is opaque everywhere (dropped).
-    Refused: more than 8 bits per sample (16-bit PNG/TIFF, 32-bit integer or float images),
+    Refused: samples other than 8-bit (16-bit PNG/TIFF/PGM/PPM, a PGM/PPM maxval other than
+    255, 32-bit integer or float images),
     transparency, colour into a 1-channel key, other modes (CMYK, YCbCr, LAB, HSV) and
     animated files (more than one frame).
     """
@@ -108,10 +211,10 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
             if frames > 1:
                 raise DataError(f"image {path} is animated ({frames} frames): ppattack encrypts one still "
                                 "image per file; save the frame you want as its own PNG")
-            bits = _bits_per_sample(im, path)
-            if bits > 8:
-                raise DataError(f"image {path} has {bits}-bit samples: the ciphers work on 8-bit images and "
-                                "reducing it would lose data; convert it to 8 bits yourself first")
+            depth = _depth_problem(im, path)
+            if depth:
+                raise DataError(f"image {path} has {depth}: the ciphers work on 8-bit images and converting "
+                                "it would change the data; convert it to 8 bits yourself first")
             im.load()
             mode = im.mode
             if mode == "P":

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from .errors import DataError, ShapeError
-from .file_io import IMAGE_SUFFIXES, png_text, read_image_exact, write_png
+from .file_io import IMAGE_SUFFIXES, check_placeable, png_text, read_image_exact, staged_output, write_png
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
 
@@ -135,6 +133,7 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
                         "use the Python API (cipher.encrypt / cipher.decrypt) for this cipher")
     shape = cipher.encrypted_shape(key.shape) if decrypt else key.shape
     pairs = plan_outputs(inputs, out_dir)
+    check_placeable(out_dir, [target.relative_to(out_dir) for _, target in pairs])
     per_image = cipher.key_reuse == "per-image"
     for source, _ in pairs:  # check every image before writing anything
         size = image_size(source)
@@ -149,12 +148,7 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
     else:
         numbers = list(range(len(pairs)))  # unused by shared-key ciphers
 
-    # Write into a staging folder inside out_dir; move the files into place only at the end.
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ppattack-staging-", dir=out_dir))
-    staged = []
-    try:
+    with staged_output(out_dir) as staging:  # the outputs appear together, or not at all
         for start in range(0, len(pairs), BATCH):
             chunk, chunk_numbers = pairs[start:start + BATCH], numbers[start:start + BATCH]
             batch = torch.stack([read_image_exact(source, shape[0]) for source, _ in chunk])
@@ -162,16 +156,7 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
                       else cipher.encrypt(batch, key, indices=chunk_numbers))
             for (_, target), image, number in zip(chunk, result, chunk_numbers):
                 text = None if decrypt else {**marks, IMAGE_NUMBER_CHUNK: str(number)} if per_image else marks
-                staged.append((write_png(staging / target.relative_to(out_dir), image, text), target))
-        for path, target in staged:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+                write_png(staging / target.relative_to(out_dir), image, text)
     for warning in warnings:  # after success: a failed call prints only its error
         warn(warning)
-    return [target for _, target in staged]
+    return [target for _, target in pairs]

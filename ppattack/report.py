@@ -269,6 +269,10 @@ def grid_png(plain: torch.Tensor, encrypted: torch.Tensor, restored: torch.Tenso
 
 # -- writing -------------------------------------------------------------------------------------
 
+#: The files :func:`write_run` writes.
+RUN_FILES = ("result.json", "report.md", "grid.png")
+
+
 def write_run(result: RunResult, out_dir: str | os.PathLike) -> Path:
     """Write result.json, report.md and grid.png into ``out_dir`` (each file atomically)."""
     out = Path(out_dir)

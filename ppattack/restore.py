@@ -10,8 +10,6 @@ the report files of ``ppattack run`` are written.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +24,16 @@ from .errors import DataError, ParameterError, ShapeError
 from .harness import (RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, cipher_record, config_record,
                       environment, resolve)
 from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, RunRecord, Scores
-from .file_io import IMAGE_SUFFIXES, read_image, write_png
+from .file_io import (IMAGE_SUFFIXES, check_placeable, lossy_format, read_image, read_image_exact,
+                      staged_output, write_png)
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .registry import ATTACKS, CIPHERS
-from .report import write_run
+from .report import RUN_FILES, write_run
 from .threat import ThreatView
 
-#: Suffixes of formats that may be lossy: a ciphertext that went through one is not the ciphertext.
-LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+#: The folder below the output folder that receives the report (with --truth).
+REPORT_FOLDER = "report"
 #: Threat models whose view files alone can build, strongest first.
 FILE_THREATS = ("coa+public", "coa")
 
@@ -57,14 +56,35 @@ def image_files(folder: Path, what: str) -> list[Path]:
     return files
 
 
-def read_batch(files: list[Path], what: str, *, lossless: bool = False) -> torch.Tensor:
-    """Decode ``files`` (all one size) into a uint8 batch ``(N, 3, H, W)``."""
-    if lossless:
-        lossy = [p for p in files if p.suffix.lower() in LOSSY_SUFFIXES]
-        if lossy:
-            raise DataError(f"{what} {lossy[0]} is in a lossy format ({lossy[0].suffix}): give the "
-                            "ciphertexts as PNG (or another lossless format); a lossy copy is not the ciphertext")
-    images = [read_image(p) for p in files]
+def check_apart(out_dir: Path, inputs: Mapping[str, Path | None]) -> None:
+    """Raise :class:`DataError` when ``out_dir`` is, lies inside or holds one of the input
+    folders (compared resolved, so links and ``..`` count): writing there could overwrite them."""
+    out = out_dir.resolve()
+    for what, folder in inputs.items():
+        if folder is None:
+            continue
+        where = folder.resolve()
+        relation = ("is" if out == where else "is inside" if where in out.parents
+                    else "holds" if out in where.parents else None)
+        if relation:
+            raise DataError(f"the output folder {out_dir} {relation} the {what} folder {folder}: the "
+                            f"restorations could overwrite the {what}; choose an output folder apart from the inputs")
+
+
+def read_batch(files: list[Path], what: str, *, exact: bool = False) -> torch.Tensor:
+    """Decode ``files`` (all one size) into a uint8 batch ``(N, 3, H, W)``.
+
+    ``exact``: the files must hold exactly the pixels to use (ciphertexts, truth): a lossy
+    format (JPEG, WebP; told by content, not by name) is refused, and so is anything
+    :func:`~ppattack.file_io.read_image_exact` refuses (16-bit samples, transparency,
+    animation). Otherwise (the attacker's own images) any image converts to RGB."""
+    if exact:
+        for path in files:
+            kind = lossy_format(path)
+            if kind:
+                raise DataError(f"{what} {path} is {kind} data, a lossy format: give the {what}s as PNG "
+                                "(or another lossless format); a lossy copy does not hold the exact pixels")
+    images = [read_image_exact(p, 3) if exact else read_image(p) for p in files]
     sizes = {tuple(image.shape[1:]) for image in images}
     if len(sizes) > 1:
         first = next(p for p, im in zip(files, images) if tuple(im.shape[1:]) != tuple(images[0].shape[1:]))
@@ -78,8 +98,13 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
                   params: Mapping[str, Any] | None = None, truth_dir: Path | None = None, preset: str = "quick",
                   seed: int = 0, device: str = "auto", lpips_weights: str | None = None) -> RestoreResult:
     """Attack the ciphertext files and write the restorations to ``out_dir`` under the same
-    relative names (as PNG); every input is checked before anything is written."""
+    relative names (as PNG), and with ``truth_dir`` the report to ``out_dir/report``.
+
+    Every input and output name is checked before the attack runs; ``out_dir`` must lie apart
+    from the input folders. The files are staged and appear together only when everything
+    succeeded (:func:`~ppattack.file_io.staged_output`)."""
     started = time.time()
+    check_apart(out_dir, {"ciphertexts": ciphertexts_dir, "public": public_dir, "truth": truth_dir})
     attack_class = ATTACKS.get(attack_name)
     threat = next((t for t in FILE_THREATS if t in attack_class.threat_models), None)
     if threat is None:
@@ -92,7 +117,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     if cipher.ciphertext_dtype != torch.uint8:
         raise ParameterError(f"cipher {cipher_name} makes non-image ciphertexts; restore reads image files")
     files = image_files(ciphertexts_dir, "ciphertexts")
-    ciphertexts = read_batch(files, "ciphertext", lossless=True)
+    ciphertexts = read_batch(files, "ciphertext", exact=True)
     shape = tuple(ciphertexts.shape[1:])
     cipher.check_shape(shape)
     if tuple(cipher.encrypted_shape(shape)) != shape:
@@ -111,14 +136,24 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
         if missing:
             raise DataError(f"no truth image {missing[0]} for ciphertext {files[truth_files.index(missing[0])]}: "
                             "give the plain images under the ciphertexts' names")
-        truth = read_batch(truth_files, "truth", lossless=True)
+        truth = read_batch(truth_files, "truth", exact=True)
         if tuple(truth.shape[1:]) != shape:
             raise ShapeError(f"truth images are {truth.shape[2]}x{truth.shape[3]}, the ciphertexts {shape[1]}x{shape[2]}")
-    targets = [out_dir / p.relative_to(ciphertexts_dir).with_suffix(".png") for p in files]
-    if len(set(targets)) != len(targets):
+    names = [p.relative_to(ciphertexts_dir).with_suffix(".png") for p in files]
+    if len(set(names)) != len(names):
         raise DataError("two ciphertexts differ only in their suffix and would be restored to one PNG: rename one")
-
+    report_names: list[Path] = []
+    if truth is not None:  # the report goes to out_dir/report: no restoration may go there
+        clash = next((name for name in names if name.parts[0] == REPORT_FOLDER), None)
+        if clash:
+            raise DataError(f"the ciphertext {ciphertexts_dir / clash} would be restored into "
+                            f"{out_dir / REPORT_FOLDER}, where the report goes: move it out of its folder "
+                            f"'{REPORT_FOLDER}'")
+        report_names = [Path(REPORT_FOLDER, name) for name in RUN_FILES]
+    check_placeable(out_dir, names + report_names)
     run_device = resolve_device(device)
+    # a bad --lpips-weights fails now, not after the attack
+    perceptual = prepare_lpips(config.lpips_weights, run_device) if truth is not None else None
     attack = ATTACKS.create(attack_name, budget=preset, seed=seed, device=run_device, threat=threat,
                             **resolved.attack_params)
     data_id = f"restore|{tuple(shape)}|{threat}|" + (tensor_digest(public) if public is not None else "-")
@@ -128,36 +163,24 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     outcome = attack(view)  # recovered key material stays in its fields: no record takes it
     restored = outcome.images.cpu()
 
-    # Stage every file, then move them into place together.
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ppattack-staging-", dir=out_dir))
-    try:
-        staged = [(write_png(staging / target.relative_to(out_dir), image), target)
-                  for image, target in zip(restored, targets)]
-        for path, target in staged:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            path.replace(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
     result = None
     if truth is not None:
         result = scored_result(config, resolved.settings, cipher, attack, outcome, truth, ciphertexts, restored,
-                               started, run_device)
-        write_run(result, out_dir / "report")
-    return RestoreResult(targets, result)
+                               started, run_device, perceptual)
+    with staged_output(out_dir) as staging:
+        for image, name in zip(restored, names):
+            write_png(staging / name, image)
+        if result is not None:
+            write_run(result, staging / REPORT_FOLDER)
+    return RestoreResult([out_dir / name for name in names], result)
 
 
 def scored_result(config: RunConfig, settings: dict[str, Any], cipher, attack, outcome: AttackResult,
                   truth: torch.Tensor, ciphertexts: torch.Tensor, restored: torch.Tensor, started: float,
-                  device: torch.device) -> RunResult:
-    """The record of a run (result.json's schema) for restored files scored against the truth;
-    the attack's recovered key, if any, is not scored (there is no key to score it against)."""
-    perceptual = prepare_lpips(config.lpips_weights, device)
+                  device: torch.device, perceptual: Any) -> RunResult:
+    """The record of a run (result.json's schema) for restored files scored against the truth
+    (``perceptual``: :func:`~ppattack.lpips_metric.prepare`'s answer); the attack's recovered
+    key, if any, is not scored (there is no key to score it against)."""
     shape = tuple(truth.shape[1:])
     record = RunRecord(
         schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,103 @@ def test_restore_bad_input_exits_2_and_writes_nothing(foreign_ciphertexts, cli_r
         assert result.exit_code == 2, (expected, result.output)
         assert expected in result.output and result.output.count("\n") == 1, result.output
         assert not out.exists(), expected
+
+
+# -- issue 29: outputs never overlap or half-replace inputs -----------------------------------------
+
+@pytest.fixture(scope="module")
+def small_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 ciphertexts of the loop implementation with their truth, and 32 public images."""
+    root = tmp_path_factory.mktemp("small")
+    dataset = load_dataset("samples", 32)
+    plain = [im.permute(1, 2, 0).numpy() for im in dataset.test[:8].tensor()]
+    rng = random.Random(1)
+    block_perm, pixel_perm = list(range((32 // BLOCK) ** 2)), list(range((BLOCK // 2) ** 2))
+    rng.shuffle(block_perm)
+    rng.shuffle(pixel_perm)
+    write_pngs(root / "truth", plain)
+    write_pngs(root / "ct", [encrypt_proposed_by_loops(im, block_perm, pixel_perm) for im in plain])
+    write_pngs(root / "public", [im.permute(1, 2, 0).numpy() for im in dataset.train[-32:].tensor()])
+    return root
+
+
+@pytest.fixture
+def files(small_files: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`small_files` (a test may try to overwrite it)."""
+    shutil.copytree(small_files, tmp_path / "files")
+    return tmp_path / "files"
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path below ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def restore(runner, files: Path, out: Path, *extra: str, truth: bool = True):
+    args = ["restore", "--attack", "keyrec", "--cipher", "proposed", "--param", f"block_size={BLOCK}",
+            "--ciphertexts", str(files / "ct"), "--public", str(files / "public"), "-o", str(out)]
+    return runner.invoke(cli, [*args, *(["--truth", str(files / "truth")] if truth else []), *extra])
+
+
+def refused_one_line(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
+
+
+@pytest.mark.parametrize("out", ["ct", "truth", "public", "ct/deeper", "."])
+def test_restore_refuses_an_output_folder_overlapping_an_input(files, cli_runner, out):
+    """-o the ciphertexts', truth or public folder, one inside it or one holding it: refused
+    before any work, every input byte kept (it overwrote them: issue 29)."""
+    before = snapshot(files)
+    refused_one_line(restore(cli_runner, files, files / out), "output folder", "apart from the inputs")
+    assert snapshot(files) == before
+
+
+def test_restore_refuses_a_ciphertext_where_the_report_goes(files, cli_runner, tmp_path):
+    """A ciphertext report/grid.png would be overwritten by the report's grid (issue 29)."""
+    for folder in ("ct", "truth"):
+        (files / folder / "report").mkdir()
+        shutil.copy(files / folder / "img000.png", files / folder / "report" / "grid.png")
+    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "report", "move it out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_writes_nothing_when_an_output_cannot_be_placed(files, cli_runner, tmp_path):
+    """A folder where a restoration goes, or a file where the report folder goes: refused
+    before the attack, nothing written (5 of 8 restorations were: issue 29)."""
+    out = tmp_path / "out"
+    (out / "img005.png").mkdir(parents=True)
+    refused_one_line(restore(cli_runner, files, out), "img005.png", "folder")
+    assert snapshot(out) == {"img005.png": None}
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "report").write_text("mine")
+    refused_one_line(restore(cli_runner, files, out), "report", "is a file")
+    assert snapshot(out) == {"report": b"mine"}
+
+
+def test_restore_checks_lpips_weights_before_writing(files, cli_runner, tmp_path):
+    """A bad --lpips-weights fails before any restoration is written (all 8 were: issue 29)."""
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"not a checkpoint")
+    result = restore(cli_runner, files, tmp_path / "out", "--lpips-weights", str(weights))
+    refused_one_line(result, str(weights))
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_refuses_ciphertexts_that_are_not_exact_pixels(files, cli_runner, tmp_path):
+    """JPEG data in a file named .png, 16-bit samples and half-transparent pixels are refused
+    by content, naming the cause (they were silently read: issue 29)."""
+    image = np.asarray(Image.open(files / "ct" / "img000.png"))
+    Image.fromarray(image).save(files / "ct" / "img000.png", format="JPEG")
+    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img000.png", "JPEG", "lossy")
+    Image.fromarray(image).save(files / "ct" / "img000.png")
+    alpha = np.dstack([image, np.full(image.shape[:2], 128, np.uint8)])
+    Image.fromarray(alpha, "RGBA").save(files / "ct" / "img001.png")
+    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img001.png", "transparent")
+    Image.fromarray(image).save(files / "ct" / "img001.png")
+    Image.fromarray(image[:, :, 0].astype(np.uint16) * 257).save(files / "ct" / "img002.png")
+    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img002.png", "16-bit")
+    assert not (tmp_path / "out").exists()
