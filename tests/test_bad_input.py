@@ -414,3 +414,65 @@ def test_an_explicit_gpu_under_torchrun_is_refused(tmp_path, cli_runner, monkeyp
     assert resolve_device("cuda") == torch.device("cuda", 2)
     with pytest.raises(ppattack.ParameterError, match="--device cuda"):
         resolve_device("cuda:0")
+
+
+# -- issue 29: nothing half-written, no silent reduction --------------------------------------------
+
+def listing(folder: Path) -> dict[str, bytes | None]:
+    """Every path below ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def test_encrypt_writes_nothing_when_an_output_name_is_taken_by_a_folder(tmp_path, cli_runner):
+    """b.png's output is an existing folder: refused before a.png's output is written."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    for name in ("a", "b"):
+        Image.fromarray(photo(seed=len(name))).save(tmp_path / f"{name}.png")
+    out = tmp_path / "out"
+    (out / "b.png").mkdir(parents=True)
+    result = cli_runner.invoke(cli, ["encrypt", "--key", str(key), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                     "-o", str(out)])
+    refused(result, "b.png", "folder")
+    assert listing(out) == {"b.png": None}
+
+
+def test_encrypt_writes_nothing_when_an_output_folder_is_a_file(tmp_path, cli_runner):
+    """An input folder's sub-folder maps to a file in OUTDIR: refused, nothing written."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    Image.fromarray(photo()).save(tmp_path / "photos" / "a.png")
+    Image.fromarray(photo(seed=1)).save(tmp_path / "photos" / "sub" / "b.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("mine")
+    refused(encrypt(cli_runner, key, tmp_path / "photos", out), "sub", "is a file")
+    assert listing(out) == {"sub": b"mine"}
+
+
+def test_a_failed_encrypt_leaves_no_new_folders(tmp_path, cli_runner):
+    """A refused image (found while encrypting) leaves neither OUTDIR nor the folders above it."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo()).save(tmp_path / "photos" / "a.png")
+    Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(tmp_path / "photos" / "b.png")
+    refused(encrypt(cli_runner, key, tmp_path / "photos", tmp_path / "new" / "deeper" / "out"), "b.png", "16-bit")
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.json", "photos"]
+
+
+@pytest.mark.parametrize("magic, channels, maxval, cause", [
+    (b"P6", 3, 65535, "16-bit samples (maxval 65535)"),
+    (b"P5", 1, 65535, "16-bit samples (maxval 65535)"),
+    (b"P5", 1, 1023, "10-bit samples (maxval 1023)"),
+    (b"P6", 3, 100, "rescale"),
+])
+def test_pgm_and_ppm_other_than_8_bit_are_refused_naming_the_depth(tmp_path, cli_runner, magic, channels,
+                                                                    maxval, cause):
+    """A 16-bit PPM was cut to 8 bits with exit 0, a 16-bit PGM refused as "32-bit samples"."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    samples = np.random.default_rng(0).integers(0, maxval + 1, (32, 32, channels))
+    dtype = ">u2" if maxval > 255 else "u1"
+    source = tmp_path / "deep.pnm"
+    source.write_bytes(magic + f" 32 32 {maxval}\n".encode() + samples.astype(dtype).tobytes())
+    refused(encrypt(cli_runner, key, source, tmp_path / "out"), "deep.pnm", cause, "8 bits")
+    assert not (tmp_path / "out").exists()
