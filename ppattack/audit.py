@@ -24,16 +24,19 @@ from .version import __version__
 from .bench import cell_params, expand
 from .errors import ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run
-from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
 from .records import Accuracy
-from .report import GRID_COLUMNS, GridRow, fmt, finite, grid_image, png, ssim_caption, summary_mean, write_run
+from .report import (GRID_COLUMNS, RUN_FILES, GridRow, fmt, finite, grid_image, png, ssim_caption, summary_mean,
+                     write_run)
 from .threat import THREAT_MODELS
 from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA_VERSION = 1
+#: The files an audit writes next to its case folders ``<attack>/<threat>/``.
+AUDIT_FILES = ("audit.json", "audit.md", "audit.png", "index.html")
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
 def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
               attacks: Sequence[str] = ("*",), progress: Progress | None = None, **options: Any) -> AuditResult:
     """Audit ``cipher`` and write audit.json, audit.md, audit.png, index.html and every case's
-    result folder ``<attack>/<threat>/`` into ``out_dir``.
+    result folder ``<attack>/<threat>/`` into ``out_dir``, all together once the audit is done
+    (a failed or interrupted audit writes nothing).
 
     Args:
         attacks: the ensemble (names, wildcards allowed): by default every registered attack.
@@ -184,6 +188,8 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     limit = options.pop("limit", None) or budget_limit(cipher, budget, options)
     options["params"] = budget_params(budget, options)
     out = Path(out_dir)
+    check_placeable(out, [*AUDIT_FILES, *(Path(attack, threat, name) for attack, threat in cases
+                                          for name in RUN_FILES)])
     records: list[dict[str, Any]] = []
     results: dict[tuple[str, str], RunResult] = {}
     accuracy: Accuracy | None = None
@@ -205,7 +211,6 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         folder = None
         if outcome is not None:
             folder = f"{attack}/{threat}"
-            write_run(outcome, out / folder)
             results[attack, threat] = outcome
             if accuracy is None:
                 accuracy = outcome.record.accuracy
@@ -234,10 +239,13 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         "seconds": time.time() - started,
     })
     picture = png(grid_image(audit_rows(results, threat_models)))
-    atomic_write_bytes(out / "audit.png", picture)
-    atomic_write_text(out / "audit.md", audit_markdown(document))
-    atomic_write_text(out / "index.html", audit_html(document, picture))
-    atomic_write_json(out / "audit.json", document)
+    with staged_output(out) as staging:  # an interrupted or failed audit writes nothing
+        for (attack, threat), outcome in results.items():
+            write_run(outcome, staging / attack / threat)
+        atomic_write_bytes(staging / "audit.png", picture)
+        atomic_write_text(staging / "audit.md", audit_markdown(document))
+        atomic_write_text(staging / "index.html", audit_html(document, picture))
+        atomic_write_json(staging / "audit.json", document)
     return AuditResult(document, out)
 
 

@@ -4,7 +4,8 @@ Each cell is one :func:`ppattack.harness.run` (trained networks come from the mo
 repeated bench retrains nothing) and keeps its own result folder ``<out>/<cipher>/<attack>/``.
 The classifiers depend on the cipher only: a cipher's first cell measures its accuracy and the
 cipher's other cells reuse that measurement.
-The combined files go next to them, each written atomically:
+The combined files go next to them; all of them appear together once the bench is done
+(:func:`~ppattack.file_io.staged_output`):
 
 - ``bench.json``: the leaderboard and every cell's result document (``schemas/bench.schema.json``);
 - ``leaderboard.md``: a row per cipher: key space, accuracy, the best attack's SSIM and LPIPS,
@@ -29,7 +30,7 @@ from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .learning.distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
-from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_output
 from .registry import ATTACKS, CIPHERS, Registry
 from .records import Accuracy, RunRecord
 from .verdict import VERDICTS, verdict
@@ -135,7 +136,6 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
                                 "error": message if status == "error" else None,
                                 "reason": message if status == "n/a" else None, "result": None}
         if result is not None:
-            write_run(result, out / folder)
             cell.update(folder=folder, result=result.record)
             images[config.cipher, config.attack] = (result.plain[:GRID_COLUMNS],
                                                     result.encrypted[:GRID_COLUMNS],
@@ -162,10 +162,14 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
         "seconds": time.time() - started,
     }
     grid = png(grid_image(bench_grid_rows(images, cells, ciphers, attacks)))
-    atomic_write_bytes(out / "grid.png", grid)
-    atomic_write_text(out / "leaderboard.md", leaderboard_markdown(document))
-    atomic_write_text(out / "index.html", bench_html(document, grid))
-    atomic_write_json(out / "bench.json", document)
+    with staged_output(out) as staging:  # a failed bench writes nothing
+        for (_, _, result, _), cell in zip(outcomes, cells):
+            if result is not None:
+                write_run(result, staging / cell["folder"])
+        atomic_write_bytes(staging / "grid.png", grid)
+        atomic_write_text(staging / "leaderboard.md", leaderboard_markdown(document))
+        atomic_write_text(staging / "index.html", bench_html(document, grid))
+        atomic_write_json(staging / "bench.json", document)
     return BenchResult(document, out)
 
 

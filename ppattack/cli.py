@@ -6,10 +6,13 @@ with no traceback unless ``--debug`` is given before the command; 130 interrupte
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,8 +73,6 @@ def console(stderr: bool = False):
 def status(message: str):
     """A spinner on stderr while work runs; on torchrun ranks other than 0, nothing (the
     process group may not be joined yet, so the launcher's RANK decides)."""
-    import contextlib
-
     if launched() and os.environ.get("RANK", "0") != "0":
         return contextlib.nullcontext(SimpleNamespace(update=lambda *_: None))
     return console(stderr=True).status(message)
@@ -79,7 +80,17 @@ def status(message: str):
 
 # -- the group: turns library errors into one line and exit status 2 --------------------------------
 
+class Interrupted(Exception):
+    """SIGINT (Ctrl-C) stopped a command; its staged outputs were discarded."""
+
+
 class PPAttackGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # before click turns it into Abort and a blank line
+            raise Interrupted() from None
+
     def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:  # bare `ppattack`: the help, not an error
@@ -89,8 +100,8 @@ class PPAttackGroup(click.Group):
         extra.pop("standalone_mode", None)
         try:
             code = super().main(argv, prog_name or "ppattack", standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            click.echo("error: aborted", err=True)
+        except (click.exceptions.Abort, Interrupted):
+            click.echo("error: interrupted; outputs appear only when a command completes", err=True)
             sys.exit(130)
         except click.ClickException as e:  # usage: never a traceback
             where = e.ctx.command_path if getattr(e, "ctx", None) else "ppattack"
@@ -107,6 +118,10 @@ class PPAttackGroup(click.Group):
             self._fail(f"unexpected {e.__class__.__name__}: {first[:300]} (rerun with "
                        "`ppattack --debug ...` for the traceback and report it)", debug)
         code = code if isinstance(code, int) else 0
+        if args is None and threading.current_thread() is threading.main_thread():
+            # the process's own command line is done: a late Ctrl-C (while the interpreter
+            # shuts down) would only print a traceback under exit status 0
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if code == 0:
             shutdown()  # under torchrun: leave the process group together (errors just exit)
         sys.exit(code)
@@ -319,17 +334,20 @@ def run_config_values(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Result folder (default runs/<cipher>-<attack>-<time>).")
 def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any) -> None:
     """Attack a cipher on a dataset and write result.json, report.md and grid.png."""
+    from .file_io import check_placeable, staged_output
     from .harness import RunConfig, run as run_case
-    from .report import write_run
+    from .report import RUN_FILES, write_run
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_writable(out)  # before the work, not after it
+    check_placeable(out, RUN_FILES)
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
     if not world().is_main:  # under torchrun, rank 0 writes the result
         return
-    write_run(result, out)
+    with staged_output(out) as staging:
+        write_run(result, staging)
     print_summary(result.record, out)
 
 
@@ -504,13 +522,18 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
 
     from .audit_check import check_audits, has_case_bounds, load_audit_bounds
     from .check import check as check_bounds, load_baseline
+    from .file_io import staged_output
     from .report import fmt
 
     audits = load_audit_bounds(baseline_path)
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
-    with status("checking bounds ..."):
-        verdicts = check_bounds(bounds, result_dirs, Path(out_dir) if out_dir else None) if bounds else []
-        audit_verdicts = check_audits(audits, Path(out_dir) if out_dir else None)
+    if out_dir:
+        check_writable(Path(out_dir))
+    # the runs the check makes are kept in --out only once every bound was measured
+    with status("checking bounds ..."), \
+            (staged_output(out_dir) if out_dir else contextlib.nullcontext(None)) as kept:
+        verdicts = check_bounds(bounds, result_dirs, kept) if bounds else []
+        audit_verdicts = check_audits(audits, kept)
     failed = sum(not v.ok for v in verdicts) + sum(not v.ok for v in audit_verdicts)
     total = len(verdicts) + len(audit_verdicts)
     if not world().is_main:  # under torchrun, rank 0 reports

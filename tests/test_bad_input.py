@@ -476,3 +476,98 @@ def test_pgm_and_ppm_other_than_8_bit_are_refused_naming_the_depth(tmp_path, cli
     source.write_bytes(magic + f" 32 32 {maxval}\n".encode() + samples.astype(dtype).tobytes())
     refused(encrypt(cli_runner, key, source, tmp_path / "out"), "deep.pnm", cause, "8 bits")
     assert not (tmp_path / "out").exists()
+
+
+def interrupted(result) -> None:
+    """Exit status 130 and exactly one `error:` line on stderr."""
+    assert result.exit_code == 130, (result.exit_code, result.output)
+    assert result.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], \
+        result.stderr
+
+
+def test_an_interrupted_audit_writes_nothing(tmp_path, cli_runner, monkeypatch):
+    """Ctrl-C during the second case: no case folder, no audit.json (the first case's folder
+    was left behind: issue 29)."""
+    import ppattack.audit
+
+    real_run, calls = ppattack.audit.run, []
+
+    def run(config):
+        calls.append(config)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(config)
+
+    monkeypatch.setattr(ppattack.audit, "run", run)
+    out = tmp_path / "audit"
+    interrupted(cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy",
+                                        "--limit", "2", "--out", str(out)]))
+    assert len(calls) == 2 and sorted(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_run_writes_nothing(tmp_path, cli_runner, monkeypatch):
+    """Ctrl-C while the result files are written: none of them appears."""
+    import ppattack.report
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ppattack.report, "report_markdown", interrupt)  # after grid.png is written
+    out = tmp_path / "run"
+    interrupted(cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                        "--limit", "2", "--out", str(out)]))
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_late_interrupt_changes_neither_the_status_nor_stderr(tmp_path):
+    """SIGINT as the command finishes (after its files are in place): exit 0, no traceback
+    (it printed a KeyboardInterrupt traceback: issue 29)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys, time\n"
+        "import ppattack.cli\n"
+        "def shutdown():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "ppattack.cli.shutdown = shutdown\n"
+        "sys.argv = ['ppattack'] + sys.argv[1:]\n"
+        "ppattack.cli.main()\n")
+    key = tmp_path / "key.json"
+    done = subprocess.run([sys.executable, "-c", script, "keygen", "--cipher", "proposed", "--shape", "3,32,32",
+                           "--param", "block_size=4", "-o", str(key)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert load_key(key).cipher == "proposed"
+
+
+def test_run_refuses_a_folder_where_a_result_file_goes_before_the_work(tmp_path, cli_runner, monkeypatch):
+    import ppattack.harness
+
+    def run(config):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(ppattack.harness, "run", run)
+    out = tmp_path / "run"
+    (out / "grid.png").mkdir(parents=True)
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--out", str(out)])
+    refused(result, "grid.png", "folder")
+    assert listing(out) == {"grid.png": None}
+
+
+def test_audit_refuses_a_file_where_a_case_folder_goes_before_the_work(tmp_path, cli_runner, monkeypatch):
+    import ppattack.audit
+
+    def run(config):
+        raise AssertionError("the audit started")
+
+    monkeypatch.setattr(ppattack.audit, "run", run)
+    out = tmp_path / "audit"
+    (out / "fr").mkdir(parents=True)
+    (out / "fr" / "coa").write_text("mine")
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy",
+                                     "--out", str(out)])
+    refused(result, "coa", "is a file")
+    assert listing(out) == {"fr": None, "fr/coa": b"mine"}
