@@ -6,7 +6,7 @@ LPIPS, whether a key was recovered exactly, and a verdict on one ladder (:data:`
 Every case runs with its positive control. A case whose attack cannot take the cipher (the
 attack raises :class:`~ppattack.errors.ParameterError` or :class:`~ppattack.errors.ShapeError`)
 is listed as "n/a" with the attack's reason, never counted as a failure; any other exception is
-an "error". Accuracy is measured once, by the first case that runs (the classifiers depend only
+an "error", except bad input (:class:`~ppattack.errors.DataError`), which stops the audit. Accuracy is measured once, by the first case that runs (the classifiers depend only
 on the cipher). A third-party attack joins the ensemble by being installed.
 
     result = run_audit("proposed", "runs/audit", preset="quick")
@@ -22,7 +22,8 @@ from typing import Any, Callable, Sequence
 
 from .version import __version__
 from .bench import cell_params, expand
-from .errors import ParameterError, ShapeError
+from .cipher import parse_int_param
+from .errors import DataError, ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .presets import get_preset
@@ -140,13 +141,15 @@ def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dic
 
 
 def budget_limit(cipher: str, budget: str, options: dict[str, Any]) -> int | None:
-    """The target images per case: the preset's number, capped by the budget's."""
+    """The target images per case: the preset's number (or the user's ``targets``, a positive
+    integer, else :class:`ParameterError`), capped by the budget's."""
     cap = AUDIT_BUDGETS[budget].targets
     preset = get_preset(options.get("preset", "quick"))
     targets = options.get("params", {}).get("targets", preset.get("targets"))
-    if cap is None or targets is None:
-        return None if targets is None else int(targets)
-    return min(int(targets), cap)
+    if targets is None:
+        return None
+    targets = parse_int_param("targets", targets)
+    return targets if cap is None else min(targets, cap)
 
 
 def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +163,8 @@ def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
         values.update({k: v for k, v in get_preset(spend.classifier).items() if k.startswith("classifier")})
     if spend.max_train is not None:
         current = given.get("max_train", preset.get("max_train"))
-        values["max_train"] = spend.max_train if current is None else min(int(current), spend.max_train)
+        values["max_train"] = (spend.max_train if current is None else
+                               min(parse_int_param("max_train", current), spend.max_train))
     return {**{k: v for k, v in values.items() if preset.get(k) != v}, **given}
 
 
@@ -205,6 +209,8 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
             outcome = run(config)
         except (ParameterError, ShapeError) as e:
             not_applicable = str(e)
+        except DataError:  # bad input (a missing folder, unreadable images) fails every case alike
+            raise
         except Exception as e:  # noqa: BLE001 -- a crashing attack is recorded, the audit goes on
             log.warning("%s (%s) crashed: %s: %s", attack, threat, type(e).__name__, e)
             error = f"{type(e).__name__}: {e}"

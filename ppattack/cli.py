@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -60,8 +61,11 @@ def parse_shape(value: str) -> tuple[int, int, int]:
 
 
 def shape_option(default: str | None = None):
-    return click.option("--shape", default=default, required=default is None, metavar="C,H,W",
-                        help="Plain image shape" + (f" (default {default})." if default else "."))
+    """``--shape C,H,W``: required without a default (click 8.3 ignores ``required`` once
+    ``default=None`` is passed, so no default is passed then)."""
+    if default is None:
+        return click.option("--shape", required=True, metavar="C,H,W", help="Plain image shape.")
+    return click.option("--shape", default=default, metavar="C,H,W", help=f"Plain image shape (default {default}).")
 
 
 def console(stderr: bool = False):
@@ -144,11 +148,36 @@ class PPAttackGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
 def cli(debug: bool, verbose: bool) -> None:
     """ppattack: test learnable image encryption against attacks."""
-    from rich.logging import RichHandler
-
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    handler = RichHandler(console=console(stderr=True), show_time=False, show_path=False)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[OneLineHandler()], force=True)
+    logging.getLogger("PIL").setLevel(max(level, logging.INFO))  # --debug: not every PNG chunk
+    warnings.showwarning = show_warning
+
+
+class OneLineHandler(logging.Handler):
+    """Each log record as one ``<level>: message`` line on stderr (``warning: ...``), through
+    rich's console so that it prints above a running progress display; with --debug an
+    exception's traceback follows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.console = console(stderr=True)
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        try:
+            message = record.getMessage().replace("\n", " ")
+            text = f"{record.levelname.lower()}: {message}"
+            if record.exc_info and logging.getLogger().isEnabledFor(logging.DEBUG):
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # noqa: BLE001 -- logging must never raise
+            self.handleError(record)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """Python warnings (PIL's DecompressionBombWarning, torch's) as one ``warning:`` line."""
+    logging.getLogger("ppattack").warning("%s: %s", category.__name__, message)
 
 
 # -- list / info ---------------------------------------------------------------------------------------

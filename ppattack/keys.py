@@ -108,11 +108,43 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+#: The largest key file read (ele's key for 4096 x 4096 images is about 690 MiB); a larger file,
+#: or a device such as /dev/zero, is refused without reading it all.
+MAX_KEY_BYTES = 1 << 30
+_CHUNK = 1 << 20
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a field given twice (json's hook): which of the two
+    values is meant would be a guess."""
+    document: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in document:
+            raise KeyFileError(f"holds the field {name!r} twice: regenerate it with `ppattack keygen`")
+        document[name] = value
+    return document
+
+
+def _read_bounded(path: str | os.PathLike) -> str:
+    """The text of a key file: a JSON object (``{`` first) of at most :data:`MAX_KEY_BYTES`."""
+    chunks: list[bytes] = []
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            if not chunks and not chunk.lstrip().startswith(b"{"):
+                raise KeyFileError("is not valid JSON (a key file is a JSON object, starting with '{'): "
+                                   "regenerate it with `ppattack keygen`")
+            chunks.append(chunk)
+            if len(chunks) * _CHUNK > MAX_KEY_BYTES:
+                raise KeyFileError(f"is larger than {MAX_KEY_BYTES >> 20} MiB, more than any key: "
+                                   "regenerate it with `ppattack keygen`")
+    return b"".join(chunks).decode("utf-8")
+
+
 def load_key(path: str | os.PathLike) -> Key:
-    """Read and fully validate a key file; a bad key raises :class:`KeyFileError` naming the field."""
+    """Read and fully validate a key file; a bad key raises :class:`KeyFileError` naming the field.
+    The file is read up to :data:`MAX_KEY_BYTES`; a field given twice is refused."""
     try:
-        with open(path, encoding="utf-8") as f:
-            document = json.load(f, parse_int=_bounded_int)
+        document = json.loads(_read_bounded(path), parse_int=_bounded_int, object_pairs_hook=_unique_fields)
     except KeyFileError as e:
         raise KeyFileError(f"key file {path} {e}") from None
     except FileNotFoundError:

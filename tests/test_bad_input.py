@@ -571,3 +571,95 @@ def test_audit_refuses_a_file_where_a_case_folder_goes_before_the_work(tmp_path,
                                      "--out", str(out)])
     refused(result, "coa", "is a file")
     assert listing(out) == {"fr": None, "fr/coa": b"mine"}
+
+
+def test_keygen_without_shape_is_a_usage_error(tmp_path, cli_runner):
+    """It was "unexpected TypeError" (click 8.3 drops `required` when default=None is passed)."""
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "-o", str(tmp_path / "key.json")])
+    refused(result, "Missing option '--shape'")
+    assert not (tmp_path / "key.json").exists()
+
+
+@pytest.mark.parametrize("value, fragment", [("-5", "an integer >= 1, got -5"), ("0", "an integer >= 1, got 0"),
+                                             ("abc", "must be an integer, got 'abc'")])
+def test_audit_refuses_targets_that_are_not_a_positive_integer(tmp_path, cli_runner, monkeypatch, value, fragment):
+    """targets=-5 ran with limit -5; targets=abc was "unexpected ValueError"."""
+    import ppattack.audit
+
+    def run(config):
+        raise AssertionError("the audit started")
+
+    monkeypatch.setattr(ppattack.audit, "run", run)
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy",
+                                     "--param", f"targets={value}", "--out", str(tmp_path / "audit")])
+    refused(result, "parameter targets", fragment)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_an_audit_of_a_missing_folder_names_the_folder(tmp_path, cli_runner):
+    """It said "no registered attack applies" instead."""
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy",
+                                     "--dataset", f"folder:{tmp_path / 'nonexistent'}", "--out", str(tmp_path / "a")])
+    refused(result, "nonexistent does not exist")
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_key_file_with_a_field_given_twice_is_refused(tmp_path, cli_runner):
+    """json kept the last value of a duplicated field: which one is meant is a guess."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    text = key.read_text()
+    key.write_text(text.replace('"cipher": "proposed"', '"cipher": "plain", "cipher": "proposed"', 1))
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    refused(encrypt(cli_runner, key, tmp_path / "a.png", tmp_path / "out"), str(key), "'cipher' twice")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_key_file_is_read_with_a_size_bound(tmp_path, cli_runner, monkeypatch):
+    """`--key /dev/zero` read without end; a file beyond the bound is refused unread."""
+    import ppattack.keys
+
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    if Path("/dev/zero").exists():
+        refused(encrypt(cli_runner, Path("/dev/zero"), tmp_path / "a.png", tmp_path / "out"), "/dev/zero",
+                "not valid JSON")
+    monkeypatch.setattr(ppattack.keys, "MAX_KEY_BYTES", 4 << 20)
+    big = tmp_path / "big.json"
+    big.write_bytes(b"{" + b" " * (5 << 20) + b"}")
+    refused(encrypt(cli_runner, big, tmp_path / "a.png", tmp_path / "out"), str(big), "larger than 4 MiB")
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_stderr_line_is_an_error_or_a_warning(tmp_path, cli_runner, monkeypatch):
+    """Logged warnings were rich "WARNING  ..." lines (wrapped at 80 columns)."""
+    import ppattack.audit
+
+    def run(config):
+        raise RuntimeError(f"{config.threat} broke " + "at length " * 10)
+
+    monkeypatch.setattr(ppattack.audit, "run", run)
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy",
+                                     "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["warning", "warning", "error"], result.stderr
+    assert "fr (coa) crashed: RuntimeError: coa broke" in lines[0]
+
+
+def test_a_decompression_bomb_warning_is_one_warning_line(tmp_path, cli_runner, monkeypatch):
+    """PIL's DecompressionBombWarning printed a file:line header and a source line."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 700)  # 1024 pixels: a warning, not yet an error
+    result = encrypt(cli_runner, key, tmp_path / "a.png", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("wrote 1 image(s)") and lines[:-1], result.stderr
+    assert all(line.startswith("warning: DecompressionBombWarning: ") for line in lines[:-1]), result.stderr
+
+
+def test_debug_leaves_pils_chunk_log_out(tmp_path, cli_runner, encrypted):
+    """`--debug` turned on PIL's debug log too: a line per PNG chunk read."""
+    key, path = encrypted
+    result = cli_runner.invoke(cli, ["--debug", "decrypt", "--key", str(key), str(path), "-o", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "STREAM" not in result.stderr, result.stderr
