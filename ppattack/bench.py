@@ -30,15 +30,17 @@ from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .learning.distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
-from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_output
+from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .registry import ATTACKS, CIPHERS, Registry
 from .records import Accuracy, RunRecord
 from .verdict import VERDICTS, verdict
-from .report import (GRID_COLUMNS, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
+from .report import (GRID_COLUMNS, RUN_FILES, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
                      png, ssim_caption, summary_mean, write_run)
 
 log = logging.getLogger(__name__)
 BENCH_SCHEMA_VERSION = 1
+#: The files a bench writes next to its cell folders ``<cipher>/<attack>/``.
+BENCH_FILES = ("bench.json", "leaderboard.md", "grid.png", "index.html")
 #: ``progress(done, total, cipher, attack)`` before each cell.
 Progress = Callable[[int, int, str, str], None]
 
@@ -118,6 +120,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     init_from_env()
     ciphers, attacks = expand(ciphers, CIPHERS), expand(attacks, ATTACKS)
     out = Path(out_dir)
+    check_placeable(out, [*BENCH_FILES, *(Path(c, a, name) for c in ciphers for a in attacks for name in RUN_FILES)])
     configs = [RunConfig(cipher=c, attack=a, **options) for c in ciphers for a in attacks]
     routed = [cell_params(config) for config in configs]
     for name in options.get("params", {}):

@@ -85,7 +85,12 @@ def status(message: str):
 # -- the group: turns library errors into one line and exit status 2 --------------------------------
 
 class Interrupted(Exception):
-    """SIGINT (Ctrl-C) stopped a command; its staged outputs were discarded."""
+    """SIGINT (Ctrl-C) or SIGTERM stopped a command; its staged outputs were discarded."""
+
+
+def stop(signum: int, frame: Any) -> None:
+    """SIGTERM stops a command as Ctrl-C does (exit status 130, staged outputs discarded)."""
+    raise KeyboardInterrupt
 
 
 class PPAttackGroup(click.Group):
@@ -96,6 +101,9 @@ class PPAttackGroup(click.Group):
             raise Interrupted() from None
 
     def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
+        own_process = args is None and threading.current_thread() is threading.main_thread()
+        if own_process:  # the process's own command line (not a test's or a caller's)
+            signal.signal(signal.SIGTERM, stop)
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:  # bare `ppattack`: the help, not an error
             argv = ["--help"]
@@ -122,10 +130,9 @@ class PPAttackGroup(click.Group):
             self._fail(f"unexpected {e.__class__.__name__}: {first[:300]} (rerun with "
                        "`ppattack --debug ...` for the traceback and report it)", debug)
         code = code if isinstance(code, int) else 0
-        if args is None and threading.current_thread() is threading.main_thread():
-            # the process's own command line is done: a late Ctrl-C (while the interpreter
-            # shuts down) would only print a traceback under exit status 0
+        if own_process:  # done: a late signal (while the interpreter shuts down) would only print a traceback
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if code == 0:
             shutdown()  # under torchrun: leave the process group together (errors just exit)
         sys.exit(code)

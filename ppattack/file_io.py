@@ -64,10 +64,22 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
 STAGING_PREFIX = ".ppattack-staging-"
 
 
+def existing_folder_above(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` when it exists, else the nearest folder above it that does; raise
+    :class:`DataError` when that is a file (``out_dir`` could never be created)."""
+    out = anchor = Path(out_dir)
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise DataError(f"cannot write to {out}: {anchor} is a file, not a folder; choose another output folder")
+    return anchor
+
+
 def check_placeable(out_dir: str | os.PathLike, names: Iterable[str | os.PathLike]) -> None:
     """Raise :class:`DataError` when a file ``out_dir/name`` could not be written: a folder
     stands where the file goes, or a file stands where one of its folders goes."""
     out = Path(out_dir)
+    existing_folder_above(out)
     for name in names:
         target = out / name
         for folder in [out, *(out / parent for parent in reversed(Path(name).parents[:-1]))]:
@@ -105,12 +117,7 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     ``out_dir`` when it exists, else inside the nearest folder above it that exists.
     """
     out = Path(out_dir)
-    anchor = out
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir():
-        raise DataError(f"cannot write to {out}: {anchor} is a file, not a folder; choose another output folder")
-    root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=anchor))
+    root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=existing_folder_above(out)))
     try:
         yield root
         staged = sorted(p.relative_to(root) for p in root.rglob("*") if not p.is_dir())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -56,9 +56,10 @@ def image_files(folder: Path, what: str) -> list[Path]:
     return files
 
 
-def check_apart(out_dir: Path, inputs: Mapping[str, Path | None]) -> None:
+def check_apart(out_dir: Path, inputs: Mapping[str, Path | None], names: Sequence[Path] = ()) -> None:
     """Raise :class:`DataError` when ``out_dir`` is, lies inside or holds one of the input
-    folders (compared resolved, so links and ``..`` count): writing there could overwrite them."""
+    folders, or a file ``out_dir/name`` would land in one through a link (all compared
+    resolved, so links and ``..`` count): writing there could overwrite the inputs."""
     out = out_dir.resolve()
     for what, folder in inputs.items():
         if folder is None:
@@ -68,6 +69,10 @@ def check_apart(out_dir: Path, inputs: Mapping[str, Path | None]) -> None:
                     else "holds" if out in where.parents else None)
         if relation:
             raise DataError(f"the output folder {out_dir} {relation} the {what} folder {folder}: the "
+                            f"restorations could overwrite the {what}; choose an output folder apart from the inputs")
+        linked = next((name for name in names if where in (out_dir / name).resolve().parents), None)
+        if linked is not None:
+            raise DataError(f"{out_dir / linked} leads into the {what} folder {folder} through a link: the "
                             f"restorations could overwrite the {what}; choose an output folder apart from the inputs")
 
 
@@ -150,6 +155,8 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
                             f"{out_dir / REPORT_FOLDER}, where the report goes: move it out of its folder "
                             f"'{REPORT_FOLDER}'")
         report_names = [Path(REPORT_FOLDER, name) for name in RUN_FILES]
+    check_apart(out_dir, {"ciphertexts": ciphertexts_dir, "public": public_dir, "truth": truth_dir},
+                names + report_names)
     check_placeable(out_dir, names + report_names)
     run_device = resolve_device(device)
     # a bad --lpips-weights fails now, not after the attack

@@ -663,3 +663,33 @@ def test_debug_leaves_pils_chunk_log_out(tmp_path, cli_runner, encrypted):
     result = cli_runner.invoke(cli, ["--debug", "decrypt", "--key", str(key), str(path), "-o", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "STREAM" not in result.stderr, result.stderr
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_nothing(tmp_path, cli_runner):
+    """SIGTERM (a timeout, a cancelled job) killed the process mid-write, leaving the staging
+    folder behind; it now stops as Ctrl-C does: exit 130, one line, nothing written."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys, time\n"
+        "import ppattack.files\n"
+        "real = ppattack.files.write_png\n"
+        "def write_png(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(1)\n"
+        "ppattack.files.write_png = write_png\n"
+        "import ppattack.cli\n"
+        "sys.argv = ['ppattack'] + sys.argv[1:]\n"
+        "ppattack.cli.main()\n")
+    key = keygen(cli_runner, tmp_path / "key.json")
+    (tmp_path / "photos").mkdir()
+    for seed in range(2):
+        Image.fromarray(photo(seed=seed)).save(tmp_path / "photos" / f"{seed}.png")
+    before = listing(tmp_path)
+    done = subprocess.run([sys.executable, "-c", script, "encrypt", "--key", str(key), str(tmp_path / "photos"),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], done.stderr
+    assert listing(tmp_path) == before

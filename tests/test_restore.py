@@ -210,3 +210,18 @@ def test_restore_refuses_ciphertexts_that_are_not_exact_pixels(files, cli_runner
     Image.fromarray(image[:, :, 0].astype(np.uint16) * 257).save(files / "ct" / "img002.png")
     refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img002.png", "16-bit")
     assert not (tmp_path / "out").exists()
+
+
+def test_restore_refuses_an_output_folder_linked_into_an_input(files, cli_runner, tmp_path):
+    """OUT/sub a link to the ciphertexts' sub-folder: the restorations of ct/sub/* would
+    replace the ciphertexts themselves."""
+    (files / "ct" / "sub").mkdir()
+    (files / "truth" / "sub").mkdir()
+    for folder in ("ct", "truth"):
+        shutil.move(files / folder / "img007.png", files / folder / "sub" / "img007.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(files / "ct" / "sub")
+    before = snapshot(files)
+    refused_one_line(restore(cli_runner, files, out), "through a link")
+    assert snapshot(files) == before
