@@ -332,13 +332,19 @@ RUN_OPTIONS = CASE_OPTIONS + (
 )
 
 
-def check_writable(folder: Path) -> None:
-    """Fail now, with exit status 2, when ``folder`` could not be created or written later."""
+def check_writable(folder: Path, dataset: str | None = None) -> None:
+    """Fail now, with exit status 2, when ``folder`` could not be created or written later, or
+    when it overlaps the folder of a ``folder:PATH`` ``dataset`` (the results would land
+    among its images)."""
+    from .file_io import check_apart
+
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
+    if dataset and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
+        check_apart(folder, {"dataset": Path(dataset[len("folder:"):]).expanduser()})
 
 
 def run_options(command, options=RUN_OPTIONS):
@@ -376,7 +382,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out)  # before the work, not after it
+    check_writable(out, options["dataset"])  # before the work, not after it
     check_placeable(out, RUN_FILES)
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
@@ -401,7 +407,7 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     from .bench import run_bench, split_names
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out)
+    check_writable(out, options["dataset"])
     with status("bench ...") as spinner:
         result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
@@ -427,7 +433,7 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     from .bench import split_names
 
     out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out)
+    check_writable(out, options["dataset"])
     values = run_config_values(options)
     with status(f"auditing {cipher_name} ...") as spinner:
         result = run_audit(cipher_name, out, budget=budget, attacks=split_names(attacks), **values,

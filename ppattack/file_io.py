@@ -16,7 +16,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -89,6 +89,26 @@ def check_placeable(out_dir: str | os.PathLike, names: Iterable[str | os.PathLik
         if target.is_dir():
             raise DataError(f"cannot write {target}: a folder of that name is in the way; "
                             "choose another output folder or move the folder")
+
+
+def check_apart(out_dir: Path, inputs: Mapping[str, Path | None], names: Sequence[Path] = ()) -> None:
+    """Raise :class:`DataError` when ``out_dir`` is, lies inside or holds one of the input
+    folders, or a file ``out_dir/name`` would land in one through a link (all compared
+    resolved, so links and ``..`` count): writing there could overwrite the inputs."""
+    out = out_dir.resolve()
+    for what, folder in inputs.items():
+        if folder is None:
+            continue
+        where = folder.resolve()
+        relation = ("is" if out == where else "is inside" if where in out.parents
+                    else "holds" if out in where.parents else None)
+        if relation:
+            raise DataError(f"the output folder {out_dir} {relation} the {what} folder {folder}: the "
+                            f"outputs could overwrite the {what}; choose an output folder apart from the inputs")
+        linked = next((name for name in names if where in (out_dir / name).resolve().parents), None)
+        if linked is not None:
+            raise DataError(f"{out_dir / linked} leads into the {what} folder {folder} through a link: the "
+                            f"outputs could overwrite the {what}; choose an output folder apart from the inputs")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 
@@ -24,7 +24,7 @@ from .errors import DataError, ParameterError, ShapeError
 from .harness import (RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, cipher_record, config_record,
                       environment, resolve)
 from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, RunRecord, Scores
-from .file_io import (IMAGE_SUFFIXES, check_placeable, lossy_format, read_image, read_image_exact,
+from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, lossy_format, read_image, read_image_exact,
                       staged_output, write_png)
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
@@ -54,26 +54,6 @@ def image_files(folder: Path, what: str) -> list[Path]:
     if not files:
         raise DataError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def check_apart(out_dir: Path, inputs: Mapping[str, Path | None], names: Sequence[Path] = ()) -> None:
-    """Raise :class:`DataError` when ``out_dir`` is, lies inside or holds one of the input
-    folders, or a file ``out_dir/name`` would land in one through a link (all compared
-    resolved, so links and ``..`` count): writing there could overwrite the inputs."""
-    out = out_dir.resolve()
-    for what, folder in inputs.items():
-        if folder is None:
-            continue
-        where = folder.resolve()
-        relation = ("is" if out == where else "is inside" if where in out.parents
-                    else "holds" if out in where.parents else None)
-        if relation:
-            raise DataError(f"the output folder {out_dir} {relation} the {what} folder {folder}: the "
-                            f"restorations could overwrite the {what}; choose an output folder apart from the inputs")
-        linked = next((name for name in names if where in (out_dir / name).resolve().parents), None)
-        if linked is not None:
-            raise DataError(f"{out_dir / linked} leads into the {what} folder {folder} through a link: the "
-                            f"restorations could overwrite the {what}; choose an output folder apart from the inputs")
 
 
 def read_batch(files: list[Path], what: str, *, exact: bool = False) -> torch.Tensor:

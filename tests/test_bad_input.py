@@ -693,3 +693,26 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing(tmp_path, cli_runner):
     assert done.returncode == 130, done.stderr
     assert done.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], done.stderr
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["run", "audit"])
+def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_runner, monkeypatch, command):
+    """`--out` inside `folder:PATH` put result files (and an audit's fr/coa/grid.png, a new
+    "class") among the images the next run reads."""
+    import ppattack.audit
+    import ppattack.harness
+
+    def run(config):
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(ppattack.harness, "run", run)
+    monkeypatch.setattr(ppattack.audit, "run", run)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(photo(seed=len(name))).save(tmp_path / "data" / name / "0.png")
+    before = listing(tmp_path)
+    args = ["--cipher", "proposed", "--no-accuracy", "--dataset", f"folder:{tmp_path / 'data'}",
+            "--out", str(tmp_path / "data" / "results")]
+    result = cli_runner.invoke(cli, [command, *args, *(["--attack"] if command == "run" else ["--attacks"]), "fr"])
+    refused(result, "dataset folder", "apart from the inputs")
+    assert listing(tmp_path) == before
