@@ -2,7 +2,8 @@
 
 Like AutoAttack's fixed ensemble, the audit reports the worst case per threat model (coa,
 coa+public, kpa, cpa, model): the highest mean SSIM any attack reached and which attack, its
-LPIPS, whether a key was recovered exactly, and a verdict on one ladder (:data:`ppattack.verdict.VERDICTS`).
+LPIPS, the highest mean SSIM up to a left-right mirror, whether a key was recovered exactly,
+and a verdict on one ladder (:data:`ppattack.verdict.VERDICTS`).
 Every case runs with its positive control. A case whose attack cannot take the cipher (the
 attack raises :class:`~ppattack.errors.ParameterError` or :class:`~ppattack.errors.ShapeError`)
 is listed as "n/a" with the attack's reason, never counted as a failure; any other exception is
@@ -29,8 +30,8 @@ from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, c
 from .presets import get_preset
 from .registry import ATTACKS, CIPHERS
 from .records import Accuracy
-from .report import (GRID_COLUMNS, RUN_FILES, GridRow, fmt, finite, grid_image, png, ssim_caption, summary_mean,
-                     write_run)
+from .report import (GRID_COLUMNS, RUN_FILES, GridRow, best_ssim_text, fmt, finite, grid_image, png, ssim_caption,
+                     ssim_up_to_mirror_text, summary_mean, write_run)
 from .threat import THREAT_MODELS
 from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 
@@ -101,14 +102,19 @@ def audit_cases(attacks: list[str]) -> list[tuple[str, str]]:
 
 def case_record(attack: str, threat: str, outcome: RunResult | None, error: str | None,
                 not_applicable: str | None, folder: str | None) -> dict[str, Any]:
-    """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores."""
+    """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores (the SSIM
+    up to a left-right mirror with ``mirrored``, whether the mirror was chosen)."""
     record: dict[str, Any] = {"attack": attack, "threat_model": threat, "folder": folder,
                               "status": "ok" if outcome else "n/a" if not_applicable else "error",
-                              "reason": not_applicable or error, "ssim": None, "lpips": None,
-                              "psnr": None, "key_recovered": None, "control": None}
+                              "reason": not_applicable or error, "ssim": None, "ssim_up_to_mirror": None,
+                              "mirrored": None, "lpips": None, "psnr": None, "key_recovered": None,
+                              "control": None}
     if outcome is not None:
         run_record = outcome.record
         attack_record = run_record.attack
+        mirror = run_record.metrics.ssim_up_to_mirror
+        if mirror is not None:
+            record.update(ssim_up_to_mirror=mirror.mean, mirrored=mirror.mirrored)
         record.update(ssim=run_record.metrics.ssim.mean, psnr=run_record.metrics.psnr.mean,
                       lpips=summary_mean(run_record.metrics, lambda s: s.lpips),
                       control=finite(run_record.control.to_json()),
@@ -117,19 +123,25 @@ def case_record(attack: str, threat: str, outcome: RunResult | None, error: str 
 
 
 def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dict[str, dict[str, Any]]:
-    """Per threat model: the best attack (highest mean SSIM), whether any case recovered the
-    key, the verdict, and the attacks that did not apply (with their reasons)."""
+    """Per threat model: the best attack (highest mean SSIM), the highest mean SSIM up to a
+    left-right mirror and its attack (None: no case measured it), whether any case recovered
+    the key, the verdict, and the attacks that did not apply (with their reasons)."""
     summary = {}
     for threat in THREAT_MODELS:
         own = [c for c in cases if c["threat_model"] == threat]
         scored = [c for c in own if c["status"] == "ok"]
         best = max(scored, key=lambda c: c["ssim"]) if scored else None
+        mirrorable = [c for c in scored if c.get("ssim_up_to_mirror") is not None]
+        best_mirror = max(mirrorable, key=lambda c: c["ssim_up_to_mirror"]) if mirrorable else None
+        best_ssim_up_to_mirror = best_mirror["ssim_up_to_mirror"] if best_mirror else None
         keyed = [c["attack"] for c in scored if c["key_recovered"]]
         summary[threat] = {
-            "verdict": verdict(best["ssim"] if best else None, baseline_ssim, bool(keyed)),
+            "verdict": verdict(best["ssim"] if best else None, baseline_ssim, bool(keyed), best_ssim_up_to_mirror),
             "best_attack": best["attack"] if best else None,
             "best_ssim": best["ssim"] if best else None,
             "best_lpips": best["lpips"] if best else None,
+            "best_attack_up_to_mirror": best_mirror["attack"] if best_mirror else None,
+            "best_ssim_up_to_mirror": best_ssim_up_to_mirror,
             "key_recovered": bool(keyed),
             "key_recovered_by": keyed,
             "control_passed": best["control"].get("passed") if best and best["control"] else None,
@@ -276,10 +288,15 @@ def summary_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     rows = []
     for threat, s in document["threat_models"].items():
         control = "n/a" if s["control_passed"] is None else "passed" if s["control_passed"] else "FAILED"
-        rows.append([threat, s["verdict"], s["best_attack"] or "-", fmt(s["best_ssim"]), fmt(s["best_lpips"]),
+        rows.append([threat, s["verdict"], s["best_attack"] or "-", best_ssim_text(s), fmt(s["best_lpips"]),
                      ", ".join(s["key_recovered_by"]) or "-", control,
                      ", ".join(s["not_applicable"]) or "-"])
     return headers, rows
+
+
+def case_ssim_text(case: dict[str, Any]) -> str:
+    """A case's mean SSIM, with its SSIM up to a left-right mirror where that reads otherwise."""
+    return ssim_up_to_mirror_text(case["ssim"], case.get("ssim_up_to_mirror"))
 
 
 def audit_context(document: dict[str, Any]) -> list[str]:
@@ -293,8 +310,9 @@ def audit_context(document: dict[str, Any]) -> list[str]:
             + (f" ({accuracy['reason']})" if accuracy.get("reason") else "") + ".",
             f"No-attack baseline (the ciphertexts themselves): SSIM {fmt(document['baseline']['ssim'])}. "
             f"Ladder: key recovered (an attack's key decrypts exactly) / content restored (mean SSIM >= "
-            f"{RESTORED_SSIM}) / partially restored (mean SSIM >= baseline + {PARTIAL_MARGIN}) / not "
-            f"broken by these attacks.",
+            f"{RESTORED_SSIM}) / restored (mirrored) (mean SSIM below {RESTORED_SSIM} as restored, >= "
+            f"{RESTORED_SSIM} up to a left-right mirror of all the restorations) / partially restored "
+            f"(mean SSIM >= baseline + {PARTIAL_MARGIN}) / not broken by these attacks.",
             f"{document['seconds']:.0f} s."]
 
 
@@ -307,7 +325,7 @@ def audit_markdown(document: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|"]
     for c in document["cases"]:
         control = c["control"] or {}
-        lines.append(f"| {c['attack']} | {c['threat_model']} | {c['status']} | {fmt(c['ssim'])} | "
+        lines.append(f"| {c['attack']} | {c['threat_model']} | {c['status']} | {case_ssim_text(c)} | "
                      f"{'-' if c['key_recovered'] is None else 'yes' if c['key_recovered'] else 'no'} | "
                      f"{fmt(control.get('ssim'))} | {(c['reason'] or '').replace('|', '/')} |")
     lines += ["", "A cipher these attacks fail against is *not broken by these attacks*, not secure.",
@@ -323,7 +341,7 @@ def audit_html(document: dict[str, Any], picture: bytes) -> str:
     from .report import _HTML_STYLE, _html_table
 
     headers, rows = summary_table(document)
-    case_rows = [[c["attack"], c["threat_model"], c["status"], fmt(c["ssim"]), c["reason"] or "", c["folder"] or ""]
+    case_rows = [[c["attack"], c["threat_model"], c["status"], case_ssim_text(c), c["reason"] or "", c["folder"] or ""]
                  for c in document["cases"]]
     image = base64.b64encode(picture).decode("ascii")
     return "\n".join([

@@ -248,8 +248,9 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
                 cards: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """A row per cipher: the verdict (:mod:`ppattack.verdict`; rows sorted by it, strongest
     finding first, then in the order given), key space, accuracy, the no-attack baseline, the
-    best attack (highest mean SSIM) with its SSIM and LPIPS, and every attack's scores and
-    status (ok, n/a with the reason, error).
+    best attack (highest mean SSIM) with its SSIM and LPIPS, the highest mean SSIM up to a
+    left-right mirror and its attack (None: no attack measured it), and every attack's scores
+    and status (ok, n/a with the reason, error).
 
     ``cells``: bench.json's cells with ``result`` a :class:`~ppattack.records.RunRecord` (None
     for a cell that did not run). ``cards`` (see :func:`key_space_card`) give the key space of
@@ -269,19 +270,23 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
                 "status": cell["status"],
                 "threat_model": record.attack.threat_model if record else None,
                 "ssim": summary_mean(metrics, lambda s: s.ssim),
+                "ssim_up_to_mirror": summary_mean(metrics, lambda s: s.ssim_up_to_mirror),
                 "ssim_skimage_legacy": summary_mean(metrics, lambda s: s.ssim_skimage_legacy),
                 "psnr": summary_mean(metrics, lambda s: s.psnr), "lpips": summary_mean(metrics, lambda s: s.lpips),
                 "error": cell["error"], "reason": cell["reason"],
                 "key_recovered": record.attack.key_recovered if record else None}
         scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
         best = max(scored, key=lambda a: per_attack[a]["ssim"]) if scored else None
+        mirrorable = [a for a in scored if isinstance(per_attack[a]["ssim_up_to_mirror"], (int, float))]
+        best_mirror = max(mirrorable, key=lambda a: per_attack[a]["ssim_up_to_mirror"]) if mirrorable else None
+        best_ssim_up_to_mirror = per_attack[best_mirror]["ssim_up_to_mirror"] if best_mirror else None
         card = first.cipher.to_json() if first else (cards or {}).get(cipher, {})
         baseline = first.baseline.scores if first else None
         baseline_ssim = summary_mean(baseline, lambda s: s.ssim)
         rows.append({
             "cipher": cipher,
             "verdict": verdict(per_attack[best]["ssim"] if best else None, baseline_ssim,
-                               any(entry["key_recovered"] for entry in per_attack.values())),
+                               any(entry["key_recovered"] for entry in per_attack.values()), best_ssim_up_to_mirror),
             "key_space_bits": card.get("key_space_bits"),
             "separable_bits": card.get("separable_bits"),
             "key_reuse": card.get("key_reuse"),
@@ -291,6 +296,8 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             "best_attack": best,
             "best_ssim": per_attack[best]["ssim"] if best else None,
             "best_lpips": per_attack[best]["lpips"] if best else None,
+            "best_attack_up_to_mirror": best_mirror,
+            "best_ssim_up_to_mirror": best_ssim_up_to_mirror,
             "lpips_unavailable": first.metrics.lpips_unavailable if first else None,
             "attacks": per_attack,
         })

@@ -526,14 +526,15 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
 def print_summary(record: RunRecord, out: Path) -> None:
     from rich.table import Table
 
-    from .report import METRIC_ROWS, control_note, fmt, fmt_accuracy, summary_mean
+    from .report import METRIC_ROWS, control_note, fmt, fmt_accuracy, mirror_note, summary_mean
 
     metrics, accuracy = record.metrics, record.accuracy
     table = Table(title=f"{record.cipher.name} vs {record.attack.name} "
                         f"({record.attack.threat_model})", title_justify="left")
     for column in ("metric", "restored", "ciphertext baseline"):
         table.add_column(column)
-    labels = ("SSIM wang (mean)", "SSIM skimage-legacy", "PSNR dB (mean)", "LPIPS (mean)")
+    labels = ("SSIM wang (mean)", "SSIM wang up to a left-right mirror", "SSIM skimage-legacy", "PSNR dB (mean)",
+              "LPIPS (mean)")
     for label, (_, metric, _) in zip(labels, METRIC_ROWS):
         table.add_row(label, fmt(summary_mean(metrics, metric)), fmt(summary_mean(record.baseline.scores, metric)))
     table.add_row("key space bits", f"{record.cipher.key_space_bits:.2f}", "")
@@ -546,6 +547,8 @@ def print_summary(record: RunRecord, out: Path) -> None:
         out_console.print(f"Accuracy: {accuracy.reason}", markup=False)
     if metrics.lpips_unavailable:
         out_console.print(f"LPIPS unavailable: {metrics.lpips_unavailable}", markup=False)
+    if metrics.ssim_up_to_mirror is not None and metrics.ssim_up_to_mirror.mirrored:
+        out_console.print(mirror_note(metrics), markup=False)
     if record.control.ran:
         out_console.print(control_note(record), markup=False)
     out_console.print(f"results in {out}/ (result.json, report.md, grid.png)")

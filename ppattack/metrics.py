@@ -3,6 +3,8 @@
 - ``ssim`` ("wang"): Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, per
   channel then averaged, over the valid region (as scikit-image crops its border); batched
   on the device with kornia.
+- ``ssim_up_to_mirror``: ``ssim`` with the restorations in the better of their two left-right
+  orientations, chosen once for the whole set (:func:`ssim_up_to_mirror`).
 - ``ssim_skimage_legacy``: scikit-image defaults on uint8 RGB (7x7 uniform window), the
   convention of public reproductions.
 - ``psnr``: peak 255, per image.
@@ -31,6 +33,9 @@ WINDOW = 11  # SSIM "wang": Gaussian window taps (sigma 1.5)
 CONVENTIONS: dict[str, str] = {
     "ssim": "wang: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, "
             "per channel over the valid region (5-pixel border dropped), then averaged",
+    "ssim_up_to_mirror": "ssim (wang) of the restorations as restored or all mirrored left-right, "
+                         "whichever orientation has the higher mean over the whole set (one choice "
+                         "for every image; 'mirrored' says which)",
     "ssim_skimage_legacy": "scikit-image structural_similarity defaults on uint8 RGB: 7x7 "
                            "uniform window, sample covariance, data range 255",
     "psnr": "peak 255, per image, in dB (inf for identical images)",
@@ -76,6 +81,35 @@ def ssim(x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> np.ndarray:
     return torch.cat(values).numpy() if values else np.zeros(0)
 
 
+def better_orientation(as_restored: np.ndarray, mirrored: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The per-image SSIM of the orientation whose mean over the set is higher, and whether it
+    is the mirrored one (a tie, or no images, keeps the restorations as they are).
+
+    One choice for the whole set, never a per-image maximum: a shared key restores every image
+    alike, and a per-image maximum would lift noise. Both arrays are ``(N,)``, image by image.
+
+        >>> better_orientation(np.array([0.2, 0.3]), np.array([1.0, 0.9]))
+        (array([1. , 0.9]), True)
+    """
+    if len(as_restored) and float(np.mean(mirrored)) > float(np.mean(as_restored)):
+        return mirrored, True
+    return as_restored, False
+
+
+def ssim_up_to_mirror(restored: torch.Tensor, plain: torch.Tensor) -> tuple[np.ndarray, bool]:
+    """Per-image SSIM "wang" of ``restored`` as it is or mirrored left-right (the whole set in
+    one orientation, :func:`better_orientation`), and whether the mirror was chosen.
+
+    For a cipher whose pieces may turn, the key that decrypts every picture to its mirror image
+    fits as well as the true one, and no statistic of natural photos reliably tells the two
+    apart: this scores an attack that restored the mirror image as the restoration it is.
+
+    Returns:
+        float64 array ``(N,)`` and ``mirrored``.
+    """
+    return better_orientation(ssim(restored, plain), ssim(restored.flip(-1), plain))
+
+
 def ssim_skimage_legacy(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Per-image SSIM with scikit-image defaults on uint8 RGB (7x7 uniform window)."""
     from skimage.metrics import structural_similarity
@@ -115,10 +149,15 @@ def score(restored: torch.Tensor, plain: torch.Tensor, lpips: LPIPS | str | None
             (see :func:`ppattack.lpips_metric.prepare`); ``None``: not requested.
 
     Returns:
-        ``{"ssim", "ssim_skimage_legacy", "psnr", "lpips", "lpips_unavailable"}``: summaries
-        (:func:`summarize`); ``lpips`` is ``None`` exactly when ``lpips_unavailable`` says why.
+        ``{"ssim", "ssim_up_to_mirror", "ssim_skimage_legacy", "psnr", "lpips",
+        "lpips_unavailable"}``: summaries (:func:`summarize`), ``ssim_up_to_mirror`` with
+        ``mirrored`` (:func:`ssim_up_to_mirror`); ``lpips`` is ``None`` exactly when
+        ``lpips_unavailable`` says why.
     """
-    scores: dict[str, Any] = {"ssim": summarize(ssim(restored, plain)),
+    as_restored = ssim(restored, plain)  # also the first orientation of ssim_up_to_mirror
+    up_to_mirror, mirrored = better_orientation(as_restored, ssim(restored.flip(-1), plain))
+    scores: dict[str, Any] = {"ssim": summarize(as_restored),
+                              "ssim_up_to_mirror": {**summarize(up_to_mirror), "mirrored": mirrored},
                               "ssim_skimage_legacy": summarize(ssim_skimage_legacy(restored, plain)),
                               "psnr": summarize(psnr(restored, plain)),
                               "lpips": None, "lpips_unavailable": None}

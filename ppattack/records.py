@@ -37,28 +37,50 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class MirrorSummary(Summary):
+    """SSIM (wang) up to a left-right mirror (:func:`ppattack.metrics.ssim_up_to_mirror`): the
+    summary of every image's SSIM in the one orientation, as restored or all mirrored, whose
+    mean is higher, and ``mirrored``: whether that is the mirrored one."""
+
+    mirrored: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "mirrored": self.mirrored}
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> MirrorSummary:
+        return cls(document["mean"], document["median"], document["std"], tuple(document["values"]),
+                   bool(document["mirrored"]))
+
+
+@dataclass(frozen=True)
 class Scores:
     """Images scored against the plain images (:func:`ppattack.metrics.score`): SSIM (wang),
     SSIM (scikit-image defaults), PSNR (dB) and LPIPS, which is None exactly when
-    ``lpips_unavailable`` says why."""
+    ``lpips_unavailable`` says why; SSIM up to a left-right mirror, None only in a result.json
+    written before it was measured."""
 
     ssim: Summary
     ssim_skimage_legacy: Summary
     psnr: Summary
     lpips: Summary | None
     lpips_unavailable: str | None
+    ssim_up_to_mirror: MirrorSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ssim": self.ssim.to_json(), "ssim_skimage_legacy": self.ssim_skimage_legacy.to_json(),
-                "psnr": self.psnr.to_json(), "lpips": None if self.lpips is None else self.lpips.to_json(),
-                "lpips_unavailable": self.lpips_unavailable}
+        document = {"ssim": self.ssim.to_json(), "ssim_skimage_legacy": self.ssim_skimage_legacy.to_json(),
+                    "psnr": self.psnr.to_json(), "lpips": None if self.lpips is None else self.lpips.to_json(),
+                    "lpips_unavailable": self.lpips_unavailable}
+        if self.ssim_up_to_mirror is not None:
+            document["ssim_up_to_mirror"] = self.ssim_up_to_mirror.to_json()
+        return document
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Scores:
-        lpips = document.get("lpips")
+        lpips, mirror = document.get("lpips"), document.get("ssim_up_to_mirror")
         return cls(Summary.from_json(document["ssim"]), Summary.from_json(document["ssim_skimage_legacy"]),
                    Summary.from_json(document["psnr"]), None if lpips is None else Summary.from_json(lpips),
-                   document.get("lpips_unavailable"))
+                   document.get("lpips_unavailable"), None if mirror is None else MirrorSummary.from_json(mirror))
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,9 @@ def control_note(record: RunRecord) -> str:
 
 #: The metric rows of a report: label, the metric's summary in a :class:`Scores`, digits shown.
 METRIC_ROWS: tuple[tuple[str, Callable[[Scores], Summary | None], int], ...] = (
-    ("SSIM (wang) ↑", lambda s: s.ssim, 3), ("SSIM (skimage-legacy) ↑", lambda s: s.ssim_skimage_legacy, 3),
+    ("SSIM (wang) ↑", lambda s: s.ssim, 3),
+    ("SSIM (wang) up to a left-right mirror ↑", lambda s: s.ssim_up_to_mirror, 3),
+    ("SSIM (skimage-legacy) ↑", lambda s: s.ssim_skimage_legacy, 3),
     ("PSNR (dB) ↑", lambda s: s.psnr, 2), ("LPIPS (AlexNet) ↓", lambda s: s.lpips, 3))
 
 
@@ -100,6 +102,30 @@ def summary_mean(scores: Scores | None, metric: Callable[[Scores], Summary | Non
     """The mean of ``metric`` in ``scores`` (None when there are no scores or no such summary)."""
     summary = None if scores is None else metric(scores)
     return None if summary is None else summary.mean
+
+
+def mirror_note(scores: Scores) -> str | None:
+    """One sentence on the SSIM up to a left-right mirror of ``scores``: which orientation it
+    took (None when the result predates that metric)."""
+    mirror = scores.ssim_up_to_mirror
+    if mirror is None:
+        return None
+    if mirror.mirrored:
+        return (f"SSIM up to a left-right mirror: the restorations score higher all mirrored left-right "
+                f"(mean SSIM {fmt(mirror.mean)}, against {fmt(scores.ssim.mean)} as restored): the "
+                "attack restored the mirror image of the targets.")
+    return ("SSIM up to a left-right mirror: the restorations score higher as restored than all mirrored "
+            "left-right (one orientation for the whole set), so it equals their SSIM.")
+
+
+def ssim_up_to_mirror_text(ssim: Any, up_to_mirror: Any, attack: str | None = None) -> str:
+    """A mean SSIM for a table, followed by the SSIM up to a left-right mirror where that reads
+    otherwise (and ``attack``, the attack that reached it, when given), e.g.
+    ``"0.201 (up to a left-right mirror: 0.998, keyrec)"``."""
+    text = fmt(ssim)
+    if up_to_mirror is None or fmt(up_to_mirror) == text:
+        return text
+    return f"{text} (up to a left-right mirror: {fmt(up_to_mirror)}{f', {attack}' if attack else ''})"
 
 
 def report_markdown(record: RunRecord) -> str:
@@ -119,6 +145,9 @@ def report_markdown(record: RunRecord) -> str:
                      f"{fmt(std, digits)} | {fmt(summary_mean(record.baseline.scores, metric), digits)} |")
     if record.baseline.scores is None:
         lines += ["", f"Ciphertext baseline unavailable: {record.baseline.unavailable}."]
+    mirror = mirror_note(record.metrics)
+    if mirror:
+        lines += ["", mirror]
     lines += ["", control_note(record)]
     note = lpips_note(record)
     if note:
@@ -310,15 +339,24 @@ def leaderboard_table(document: dict[str, Any]) -> tuple[list[str], list[list[st
         cells = [row["cipher"], row["verdict"], fmt(row["key_space_bits"], 2), fmt(row["separable_bits"], 2),
                  fmt_accuracy(accuracy.get("plain_model_on_plain")),
                  fmt_accuracy(accuracy.get("protected_model_on_encrypted")),
-                 fmt(row["baseline_ssim"]), row["best_attack"] or "n/a", fmt(row["best_ssim"]),
+                 fmt(row["baseline_ssim"]), row["best_attack"] or "n/a", best_ssim_text(row),
                  fmt(row["best_lpips"])]
         for attack in attacks:
             entry = row["attacks"].get(attack, {})
             status = entry.get("status")
             cells.append(status if status in ("n/a", "error") else
-                         f"{fmt(entry.get('ssim'))} ({entry.get('threat_model')})")
+                         f"{ssim_up_to_mirror_text(entry.get('ssim'), entry.get('ssim_up_to_mirror'))} "
+                         f"({entry.get('threat_model')})")
         rows.append(cells)
     return headers, rows
+
+
+def best_ssim_text(worst: dict[str, Any]) -> str:
+    """A worst case's best SSIM (a leaderboard row, an audit threat model) with the best SSIM up
+    to a left-right mirror where that reads otherwise, naming its attack when it is another."""
+    mirror_attack = worst.get("best_attack_up_to_mirror")
+    return ssim_up_to_mirror_text(worst["best_ssim"], worst.get("best_ssim_up_to_mirror"),
+                                  mirror_attack if mirror_attack != worst["best_attack"] else None)
 
 
 def _bench_context(document: dict[str, Any]) -> str:
@@ -333,7 +371,9 @@ def _bench_context(document: dict[str, Any]) -> str:
 def bench_notes(document: dict[str, Any]) -> list[str]:
     """Sentences under the leaderboard: how to read it, missing accuracy and LPIPS, failed cells."""
     notes = ["The best attack is the one whose restorations have the highest mean SSIM (wang); "
-             "no-attack SSIM scores the ciphertexts themselves against the plain images."]
+             "no-attack SSIM scores the ciphertexts themselves against the plain images; \"up to a "
+             "left-right mirror\" is the SSIM with all of an attack's restorations mirrored left-right, "
+             "shown where that scores higher."]
     reasons: dict[str, list[str]] = {}
     for row in document["leaderboard"]:
         accuracy = row["accuracy"] or {}

@@ -161,9 +161,9 @@ def test_leaderboard_picks_the_best_attack_and_the_accuracy(bench_out):
     assert row["best_attack"] == "a2" and row["best_ssim"] == 0.6 and row["best_lpips"] == 0.4
     assert row["accuracy"] == trained and row["baseline_ssim"] == 0.2
     assert row["verdict"] == "partially restored"  # 0.6 >= baseline 0.2 + 0.1
-    assert row["attacks"]["a3"] == {"status": "error", "threat_model": None, "ssim": None, "ssim_skimage_legacy": None,
-                                    "psnr": None, "lpips": None, "error": "boom", "reason": None,
-                                    "key_recovered": None}
+    assert row["attacks"]["a3"] == {"status": "error", "threat_model": None, "ssim": None, "ssim_up_to_mirror": None,
+                                    "ssim_skimage_legacy": None, "psnr": None, "lpips": None, "error": "boom",
+                                    "reason": None, "key_recovered": None}
 
 
 def test_a_cell_the_attack_cannot_take_reads_n_a_with_its_reason(tmp_path: Path, cli_runner, monkeypatch):
