@@ -26,7 +26,7 @@ import random
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ import torch
 from .learning.distributed import launched
 from .errors import ParameterError
 from .threat import ThreatView, check_threat_model
+
+if TYPE_CHECKING:
+    from .cipher import Cipher
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -173,6 +176,12 @@ class Attack:
     def public_images_wanted(self) -> int | None:
         """How many public images this attack reads (it reads the first ones), or None for all
         that its threat model grants. The harness hands over, and decodes, no more than that."""
+        return None
+
+    def known_pairs_wanted(self, cipher: Cipher, shape: tuple[int, int, int]) -> int | None:
+        """How many (plain, cipher) pairs this attack needs under the kpa threat model against
+        ``cipher`` (a copy without the victim's key) on images of ``shape``, or None for the
+        harness's default. A run's ``known_pairs`` setting, when given, overrides it."""
         return None
 
     @property

@@ -43,7 +43,7 @@ from .threat import ThreatView, default_threat
 
 log = logging.getLogger(__name__)
 RESULT_SCHEMA_VERSION = 1
-KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants
+KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants when neither the run nor the attack says
 #: Mean SSIM (wang) an attack must reach on ``plain`` for its positive control to pass.
 CONTROL_SSIM = 0.9
 
@@ -88,7 +88,7 @@ def resolve(config: RunConfig) -> Resolved:
     value of that name if there is one, else goes to the cipher and/or attack accepting it.
     """
     settings = get_preset(config.preset)
-    settings.setdefault("known_pairs", KNOWN_PAIRS)
+    settings.setdefault("known_pairs", None)  # None: as many as the attack asks for (known_pairs_granted)
     if config.dataset is not None:
         settings["dataset"] = config.dataset
     cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
@@ -327,17 +327,33 @@ class Evaluation:
     restored: torch.Tensor
 
 
+def known_pairs_granted(settings: Mapping[str, Any], attack: Attack, cipher: Cipher,
+                        shape: tuple[int, int, int]) -> int:
+    """How many (plain, cipher) pairs a kpa view of ``cipher`` at ``shape`` holds: the run's
+    ``known_pairs`` when given, else what ``attack`` asks for
+    (:meth:`ppattack.attack.Attack.known_pairs_wanted`, shown a copy of the cipher without the
+    victim's key), else :data:`KNOWN_PAIRS`. Other threat models grant none (0)."""
+    if attack.threat_model != "kpa":
+        return 0
+    if settings.get("known_pairs") is not None:
+        return int(settings["known_pairs"])
+    wanted = attack.known_pairs_wanted(type(cipher)(**cipher.params), shape)
+    return KNOWN_PAIRS if wanted is None else int(wanted)
+
+
 def evaluate_attack(victim: Victim, attack: Attack, settings: Mapping[str, Any], perceptual: Any, *,
                     model: Any = None) -> Evaluation:
     """Run ``attack`` on the view its threat model grants of ``victim`` and score it.
 
-    ``settings``: the run's resolved settings (dataset name, known pairs); ``perceptual``: the
-    LPIPS metric or why it is unavailable (:func:`ppattack.lpips_metric.prepare`); ``model``:
-    what the model threat grants (:func:`provider_model`). Recovered key material is scored here
-    and goes no further: the record holds its scores only.
+    ``settings``: the run's resolved settings (dataset name, known pairs:
+    :func:`known_pairs_granted`); ``perceptual``: the LPIPS metric or why it is unavailable
+    (:func:`ppattack.lpips_metric.prepare`); ``model``: what the model threat grants
+    (:func:`provider_model`). Recovered key material is scored here and goes no further: the
+    record holds its scores only.
     """
+    known_pairs = known_pairs_granted(settings, attack, victim.cipher, tuple(victim.key.shape))
     view = threat_view(attack.threat_model, victim.cipher, victim.key, victim.ciphertexts, victim.roles,
-                       dataset=str(settings["dataset"]), known_pairs=int(settings["known_pairs"]),
+                       dataset=str(settings["dataset"]), known_pairs=known_pairs,
                        model=model, training_ciphertexts=attack.uses_training_ciphertexts,
                        public_count=attack.public_images_wanted())
     log.info("attacking %d %s ciphertexts with %s (%s)", len(victim.plain), victim.cipher.name, attack.name,

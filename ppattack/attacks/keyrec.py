@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from ppattack.attack import Attack, AttackResult
 from ppattack.solvers.chirality import fit_mirror_score, mirror_vote
@@ -149,6 +151,8 @@ class _Solver:
             solver = PieceMapSolver(self.templates.flatten(0, 1)[None], s, self.channels)
             shared = solver.solve(self.x.flatten(0, 1), restarts=self.attack.restarts, seed=self.attack.seed)
             maps = [shared] * self.pieces
+        elif s.sources_shared and not s.moves:
+            maps = self._shared_sources()
         elif s.states is not None:
             maps = self._states_by_statistics()
         else:
@@ -163,8 +167,8 @@ class _Solver:
         if self.block == 1 and s.moves:
             maps = self._choose_colours(maps, per_piece=False)
             cells = self._place_pixels(maps)
-        elif s.shared and not s.moves:
-            maps = [self._by_edges(shared)] * self.pieces
+        elif s.sources_shared and not s.moves:
+            maps = self._by_edges(maps)
         elif s.shared:
             shared, cells = self._shared_placement(shared)
             maps = [shared] * self.pieces
@@ -181,6 +185,24 @@ class _Solver:
         if s.moves and (not s.shared or self.block == 1 or self.open_turn):
             found = self._upright(found)
         return found
+
+    def _shared_sources(self) -> list[PieceMap]:
+        """Every piece moves its units alike but inverts them by masks of its own (e.g. a key
+        bit per pixel). A unit inverted in one piece and not in another correlates negatively
+        with itself there, over the ciphertexts: each unit's signs over the pieces
+        (:func:`_signs_on_grid`) undo its masks up to one inversion of the unit everywhere,
+        which leaves one shared map, solved on the units of all pieces like any shared map."""
+        s = self.structure
+        full = (1 << s.bits) - 1
+        solver = PieceMapSolver(self.templates.flatten(0, 1)[None], s, self.channels)  # checks the masks
+        relative = torch.zeros((self.pieces, self.length), dtype=torch.uint8)  # (P, L)
+        for unit in np.flatnonzero(s.own_masks):
+            signs = _signs_on_grid(self.x[..., unit], self.rows, self.cols)
+            relative[:, unit] = torch.from_numpy(signs < 0).to(torch.uint8) * full
+        shared = solver.solve((self.x ^ relative).flatten(0, 1), restarts=self.attack.restarts,
+                              seed=self.attack.seed)
+        self.facts["pieces_with_own_masks"] = int((relative != 0).any(1).sum())
+        return [PieceMap(shared.src, shared.mask ^ r.numpy()) for r in relative]
 
     def _states_by_statistics(self) -> list[PieceMap]:
         """Each position's in-piece map from the cipher's few classes of maps (up to turns,
@@ -223,8 +245,8 @@ class _Solver:
         the pieces decided by their own statistics, most of them, anchor the others."""
         full = (1 << self.structure.bits) - 1
         inversions = (False, True) if full in self.structure.masks else (False,)
-        colours = [g for g in self._symmetries(turns=False, colours=True)  # [0]: the identity
-                   if all(self.structure.allows(m.then(g).src) for m in maps)]
+        colours = [g for k, g in enumerate(self._symmetries(turns=False, colours=True))  # [0]: the identity
+                   if k == 0 or all(self.structure.allows(m.then(g).src) for m in maps)]
         options = [(g, inverted) for g in colours for inverted in inversions]  # options[0]: unchanged
         if len(options) == 1 or self.pieces < 3:
             return maps
@@ -283,18 +305,20 @@ class _Solver:
         return assemble_units(units[:, None], (self.channels, b, b), b, self.structure.bits)
 
     # -- shared maps ---------------------------------------------------------------------------
-    def _by_edges(self, shared: PieceMap) -> PieceMap:
-        """Pieces stay: the turn (and mirror) of the shared map that makes edges between
-        neighbouring pieces smoothest, then the channel order closest to the public images'."""
+    def _by_edges(self, maps: list[PieceMap]) -> list[PieceMap]:
+        """Pieces stay and every piece moves its units alike (``maps`` differ in their masks at
+        most): the turn (and mirror) of them all that makes edges between neighbouring pieces
+        smoothest, then the channel order closest to the public images'."""
         sample = self.cts[:64]
-        candidates = self._allowed([shared.then(g) for g in self._symmetries(turns=True, colours=True)])
+        options = self._symmetries(turns=True, colours=True)
+        options = [g for g in options if self.structure.allows(maps[0].then(g).src)] or options
+        candidates = [[m.then(g) for m in maps] for g in options]
         cells = np.arange(self.pieces)
         if self.pieces > 1 and self.block > 1:
-            edges = [block_edge_cost(self._decode([c] * self.pieces, cells, sample), self.block)
-                     for c in candidates]
+            edges = [block_edge_cost(self._decode(c, cells, sample), self.block) for c in candidates]
             best = min(edges)
             candidates = [c for c, e in zip(candidates, edges) if e <= best * (1 + 1e-6)]
-        costs = [self._colour_cost(self._decode([c] * self.pieces, cells, self.cts[:COLOUR_SAMPLE])) for c in candidates]
+        costs = [self._colour_cost(self._decode(c, cells, self.cts[:COLOUR_SAMPLE])) for c in candidates]
         return candidates[int(np.argmin(costs))]
 
     def _allowed(self, candidates: list[PieceMap]) -> list[PieceMap]:
@@ -347,7 +371,10 @@ class _Solver:
         return [m.then(turns[int(t)]) for m, t in zip(maps, solved.states)], solved.cells
 
     def _turns_in_place(self, maps: list[PieceMap]) -> list[PieceMap]:
-        """Pieces stay but each may be turned: iterated conditional modes on the edges."""
+        """Pieces stay but each may be turned: iterated conditional modes on the edges. A 1x1
+        piece has no edge inside it and every turn leaves it as it is: nothing to search."""
+        if self.block == 1:
+            return maps
         total = self._turn_table(maps)
         state = np.zeros(self.pieces, np.int64)
         for _ in range(10):
@@ -448,6 +475,30 @@ class _Solver:
         template = correlation(self.public.double().reshape(len(self.public), c, h * w).transpose(1, 2))
         perm = match_positions(template, observed, restarts=1, seed=self.attack.seed)
         return perm
+
+
+def _signs_on_grid(values: torch.Tensor, rows: int, cols: int) -> np.ndarray:
+    """+1 / -1 per column of ``values`` ``(N, P)``: one unit in every piece of a ``rows x cols``
+    grid of pieces that stay in place, over N images; -1 where the unit is inverted relative to
+    the majority. Neighbouring pieces of natural images correlate positively, so the sign of
+    each neighbour pair's correlation says whether the two are inverted alike; the signs spread
+    from the first piece over the tree of the most strongly correlated neighbour pairs (a
+    maximum spanning tree), which the weakest pairs cannot mislead. A unit that hardly
+    correlates with itself next door (a noise-like low bit) gets arbitrary signs, and matters little."""
+    z = values.double() - values.double().mean(0)
+    z = (z / z.norm(dim=0).clamp_min(1e-9)).numpy()
+    grid = np.arange(rows * cols).reshape(rows, cols)
+    first = np.concatenate([grid[:, :-1].ravel(), grid[:-1, :].ravel()])
+    second = np.concatenate([grid[:, 1:].ravel(), grid[1:, :].ravel()])
+    corr = np.einsum("np,np->p", z[:, first], z[:, second])
+    # Weights in [1, 2], lowest for the strongest pairs: a zero weight would be no edge.
+    graph = coo_matrix((2 - np.abs(corr), (first, second)), shape=(rows * cols,) * 2).tocsr()
+    order, parent = breadth_first_order(minimum_spanning_tree(graph), 0, directed=False)
+    signs = np.ones(rows * cols, np.int64)
+    for piece in order[1:]:
+        link = float(z[:, piece] @ z[:, parent[piece]])
+        signs[piece] = signs[parent[piece]] * (1 if link >= 0 else -1)
+    return signs if (signs > 0).sum() >= (signs < 0).sum() else -signs
 
 
 def _brightness_and_colour(means: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,10 @@ under keys it draws itself, reads each key's map, and records what every key has
   when it has one, else the smallest side that every key keeps whole);
 - ``moves``: whether pieces change position (block scrambling);
 - ``shared``: whether one in-piece map serves every piece (else each position has its own);
+- ``sources_shared``: whether every piece moves its units alike, its masks aside (true when
+  ``shared``; a cipher that only inverts each position's units by a key of their own has it);
+- ``own_masks``: the in-piece units whose mask differs between pieces under some own key (the
+  units a piece inverts by a key of its own);
 - ``pixels_whole``: whether every in-piece map moves whole pixels (all channels, all planes,
   in order), so pixels can be placed as units;
 - ``planes_fixed``: whether units keep their plane (a low nibble stays a low nibble);
@@ -25,7 +29,7 @@ Units of a piece are numbered ``((plane * C + channel) * B + row) * B + col`` (:
 
     >>> import ppattack
     >>> probe(ppattack.create_cipher("block-shuffle", block_size=4), (3, 8, 8))
-    Structure(bits=8, masks=(0,), block=4, moves=False, shared=True, pixels_whole=False, planes_fixed=True)
+    Structure(bits=8, masks=(0,), block=4, moves=False, shared=True, sources_shared=True, pixels_whole=False, planes_fixed=True)
 """
 from __future__ import annotations
 
@@ -54,9 +58,11 @@ class Structure:
     block: int
     moves: bool
     shared: bool
+    sources_shared: bool
     pixels_whole: bool
     planes_fixed: bool
     classes: np.ndarray = field(repr=False, compare=False)
+    own_masks: np.ndarray = field(repr=False, compare=False)
     states: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def allows(self, src: np.ndarray) -> bool:
@@ -196,7 +202,8 @@ def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
         masks = tuple(sorted({int(v) for m in maps for v in np.unique(m.mask)}))
         planes = 8 // bits
         moves = any((v[0] != np.arange(len(v[0]))).any() for v in views)
-        shared = all((v[1] == v[1][:1]).all() and (v[2] == v[2][:1]).all() for v in views)
+        sources_shared = all((v[1] == v[1][:1]).all() for v in views)
+        shared = sources_shared and all((v[2] == v[2][:1]).all() for v in views)
         whole = all(_moves_pixels_whole(v[1], channels, block, planes) for v in views) and \
             all((v[2] == v[2][:, :1]).all() or masks == (0,) for v in views)
         plane_of = lambda local: local // (channels * block * block)  # noqa: E731
@@ -211,11 +218,11 @@ def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
                     states = more
                     break
                 states = more
-        else:
-            if states is not None:
-                states = _state_classes(views, channels, block, 8 // bits)
+        else:  # every key up to the last still added a class: the set is large, not listed
+            states = None
         classes = _classes(np.concatenate([v[1] for v in views if v is not None]))
-        return Structure(bits, masks, block, moves, shared, whole, fixed, classes, states)
+        own_masks = np.any([(v[2] != v[2][:1]).any(0) for v in views if v is not None], axis=0)
+        return Structure(bits, masks, block, moves, shared, sources_shared, whole, fixed, classes, own_masks, states)
     raise ParameterError(f"cipher '{cipher.name}': no piece size is kept whole by every key "
                          f"(tried {sides[0]}..{sides[-1]}): outside this attack's class")
 
