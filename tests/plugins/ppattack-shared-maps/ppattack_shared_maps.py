@@ -8,6 +8,10 @@
 - ``pixel-scatter`` (declares nothing): one permutation of all pixels of the image (a pixel keeps
   its three channels together), then the pixels where a shared bit is set are inverted.
 
+Two more, not registered (tests build them from their classes): ``column-mask`` (tile scrambling,
+then a negative-positive bit per pixel column) and ``tile-quarter`` (tile scrambling, a quarter
+turn of its own for every tile).
+
 Written against the plugin contract of ppattack's README only.
 """
 import numpy as np
@@ -158,6 +162,89 @@ class TileTurn(ppattack.Cipher):
         index_t = torch.as_tensor(index.reshape(-1), device=device)
         mask_t = torch.as_tensor(mask.reshape(-1), device=device)
         return {"forward": (index_t, mask_t), "inverse": _invert(index_t, mask_t)}
+
+    def apply(self, x, plan, inverse):
+        return _gather(x, *plan["inverse" if inverse else "forward"])
+
+
+def _tile_moves(shape, block, tiles, turns=None):
+    """Flat gather index of a tile scrambling: output tile t holds source tile ``tiles[t]``,
+    turned a quarter ``turns[t]`` times (``numpy.rot90`` of its rows and columns)."""
+    c, h, w = shape
+    cols = w // block
+    grid = np.arange(c * h * w).reshape(c, h, w)
+    index = np.empty_like(grid)
+    for t, s in enumerate(tiles):
+        (r, q), (sr, sq) = divmod(t, cols), divmod(int(s), cols)
+        tile = grid[:, sr * block:(sr + 1) * block, sq * block:(sq + 1) * block]
+        if turns is not None:
+            tile = np.rot90(tile, int(turns[t]), axes=(1, 2))
+        index[:, r * block:(r + 1) * block, q * block:(q + 1) * block] = tile
+    return index.reshape(-1)
+
+
+class ColumnMask(ppattack.Cipher):
+    """Tile scrambling by one permutation, then negative-positive of the pixel columns a shared
+    bit per column marks (tiles never turn; nothing about turns is declared). Not registered."""
+
+    name = "column-mask"
+    paper = "test plugin"
+
+    def __init__(self, block_size: int = 4) -> None:
+        super().__init__(block_size=int(block_size))
+        self.block_size = int(block_size)
+
+    def check_shape(self, shape):
+        super().check_shape(shape)
+        self.check_block_divides(shape, self.block_size)
+
+    def key_fields(self, shape):
+        tiles = (shape[1] // self.block_size) * (shape[2] // self.block_size)
+        return {"tiles": KeyField((tiles,), permutation=True), "columns": KeyField((shape[2],), high=2)}
+
+    def key_space_bits(self, shape):
+        return log2_factorial((shape[1] // self.block_size) * (shape[2] // self.block_size)) + shape[2]
+
+    def compile(self, key, device):
+        c, h, w = key.shape
+        index = torch.as_tensor(_tile_moves(key.shape, self.block_size, key.material["tiles"]), device=device)
+        columns = 255 * np.asarray(key.material["columns"]).astype(np.uint8)
+        mask = torch.as_tensor(np.broadcast_to(columns, (c, h, w)).reshape(-1).copy(), device=device)
+        return {"forward": (index, mask), "inverse": _invert(index, mask)}
+
+    def apply(self, x, plan, inverse):
+        return _gather(x, *plan["inverse" if inverse else "forward"])
+
+
+class TileQuarter(ppattack.Cipher):
+    """Tile scrambling by one permutation, every output tile turned by its own quarter turn
+    (never mirrored). Not registered."""
+
+    name = "tile-quarter"
+    paper = "test plugin"
+
+    def __init__(self, block_size: int = 4) -> None:
+        super().__init__(block_size=int(block_size))
+        self.block_size = int(block_size)
+
+    def check_shape(self, shape):
+        super().check_shape(shape)
+        self.check_block_divides(shape, self.block_size)
+
+    def key_fields(self, shape):
+        tiles = (shape[1] // self.block_size) * (shape[2] // self.block_size)
+        return {"tiles": KeyField((tiles,), permutation=True), "turns": KeyField((tiles,), high=4)}
+
+    def key_space_bits(self, shape):
+        tiles = (shape[1] // self.block_size) * (shape[2] // self.block_size)
+        return log2_factorial(tiles) + 2 * tiles
+
+    def compile(self, key, device):
+        c, h, w = key.shape
+        index = torch.as_tensor(_tile_moves(key.shape, self.block_size, key.material["tiles"],
+                                            key.material["turns"]), device=device)
+        mask = torch.zeros(c * h * w, dtype=torch.uint8, device=device)
+        return {"forward": (index, mask), "inverse": _invert(index, mask)}
 
     def apply(self, x, plan, inverse):
         return _gather(x, *plan["inverse" if inverse else "forward"])
