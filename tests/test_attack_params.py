@@ -40,10 +40,10 @@ PINNED = {
     ("model-leak", "quick"): {'preset': 'quick', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
     ("model-leak", "cifar"): {'preset': 'cifar', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
     ("model-leak", "paper"): {'preset': 'paper', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
-    ("sia-gan", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 4, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': False, 'class_weight': 1.0, 'c_width': 4, 'adaptation': 'auto'},
-    ("sia-gan", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 150, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'auto'},
-    ("sia-gan", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 32, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 16, 'adaptation': 'auto'},
-    ("sia-gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'adaptation': 'auto'},
+    ("sia-gan", "smoke"): {'preset': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 4, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': False, 'class_weight': 1.0, 'c_width': 4, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "quick"): {'preset': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 150, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "cifar"): {'preset': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 32, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 16, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "paper"): {'preset': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'adaptation': 'auto', 'd_head': 'flatten'},
 }
 
 #: (attack, user values at budget quick, seed 3) -> params: values converted as before
@@ -56,7 +56,7 @@ PINNED_GIVEN = [
     ("fr", {"icm_iterations": 5, "grayscale": 1},
      {'preset': 'quick', 'threat': 'coa', 'seed': 3, 'solver': 'auto', 'grayscale': True, 'icm_iterations': 5}),
     ("sia-gan", {"adaptation": "shared", "steps": 7},
-     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 7, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'shared'}),
+     {'preset': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 7, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'shared', 'd_head': 'flatten'}),
 ]
 
 

@@ -59,6 +59,24 @@ def test_sia_generator_reads_its_input_alike_at_every_position():
     assert identity_error(SIAGenerator(1, (16, 16), width=16), x) < 0.4
 
 
+def test_sia_gan_s_discriminator_sees_where_its_features_are():
+    """The authors' head: the last ``8w x H/8 x W/8`` map is flattened into the logit, one
+    weight per position (SAGAN's sum over positions let seeds 1 and 2 of the control invert
+    the pictures). The sum stays an option; anything else is refused."""
+    from types import SimpleNamespace
+
+    from ppattack.errors import ParameterError
+
+    view = SimpleNamespace(plain_shape=(3, 32, 32))
+    attack = ppattack.create_attack("sia-gan", budget="quick")
+    assert attack.d_head == "flatten"
+    assert attack.build_discriminator(view).linear.in_features == 8 * attack.d_width * 4 * 4
+    summed = ppattack.create_attack("sia-gan", budget="quick", d_head="sum")
+    assert summed.build_discriminator(view).linear.in_features == 8 * attack.d_width
+    with pytest.raises(ParameterError, match="d_head"):
+        ppattack.create_attack("sia-gan", d_head="mean")
+
+
 # -- augmentation ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("attack", ["sia-gan", "gan"])

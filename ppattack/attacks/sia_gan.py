@@ -6,7 +6,9 @@ is trained on the victim ciphertexts (the targets and the provider's encrypted t
 images), the discriminator sees the attacker's public plain images (threat model
 ``coa+public``). The generator's first stage has a separate spectrally-normalised
 conv for every block position (see :mod:`ppattack.learning.nets.sagan`), so it can invert a key that
-differs per position but not per image; a SAGAN-style discriminator, hinge loss, Adam betas
+differs per position but not per image; a SAGAN-style discriminator whose last map is flattened
+into its logit (the authors' code: it sees where a feature is; summed over positions, SAGAN's
+head, its seeds 1 and 2 inverted the pictures on ``plain``), hinge loss, Adam betas
 (0, 0.9) with lr 1e-4 (G) and 4e-4 (D), batch 64, 100 epochs (the ``paper`` budget), random
 horizontal flips of the real images (as the authors: their crop is commented out).
 
@@ -33,7 +35,7 @@ from torch import nn
 
 from ppattack.attacks.gan import GAN
 from ppattack.errors import ParameterError
-from ppattack.learning.nets.sagan import SAGANDiscriminator, SIAGenerator, adaptation_parameters
+from ppattack.learning.nets.sagan import HEADS, SAGANDiscriminator, SIAGenerator, adaptation_parameters
 from ppattack.threat import ThreatView
 
 #: Largest per-position adaptation stage (weights) before the shared variant is used.
@@ -47,7 +49,9 @@ class SIAGAN(GAN):
     128/256/512/1024), Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), batch 64, 100 epochs over
     the ciphertexts, random flips of the real images; ``adaptation="auto"``: one conv
     per block position unless that exceeds 32M weights, then shared conv + position embedding;
-    joint classifier term weight 1.0, classifier width 64 (``c_width``).
+    joint classifier term weight 1.0, classifier width 64 (``c_width``); ``d_head="flatten"``:
+    the discriminator's last map flattened into its logit, as the authors' code (``"sum"``:
+    SAGAN's sum over positions).
     ``quick``: widths 16 / 16, classifier width 8, batch 16, 150 steps (a smoke-test budget).
     """
 
@@ -69,11 +73,13 @@ class SIAGAN(GAN):
     }
     betas = (0.0, 0.9)
 
-    def __init__(self, *, adaptation: str = "auto", **kwargs: Any):
+    def __init__(self, *, adaptation: str = "auto", d_head: str = "flatten", **kwargs: Any):
         super().__init__(**kwargs)
         self.store_params(locals())
         if self.adaptation not in ("auto", "per-position", "shared"):
             raise ParameterError(f"sia-gan adaptation must be auto, per-position or shared, got {self.adaptation!r}")
+        if self.d_head not in HEADS:
+            raise ParameterError(f"sia-gan d_head must be one of {', '.join(HEADS)}, got {self.d_head!r}")
 
     def shared(self, view: ThreatView) -> bool:
         if self.adaptation != "auto":
@@ -86,7 +92,8 @@ class SIAGAN(GAN):
                             shared=self.shared(view), channels=view.plain_shape[0])
 
     def build_discriminator(self, view: ThreatView) -> nn.Module:
-        return SAGANDiscriminator(self.d_width, view.plain_shape[0])
+        return SAGANDiscriminator(self.d_width, view.plain_shape[0], head=self.d_head,
+                                  image_size=tuple(view.plain_shape[1:]))
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Hinge: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
@@ -97,6 +104,6 @@ class SIAGAN(GAN):
         return -fake.mean()
 
     def generator_facts(self, view: ThreatView) -> dict[str, Any]:
-        return {"block_size": self.unit(view),
+        return {"block_size": self.unit(view), "discriminator_head": self.d_head,
                 "adaptation": "shared conv + position embedding" if self.shared(view) else "one conv per block position",
                 "augmentation": "horizontal flip of the real images" if self.augment else "none"}

@@ -11,8 +11,9 @@ need 617M weights), ``shared=True`` uses one SN conv for every position plus a l
 per-position embedding added to its output.
 
 Discriminator: spectral norm throughout; three stages [conv3x3 + LReLU(0.1), conv4x4 stride 2
-+ LReLU(0.1)] of widths w, 2w, 4w; self-attention; conv3x3 to 8w; self-attention; global sum
-pooling; linear to one logit (w = 128 in the paper).
++ LReLU(0.1)] of widths w, 2w, 4w; self-attention; conv3x3 to 8w; self-attention; flattened
+(the authors' code; SAGAN sums over positions instead) and a linear map to one logit (w = 128
+in the paper).
 """
 from __future__ import annotations
 
@@ -140,6 +141,10 @@ def adaptation_parameters(block_size: int, image_size: tuple[int, int], features
     return positions * channels * block_size**2 * features * block_size**2
 
 
+#: The discriminator's heads: flatten the last map (position-aware) or sum it over positions.
+HEADS = ("flatten", "sum")
+
+
 class SelfAttention(nn.Module):
     """SAGAN self-attention: ``x + gamma * softmax(q k^T) v`` with SN 1x1 projections, gamma = 0."""
 
@@ -163,14 +168,22 @@ class SelfAttention(nn.Module):
 class SAGANDiscriminator(nn.Module):
     """SAGAN-style discriminator with widths ``width * (1, 2, 4, 8)`` (paper: 128).
 
+    ``head="flatten"`` (the SIA-GAN authors' code): the last feature map, ``8w x H/8 x W/8``, is
+    flattened into one linear logit, so the discriminator knows WHERE a feature is (a sky above,
+    the ground below); ``head="sum"`` (SAGAN's): summed over positions first, nearly blind to
+    where. ``image_size`` (H, W) sizes the flattened head.
+
     Shape: ``(N, C, H, W)`` -> ``(N,)`` logits (hinge loss).
 
     >>> SAGANDiscriminator(width=8)(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2])
     """
 
-    def __init__(self, width: int = 128, channels: int = 3):
+    def __init__(self, width: int = 128, channels: int = 3, head: str = "flatten",
+                 image_size: tuple[int, int] = (32, 32)):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"discriminator head must be one of {HEADS}, got {head!r}")
         layers: list[nn.Module] = []
         in_ch = channels
         for i in range(3):
@@ -181,7 +194,11 @@ class SAGANDiscriminator(nn.Module):
         layers += [SelfAttention(in_ch), sn(nn.Conv2d(in_ch, width * 8, 3, padding=1)), nn.LeakyReLU(0.1),
                    SelfAttention(width * 8)]
         self.features = nn.Sequential(*layers)
-        self.linear = sn(nn.Linear(width * 8, 1))
+        self.head = head
+        cells = (image_size[0] // 8) * (image_size[1] // 8) if head == "flatten" else 1
+        self.linear = sn(nn.Linear(width * 8 * cells, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.features(x).sum(dim=(2, 3))).squeeze(1)
+        features = self.features(x)
+        pooled = features.flatten(1) if self.head == "flatten" else features.sum(dim=(2, 3))
+        return self.linear(pooled).squeeze(1)
