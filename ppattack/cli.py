@@ -454,7 +454,8 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
               help="Plain images under the ciphertexts' names: score the restorations (OUTDIR/report/).")
 @click.option("--preset", default="quick", show_default=True, help="quick | cifar | paper (the attack's budget).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the attack's own randomness.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The run's seed: the attack gets the seed that `run --seed` gives it.")
 @click.option("--lpips-weights", default=None, type=click.Path(exists=True, dir_okay=False), metavar="PATH",
               help="torchvision's AlexNet checkpoint for LPIPS (with --truth).")
 def restore(attack_name: str, cipher_name: str, params: tuple[str, ...], ciphertexts_dir: str, public_dir: str,

@@ -9,27 +9,28 @@ Following breaching's split, the case holds the ground truth and the attacker ge
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 import torch
 
 from .version import __version__
 from .attack import Attack, resolve_device
-from .learning.cache import tensor_digest
-from .cipher import Cipher, parse_int_param
+# the case's configuration, parts and view are built in ppattack.case and ppattack.views; their
+# names stay importable from here
+from .case import (COUNTS, Case, Resolved, RunConfig, Victim, build_case, case_view, known_pairs_granted,  # noqa: F401
+                   resolve, role_seed, victim_case)
+from .cipher import Cipher
 from .learning import classifier
-from .learning.classifier import TRAIN_NUMBERS
 from .data import Dataset, Roles, assign_roles, load_dataset
 from .learning.distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
-from .images.image_set import ImageSet, image_buffer
+from .images.image_set import ImageSet
 from .keys import Key
 from .solvers.keyscore import score_map, score_recovery
 from .lpips_metric import prepare as prepare_lpips
@@ -37,90 +38,13 @@ from .metrics import conventions, score
 from .params import accepted_parameters
 from .records import (Accuracy, AttackRecord, Baseline, CipherRecord, ConfigRecord, Control, DatasetRecord,
                       Environment, RunRecord, Scores)
-from .presets import get_preset
-from .registry import ATTACKS, CIPHERS
-from .threat import ThreatView, default_threat
+from .registry import ATTACKS
+from .views import KNOWN_PAIRS, encrypted_training_images, threat_view  # noqa: F401
 
 log = logging.getLogger(__name__)
 RESULT_SCHEMA_VERSION = 1
-KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants when neither the run nor the attack says
 #: Mean SSIM (wang) an attack must reach on ``plain`` for its positive control to pass.
 CONTROL_SSIM = 0.9
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run depends on. ``params`` holds user ``K=V`` overrides (see :func:`resolve`)."""
-
-    cipher: str
-    attack: str
-    dataset: str | None = None
-    data_root: str | None = None
-    preset: str = "quick"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-    seed: int = 0
-    limit: int | None = None
-    accuracy: bool = True
-    threat: str | None = None  # None: coa+public when the attack supports it (threat.default_threat)
-    control: bool = False  # also run the positive control (the same attack on plain)
-    lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
-    attack_budget: str | None = None  # the attack's budget (None: the preset's name; audit --budget sets it)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A config with the preset merged in and the parameters routed to their component."""
-
-    settings: dict[str, Any]
-    cipher_params: dict[str, Any]
-    attack_params: dict[str, Any]
-
-
-#: Preset values that must be positive integers (None: no limit, for the max_* values).
-COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test", "classifier_batch")
-
-
-def resolve(config: RunConfig) -> Resolved:
-    """Merge preset and user values (user wins) and route each ``K=V`` to whoever takes it.
-
-    ``cipher.K=V`` / ``attack.K=V`` address one component; a bare ``K`` overrides the preset
-    value of that name if there is one, else goes to the cipher and/or attack accepting it.
-    """
-    settings = get_preset(config.preset)
-    settings.setdefault("known_pairs", None)  # None: as many as the attack asks for (known_pairs_granted)
-    if config.dataset is not None:
-        settings["dataset"] = config.dataset
-    cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
-    attack_accepts = set(accepted_parameters(ATTACKS.get(config.attack))) - {"budget", "seed", "device", "threat"}
-    cipher_params: dict[str, Any] = {}
-    attack_params: dict[str, Any] = {}
-    for name, value in config.params.items():
-        target, _, bare = name.rpartition(".")
-        if target == "cipher" and bare in cipher_accepts:
-            cipher_params[bare] = value
-        elif target == "attack" and bare in attack_accepts:
-            attack_params[bare] = value
-        elif target:
-            raise ParameterError(f"parameter '{name}' is not taken by the {target} "
-                                 f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
-        elif name in settings or name in cipher_accepts or name in attack_accepts:
-            if name in settings:
-                settings[name] = value
-            if name in cipher_accepts:
-                cipher_params[name] = value
-            if name in attack_accepts:
-                attack_params[name] = value
-        else:
-            raise ParameterError(f"no preset value, cipher '{config.cipher}' or attack "
-                                 f"'{config.attack}' takes parameter '{name}' (preset values: "
-                                 f"{sorted(settings)})")
-    for name in COUNTS:  # the harness's own numbers; the components check theirs
-        if settings.get(name) is not None:
-            settings[name] = parse_int_param(name, settings[name])
-    if "block_size" in cipher_accepts:
-        cipher_params.setdefault("block_size", settings["block_size"])
-    return Resolved(settings, cipher_params, attack_params)
 
 
 def memory_floor(image_size: int, targets: int, classifier_batch: int | None) -> int:
@@ -148,75 +72,6 @@ def check_memory(image_size: int, targets: int, classifier_batch: int | None, de
                              "memory: use a smaller image_size, targets (--limit) or classifier_batch")
 
 
-def role_seed(seed: int, role: str) -> int:
-    """The seed of one role in a run ("victim-key", "attack"), derived from the run's seed by
-    SHA-256: a run stays reproducible from its seed, and the seed an attack receives tells it
-    nothing about the seed of the victim key."""
-    digest = hashlib.sha256(f"ppattack run seed|{role}|{int(seed)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1  # 63 bits: any numpy seed or torch seed
-
-
-def threat_view(threat_model: str, cipher: Cipher, key: Key, ciphertexts: torch.Tensor,
-                roles: Roles, *, dataset: str = "unnamed", known_pairs: int = KNOWN_PAIRS,
-                model: Any = None, training_ciphertexts: bool = False,
-                public_count: int | None = None) -> ThreatView:
-    """Build the attacker's view: exactly what ``threat_model`` grants (attacks.md).
-
-    ``dataset`` names the data in the view's ``data_id``; ``known_pairs`` is how many
-    (plain, cipher) pairs the kpa model grants (taken from the public images); ``model`` is
-    what the model threat grants (:func:`provider_model`); ``training_ciphertexts`` adds the
-    victim's encrypted training images (:func:`encrypted_training_images`), which every threat
-    model holds; ``public_count`` caps the public images the view carries (the first ones; None:
-    the whole public role), so that memory follows what the attack reads
-    (:meth:`ppattack.attack.Attack.public_images_wanted`).
-    """
-    device = ciphertexts.device
-    data_id = f"{dataset}|{tuple(key.shape)}|{threat_model}"
-    # The attacker gets its own cipher object (the harness's caches compiled plans per key) and
-    # copies of its images (slices would share storage with the victim's training images).
-    public_cipher = type(cipher)(**cipher.params)
-    extra: dict[str, Any] = {"data_id": data_id}
-    if training_ciphertexts:
-        extra["training_ciphertexts"] = encrypted_training_images(cipher, key, roles.victim_train, device)
-        extra["training_labels"] = roles.victim_train_labels.clone()
-    if threat_model == "coa":
-        return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, **extra)
-    granted = roles.public[:public_count] if public_count is not None else roles.public
-    public, labels = granted.tensor(device), granted.labels.to(device).clone()
-    extra["data_id"] += f"|public={len(public)}:{tensor_digest(public, labels)}"
-    # Per-image ciphers number the victim's images: the targets are 0..N-1, the known pairs
-    # N..N+k-1, and every image the oracle encrypts takes the next unused number.
-    first_free = len(ciphertexts)
-    if threat_model == "kpa":
-        known = public[:int(known_pairs)]
-        numbers = torch.arange(len(known)) + first_free
-        extra["known_pairs"] = (known, cipher.encrypt(known, key, indices=numbers))
-    elif threat_model == "cpa":
-        extra["oracle"] = _numbering_oracle(cipher, key, first_free, device)
-    elif threat_model == "model":
-        if model is None:
-            raise ParameterError("the 'model' threat model needs the provider's model (see provider_model)")
-        extra["model"] = model
-    return ThreatView(threat_model, public_cipher, key.shape, ciphertexts, public, labels, **extra)
-
-
-def encrypted_training_images(cipher: Cipher, key: Key, images: ImageSet, device: torch.device,
-                              chunk: int = 1024) -> torch.Tensor:
-    """The victim's training images as the cloud receives them: uint8 on the CPU, image ``i``
-    encrypted as number ``TRAIN_NUMBERS + i`` (as the protected classifier's training does),
-    in chunks so that a large training set never sits on the device whole, nor in memory whole
-    (a large result is backed by a temporary file: :func:`ppattack.images.image_set.image_buffer`)."""
-    out = None
-    for i in range(0, len(images), chunk):
-        part = cipher.encrypt(images[i:i + chunk].tensor(device), key,
-                              indices=torch.arange(i, min(i + chunk, len(images))) + TRAIN_NUMBERS).cpu()
-        if out is None:  # a large set goes to a file-backed buffer (image_buffer), never whole in memory
-            out = (image_buffer((len(images), *part.shape[1:])) if part.dtype == torch.uint8
-                   else torch.empty((len(images), *part.shape[1:]), dtype=part.dtype))
-        out[i:i + len(part)] = part
-    return out if out is not None else torch.empty((0, *images.shape), dtype=torch.uint8)
-
-
 def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map: Any) -> dict[str, float] | None:
     """Scores of recovered key material (part by part) and of a recovered map (by decryption);
     a map that decrypts exactly makes the recovery complete even when the material's parts
@@ -227,19 +82,6 @@ def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map:
         complete = max(by_map["complete"], (scores or {}).get("complete", 0.0))
         scores = {**(scores or {}), **by_map, "complete": complete}
     return scores
-
-
-def _numbering_oracle(cipher: Cipher, key: Key, first: int, device: torch.device):
-    """The cpa encryption oracle: each query's images get fresh image numbers from ``first`` on."""
-    issued = first
-
-    def oracle(x: torch.Tensor) -> torch.Tensor:
-        nonlocal issued
-        numbers = torch.arange(len(x)) + issued
-        issued += len(x)
-        return cipher.encrypt(x.to(device), key, indices=numbers)
-
-    return oracle
 
 
 def provider_model(settings: Mapping[str, Any], cipher: Cipher, key: Key, roles: Roles,
@@ -295,29 +137,6 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class Victim:
-    """The ground truth of a case: the cipher, the victim's key, the data and its roles, and the
-    targets' plain images and ciphertexts (on the run's device). Attacks never see it; the
-    harness builds their view from it (:func:`threat_view`) and scores against it."""
-
-    cipher: Cipher
-    key: Key
-    dataset: Dataset
-    roles: Roles
-    plain: torch.Tensor
-    ciphertexts: torch.Tensor
-
-
-def victim_case(cipher: Cipher, shape: tuple[int, int, int], dataset: Dataset, roles: Roles, *,
-                seed: int, device: torch.device) -> Victim:
-    """The victim of a run with ``seed``: a key drawn from the run's victim-key seed, and the
-    target images encrypted with it."""
-    key = cipher.generate_key(shape, seed=role_seed(seed, "victim-key"))
-    plain = roles.targets.tensor(device)
-    return Victim(cipher, key, dataset, roles, plain, cipher.encrypt(plain, key))
-
-
-@dataclass(frozen=True)
 class Evaluation:
     """An attack evaluated on a victim: its record (facts, timings in seconds, key-recovery
     scores), the scores of its restorations, and the restorations (uint8, on the device)."""
@@ -327,35 +146,17 @@ class Evaluation:
     restored: torch.Tensor
 
 
-def known_pairs_granted(settings: Mapping[str, Any], attack: Attack, cipher: Cipher,
-                        shape: tuple[int, int, int]) -> int:
-    """How many (plain, cipher) pairs a kpa view of ``cipher`` at ``shape`` holds: the run's
-    ``known_pairs`` when given, else what ``attack`` asks for
-    (:meth:`ppattack.attack.Attack.known_pairs_wanted`, shown a copy of the cipher without the
-    victim's key), else :data:`KNOWN_PAIRS`. Other threat models grant none (0)."""
-    if attack.threat_model != "kpa":
-        return 0
-    if settings.get("known_pairs") is not None:
-        return int(settings["known_pairs"])
-    wanted = attack.known_pairs_wanted(type(cipher)(**cipher.params), shape)
-    return KNOWN_PAIRS if wanted is None else int(wanted)
+def evaluate_attack(case: Case, victim: Victim, perceptual: Any, *, model: Any = None) -> Evaluation:
+    """Run the case's attack on the view its threat model grants of ``victim``
+    (:func:`~ppattack.case.case_view`) and score it.
 
-
-def evaluate_attack(victim: Victim, attack: Attack, settings: Mapping[str, Any], perceptual: Any, *,
-                    model: Any = None) -> Evaluation:
-    """Run ``attack`` on the view its threat model grants of ``victim`` and score it.
-
-    ``settings``: the run's resolved settings (dataset name, known pairs:
-    :func:`known_pairs_granted`); ``perceptual``: the LPIPS metric or why it is unavailable
+    ``perceptual``: the LPIPS metric or why it is unavailable
     (:func:`ppattack.lpips_metric.prepare`); ``model``: what the model threat grants
     (:func:`provider_model`). Recovered key material is scored here and goes no further: the
     record holds its scores only.
     """
-    known_pairs = known_pairs_granted(settings, attack, victim.cipher, tuple(victim.key.shape))
-    view = threat_view(attack.threat_model, victim.cipher, victim.key, victim.ciphertexts, victim.roles,
-                       dataset=str(settings["dataset"]), known_pairs=known_pairs,
-                       model=model, training_ciphertexts=attack.uses_training_ciphertexts,
-                       public_count=attack.public_images_wanted())
+    attack = case.attack
+    view = case_view(case, victim, model=model)
     log.info("attacking %d %s ciphertexts with %s (%s)", len(victim.plain), victim.cipher.name, attack.name,
              attack.threat_model)
     outcome = attack(view)
@@ -408,25 +209,22 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     started = time.time()
     init_from_env()  # under torchrun: join the process group (training is then data parallel)
     resolved = resolve(config)
-    settings = resolved.settings
     device = resolve_device(config.device)
     if device.type == "cuda":  # every network of a run sees one input shape: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
-    cipher: Cipher = CIPHERS.create(config.cipher, **resolved.cipher_params)
-    attack = create_case_attack(config, resolved, device)
-    size = int(settings["image_size"])
-    shape = (3, size, size)
-    cipher.check_shape(shape)  # fail before loading any data
+    case = build_case(config, resolved, device)  # fails before loading any data
+    settings, shape, cipher = case.settings, case.shape, case.cipher
+    size = shape[-1]
     batch = settings.get("classifier_batch") if config.accuracy else None
     check_memory(size, 1, batch, device)  # before loading: the dataset's size is not known yet
     perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
-    dataset, roles = case_data(config, settings, attack)
+    dataset, roles = case_data(config, settings, case.attack)
     check_memory(size, len(roles.targets), batch, device)  # the targets there are
-    victim = victim_case(cipher, shape, dataset, roles, seed=config.seed, device=device)
+    victim = victim_case(case, dataset, roles)
     model = (provider_model(settings, cipher, victim.key, roles, len(dataset.classes), seed=config.seed,
-                            device=device) if attack.threat_model == "model" else None)
-    evaluation = evaluate_attack(victim, attack, settings, perceptual, model=model)
+                            device=device) if case.attack.threat_model == "model" else None)
+    evaluation = evaluate_attack(case, victim, perceptual, model=model)
     baseline = baseline_scores(victim, perceptual)
     if accuracy is None:  # victim-train images train the classifiers; the whole test split scores them
         accuracy = (measure_accuracy(settings, victim, seed=config.seed, device=device) if config.accuracy
@@ -434,7 +232,7 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     images = (victim.plain.cpu(), victim.ciphertexts.cpu(), evaluation.restored.cpu())
     # the control attacks again: free this case's networks and device tensors first
     attack_record, metrics = evaluation.attack, evaluation.metrics
-    del victim, evaluation, model, attack
+    del victim, evaluation, model, case
     if device.type == "cuda":
         torch.cuda.empty_cache()
     control = positive_control(config, resolved, cipher, metrics, dataset, roles, perceptual, device)
@@ -474,16 +272,7 @@ def prepare_data(config: RunConfig) -> None:
     """Decode into the cache what ``run(config)`` will read (a bench does this for every cell
     while its processes are still one group, before the cells spread over them)."""
     resolved = resolve(config)
-    case_data(config, resolved.settings, create_case_attack(config, resolved, torch.device("cpu")))
-
-
-def create_case_attack(config: RunConfig, resolved: Resolved, device: torch.device) -> Attack:
-    """The attack of a case: its registered class with the run's attack budget (the preset's
-    name unless an audit's budget says otherwise), threat model (the attack's default when none
-    is given) and parameters, seeded from the run's seed."""
-    threat = config.threat if config.threat is not None else default_threat(ATTACKS.get(config.attack).threat_models)
-    return ATTACKS.create(config.attack, budget=config.attack_budget or config.preset, seed=role_seed(config.seed, "attack"),
-                          device=device, threat=threat, **resolved.attack_params)
+    case_data(config, resolved.settings, build_case(config, resolved, torch.device("cpu")).attack)
 
 
 def _roles_read(roles: Roles, attack: Attack, accuracy: bool, public_count: int | None) -> list[ImageSet]:
@@ -515,18 +304,12 @@ def evaluate_control(control: RunConfig, dataset: Dataset, roles: Roles, percept
                      device: torch.device) -> Evaluation:
     """The attack of ``control`` (a :func:`control_config`) evaluated on ``plain``, on the same
     data and roles as the case it controls, with a victim key drawn from the same seed."""
-    resolved = resolve(control)
-    settings = resolved.settings
-    plain_cipher: Cipher = CIPHERS.create(control.cipher, **resolved.cipher_params)
-    attack = create_case_attack(control, resolved, device)
-    size = int(settings["image_size"])
-    shape = (3, size, size)
-    plain_cipher.check_shape(shape)
-    prepare_reads(dataset, roles, attack, accuracy=False)
-    victim = victim_case(plain_cipher, shape, dataset, roles, seed=control.seed, device=device)
-    model = (provider_model(settings, plain_cipher, victim.key, roles, len(dataset.classes), seed=control.seed,
-                            device=device) if attack.threat_model == "model" else None)
-    return evaluate_attack(victim, attack, settings, perceptual, model=model)
+    case = build_case(control, resolve(control), device)
+    prepare_reads(dataset, roles, case.attack, accuracy=False)
+    victim = victim_case(case, dataset, roles)
+    model = (provider_model(case.settings, case.cipher, victim.key, roles, len(dataset.classes), seed=control.seed,
+                            device=device) if case.attack.threat_model == "model" else None)
+    return evaluate_attack(case, victim, perceptual, model=model)
 
 
 def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher, metrics: Scores,

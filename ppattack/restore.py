@@ -19,10 +19,9 @@ import torch
 
 from .version import __version__
 from .attack import AttackResult, resolve_device
-from .learning.cache import tensor_digest
+from .case import Case, RunConfig, build_case, resolve
 from .errors import DataError, ParameterError, ShapeError
-from .harness import (RESULT_SCHEMA_VERSION, RunConfig, RunResult, _git_commit, cipher_record, config_record,
-                      environment, resolve)
+from .harness import RESULT_SCHEMA_VERSION, RunResult, _git_commit, cipher_record, config_record, environment
 from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, RunRecord, Scores
 from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, lossy_format, read_image, read_image_exact,
                       staged_output, write_png)
@@ -30,7 +29,7 @@ from .lpips_metric import prepare as prepare_lpips
 from .metrics import conventions, score
 from .registry import ATTACKS, CIPHERS
 from .report import RUN_FILES, write_run
-from .threat import ThreatView
+from .views import files_view
 
 #: The folder below the output folder that receives the report (with --truth).
 REPORT_FOLDER = "report"
@@ -98,14 +97,15 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     config = RunConfig(cipher=cipher_name, attack=attack_name, preset=preset, params=dict(params or {}),
                        device=device, seed=seed, threat=threat, accuracy=False, lpips_weights=lpips_weights)
     resolved = resolve(config)
-    cipher = CIPHERS.create(cipher_name, **resolved.cipher_params)
-    if cipher.ciphertext_dtype != torch.uint8:
+    if CIPHERS.get(cipher_name).ciphertext_dtype != torch.uint8:
         raise ParameterError(f"cipher {cipher_name} makes non-image ciphertexts; restore reads image files")
     files = image_files(ciphertexts_dir, "ciphertexts")
     ciphertexts = read_batch(files, "ciphertext", exact=True)
     shape = tuple(ciphertexts.shape[1:])
-    cipher.check_shape(shape)
-    if tuple(cipher.encrypted_shape(shape)) != shape:
+    run_device = resolve_device(device)
+    # the cipher and the attack (seeded as `run` seeds it) of the case; the cipher takes the files' shape
+    case = build_case(config, resolved, run_device, shape=shape)
+    if tuple(case.cipher.encrypted_shape(shape)) != shape:
         raise ShapeError(f"cipher {cipher_name} changes the image shape; restore takes ciphers whose "
                          "ciphertexts have the plain shape")
     public = None
@@ -138,22 +138,16 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     check_apart(out_dir, {"ciphertexts": ciphertexts_dir, "public": public_dir, "truth": truth_dir},
                 names + report_names)
     check_placeable(out_dir, names + report_names)
-    run_device = resolve_device(device)
     # a bad --lpips-weights fails now, not after the attack
     perceptual = prepare_lpips(config.lpips_weights, run_device) if truth is not None else None
-    attack = ATTACKS.create(attack_name, budget=preset, seed=seed, device=run_device, threat=threat,
-                            **resolved.attack_params)
-    data_id = f"restore|{tuple(shape)}|{threat}|" + (tensor_digest(public) if public is not None else "-")
-    labels = None if public is None else torch.zeros(len(public), dtype=torch.long, device=run_device)
-    view = ThreatView(threat, type(cipher)(**cipher.params), shape, ciphertexts.to(run_device),
-                      None if public is None else public.to(run_device), labels, data_id=data_id)
-    outcome = attack(view)  # recovered key material stays in its fields: no record takes it
+    view = files_view(threat, case.cipher, shape, ciphertexts.to(run_device),
+                      None if public is None else public.to(run_device))
+    outcome = case.attack(view)  # recovered key material stays in its fields: no record takes it
     restored = outcome.images.cpu()
 
     result = None
     if truth is not None:
-        result = scored_result(config, resolved.settings, cipher, attack, outcome, truth, ciphertexts, restored,
-                               started, run_device, perceptual)
+        result = scored_result(case, outcome, truth, ciphertexts, restored, started, perceptual)
     with staged_output(out_dir) as staging:
         for image, name in zip(restored, names):
             write_png(staging / name, image)
@@ -162,18 +156,17 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     return RestoreResult([out_dir / name for name in names], result)
 
 
-def scored_result(config: RunConfig, settings: dict[str, Any], cipher, attack, outcome: AttackResult,
-                  truth: torch.Tensor, ciphertexts: torch.Tensor, restored: torch.Tensor, started: float,
-                  device: torch.device, perceptual: Any) -> RunResult:
+def scored_result(case: Case, outcome: AttackResult, truth: torch.Tensor, ciphertexts: torch.Tensor,
+                  restored: torch.Tensor, started: float, perceptual: Any) -> RunResult:
     """The record of a run (result.json's schema) for restored files scored against the truth
     (``perceptual``: :func:`~ppattack.lpips_metric.prepare`'s answer); the attack's recovered
     key, if any, is not scored (there is no key to score it against)."""
-    shape = tuple(truth.shape[1:])
+    shape, attack, device = case.shape, case.attack, case.device
     record = RunRecord(
         schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
-        config=config_record(config, settings, device),
+        config=config_record(case.config, case.settings, device),
         dataset=DatasetRecord("files", shape, 0, {"targets": len(truth), "public": 0, "victim_train": 0, "test": 0}),
-        cipher=cipher_record(cipher, shape),
+        cipher=cipher_record(case.cipher, shape),
         attack=AttackRecord(attack.name, attack.threat_model, attack.params, outcome.facts,
                             outcome.train_seconds, outcome.attack_seconds),
         metrics=Scores.from_json(score(restored, truth, perceptual)),

@@ -248,14 +248,14 @@ def test_a_control_that_cannot_run_is_recorded_and_the_result_kept(monkeypatch):
     import ppattack.harness as harness
     from ppattack.errors import ParameterError
 
-    original = harness.create_case_attack
+    original = harness.build_case
 
-    def refuse_plain(config, resolved, device):
+    def refuse_plain(config, resolved, device, **options):
         if config.cipher == "plain":
             raise ParameterError("this attack cannot take plain")
-        return original(config, resolved, device)
+        return original(config, resolved, device, **options)
 
-    monkeypatch.setattr(harness, "create_case_attack", refuse_plain)
+    monkeypatch.setattr(harness, "build_case", refuse_plain)
     document = harness.run(RunConfig(cipher="le", attack="fr", limit=4, accuracy=False, control=True)).document
     assert document["control"] == {"run": False, "reason": "the control on plain failed: this attack cannot take plain"}
     assert document["metrics"]["ssim"]["mean"] is not None

@@ -16,7 +16,7 @@ README = PACKAGE.parent / "README.md"
 
 #: The top-level modules that run things; no module of a sub-package may import them.
 ORCHESTRATION = {f"ppattack.{name}" for name in (
-    "cli", "harness", "bench", "audit", "audit_check", "check", "report", "restore", "data")}
+    "cli", "harness", "case", "views", "bench", "audit", "audit_check", "check", "report", "restore", "data")}
 
 
 def package_modules() -> dict[str, Path]:

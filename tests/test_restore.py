@@ -225,3 +225,19 @@ def test_restore_refuses_an_output_folder_linked_into_an_input(files, cli_runner
     before = snapshot(files)
     refused_one_line(restore(cli_runner, files, out), "through a link")
     assert snapshot(files) == before
+
+
+# -- issue 30: the case is built once ----------------------------------------------------------------
+
+def test_restore_and_run_give_the_attack_the_same_seed(files, cli_runner, tmp_path):
+    """`restore --seed S` and `run --seed S` build their attack in one place: the same
+    parameters, and the same seed derived from S (restore gave the attack S itself)."""
+    restored = restore(cli_runner, files, tmp_path / "restored", "--seed", "5")
+    assert restored.exit_code == 0, restored.output
+    ran = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "keyrec", "--param", f"block_size={BLOCK}",
+                                  "--seed", "5", "--limit", "2", "--no-accuracy", "--out", str(tmp_path / "run")])
+    assert ran.exit_code == 0, ran.output
+    by_restore = json.loads((tmp_path / "restored" / "report" / "result.json").read_text())["attack"]["params"]
+    by_run = json.loads((tmp_path / "run" / "result.json").read_text())["attack"]["params"]
+    assert by_restore == by_run
+    assert by_restore["seed"] != 5  # a seed derived from 5, not 5 itself
