@@ -121,6 +121,22 @@ def config_record(config: RunConfig, settings: Mapping[str, Any], device: torch.
                         settings=settings)
 
 
+def run_record(config: RunConfig, settings: Mapping[str, Any], cipher: Cipher, shape: tuple[int, int, int],
+               device: torch.device, *, started: float, perceptual: Any, dataset: DatasetRecord,
+               attack: AttackRecord, metrics: Scores, baseline: Baseline, accuracy: Accuracy, control: Control,
+               processes: int = 1) -> RunRecord:
+    """The record (result.json) of a case of ``config`` (``settings``: its resolved settings)
+    with ``cipher`` at the plain ``shape`` on ``device``, started at ``started`` (``time.time()``)
+    and scored with ``perceptual`` (:func:`ppattack.lpips_metric.prepare`'s answer): what
+    ``run`` and ``restore`` both write. ``processes``: the ranks that ran it."""
+    return RunRecord(
+        schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
+        config=config_record(config, settings, device), dataset=dataset, cipher=cipher_record(cipher, shape),
+        attack=attack, metrics=metrics, baseline=baseline, metric_conventions=conventions(perceptual),
+        accuracy=accuracy, environment=environment(device, processes), control=control,
+        seconds=time.time() - started)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """The record of a run plus the images it was scored on (uint8, CPU)."""
@@ -236,14 +252,11 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     control = positive_control(config, resolved, cipher, metrics, dataset, roles, perceptual, device)
-    record = RunRecord(
-        schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
-        config=config_record(config, settings, device),
-        dataset=DatasetRecord(settings["dataset"], shape, len(dataset.classes),
-                              {**roles.sizes(), "test": len(dataset.test)}),
-        cipher=cipher_record(cipher, shape), attack=attack_record, metrics=metrics, baseline=baseline,
-        metric_conventions=conventions(perceptual), accuracy=accuracy,
-        environment=environment(device, world().size), control=control, seconds=time.time() - started)
+    record = run_record(config, settings, cipher, shape, device, started=started, perceptual=perceptual,
+                        dataset=DatasetRecord(settings["dataset"], shape, len(dataset.classes),
+                                              {**roles.sizes(), "test": len(dataset.test)}),
+                        attack=attack_record, metrics=metrics, baseline=baseline, accuracy=accuracy,
+                        control=control, processes=world().size)
     return RunResult(record, *images)
 
 

@@ -17,16 +17,15 @@ from typing import Any, Mapping
 
 import torch
 
-from .version import __version__
 from .attack import AttackResult, resolve_device
 from .case import Case, RunConfig, build_case, resolve
 from .errors import DataError, ParameterError, ShapeError
-from .harness import RESULT_SCHEMA_VERSION, RunResult, _git_commit, cipher_record, config_record, environment
-from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, RunRecord, Scores
+from .harness import RunResult, run_record
+from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, Scores
 from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, lossy_format, read_image, read_image_exact,
                       staged_output, write_png)
 from .lpips_metric import prepare as prepare_lpips
-from .metrics import conventions, score
+from .metrics import score
 from .registry import ATTACKS, CIPHERS
 from .report import RUN_FILES, write_run
 from .views import files_view
@@ -161,19 +160,15 @@ def scored_result(case: Case, outcome: AttackResult, truth: torch.Tensor, cipher
     """The record of a run (result.json's schema) for restored files scored against the truth
     (``perceptual``: :func:`~ppattack.lpips_metric.prepare`'s answer); the attack's recovered
     key, if any, is not scored (there is no key to score it against)."""
-    shape, attack, device = case.shape, case.attack, case.device
-    record = RunRecord(
-        schema_version=RESULT_SCHEMA_VERSION, ppattack_version=__version__, git_commit=_git_commit(),
-        config=config_record(case.config, case.settings, device),
-        dataset=DatasetRecord("files", shape, 0, {"targets": len(truth), "public": 0, "victim_train": 0, "test": 0}),
-        cipher=cipher_record(case.cipher, shape),
+    attack = case.attack
+    record = run_record(
+        case.config, case.settings, case.cipher, case.shape, case.device, started=started, perceptual=perceptual,
+        dataset=DatasetRecord("files", case.shape, 0,
+                              {"targets": len(truth), "public": 0, "victim_train": 0, "test": 0}),
         attack=AttackRecord(attack.name, attack.threat_model, attack.params, outcome.facts,
                             outcome.train_seconds, outcome.attack_seconds),
         metrics=Scores.from_json(score(restored, truth, perceptual)),
         baseline=Baseline(Scores.from_json(score(ciphertexts, truth, perceptual))),
-        metric_conventions=conventions(perceptual),
         accuracy=Accuracy.not_measured("restore attacks files; no classifier is trained"),
-        environment=environment(device),
-        control=Control.not_run("restore attacks given files; run `ppattack run --control` for the control"),
-        seconds=time.time() - started)
+        control=Control.not_run("restore attacks given files; run `ppattack run --control` for the control"))
     return RunResult(record, truth, ciphertexts, restored)
