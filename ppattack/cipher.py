@@ -64,8 +64,9 @@ class UnitTransforms:
     An edge-based solver searches this set per unit (pe: 48 per pixel; etc: 96 per block;
     etc-gray: 16 per block). ``undo(units, t)`` applies the INVERSE of candidate ``t`` to a
     batch of units ``(M, C, s, s)`` uint8 (``s = unit_size``), giving candidate plain units.
-    ``key_parts(t)``: the key material parts (ciphers.md names) of units given their candidate
-    numbers ``t`` (int64, one per unit), so that a solver's answer is a key of the cipher.
+    ``key_parts(t)``: the key material parts (named as in docs/ciphers.md, "Key material") of
+    units given their candidate numbers ``t`` (int64, one per unit), so that a solver's answer
+    is a key of the cipher.
     """
 
     unit: str  # "pixel" or "block"
@@ -206,7 +207,7 @@ class Cipher:
 
     # -- keys ----------------------------------------------------------------------------------
     def key_fields(self, shape: Shape) -> Mapping[str, KeyField]:
-        """The arrays of key material for images of ``shape`` (ciphers.md's key JSON)."""
+        """The arrays of key material for images of ``shape`` (docs/ciphers.md, "Key material")."""
         raise NotImplementedError
 
     def key_space_bits(self, shape: Shape) -> float:

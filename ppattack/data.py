@@ -1,4 +1,4 @@
-"""Datasets (protocol.md): ``samples``, ``cifar10``, ``cifar100`` and ``folder:PATH``.
+"""Datasets (docs/protocol.md, "Datasets"): ``samples``, ``cifar10``, ``cifar100`` and ``folder:PATH``.
 
 A dataset is decoded at most once, lazily and at its images' native size, into a disk cache
 (:mod:`ppattack.images.disk_cache`, under ``$PPATTACK_CACHE/data``, default ``~/.cache/ppattack``)

@@ -1,6 +1,6 @@
 """Pure tensor operations shared by the ciphers: index maps and batched gathers.
 
-Conventions (ciphers.md): images are uint8 ``(N, C, H, W)``; blocks are ``B x B`` tiles
+Conventions (docs/ciphers.md, "Conventions"): images are uint8 ``(N, C, H, W)``; blocks are ``B x B`` tiles
 scanned row-major; "output[i] = input[perm[i]]" everywhere. A key is compiled once into an
 index map (a LongTensor) and masks, and applied with one gather per batch (plus an XOR for
 negative-positive steps), never with Python loops.

@@ -328,10 +328,10 @@ def evaluate_control(control: RunConfig, dataset: Dataset, roles: Roles, percept
 def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher, metrics: Scores,
                      dataset: Dataset, roles: Roles, perceptual: Any, device: torch.device) -> Control:
     """result.json's ``control``: the attack's mean SSIM on ``plain`` and whether it reaches
-    :data:`CONTROL_SSIM` (attacks.md: an attack that cannot restore unencrypted images proves
-    nothing by failing on a cipher). ``metrics``: the case's own scores, which are the control's
-    when the cipher is ``plain``; otherwise the control is a second evaluation on ``plain``
-    (:func:`evaluate_control`)."""
+    :data:`CONTROL_SSIM` (docs/attacks.md, "Positive controls": an attack that cannot restore
+    unencrypted images proves nothing by failing on a cipher). ``metrics``: the case's own
+    scores, which are the control's when the cipher is ``plain``; otherwise the control is a
+    second evaluation on ``plain`` (:func:`evaluate_control`)."""
     if not config.control:
         return Control.not_run("not requested (--control runs the same attack on plain)")
     if cipher.name == "plain":

@@ -1,6 +1,6 @@
 """Keys: an immutable value holding a cipher's name, parameters, image shape and key material.
 
-A key file is the JSON document of protocol.md::
+A key file is the JSON document of docs/protocol.md, "Key files"::
 
     {"format": "ppattack-key/1", "cipher": "proposed", "params": {"block_size": 16},
      "shape": [3, 224, 224], "material": {"block_perm": [...], "pixel_perm": [...]}}

@@ -1,4 +1,5 @@
-"""Image-quality metrics of reconstructions against the plain images (attacks.md conventions).
+"""Image-quality metrics of reconstructions against the plain images (docs/protocol.md,
+"Results, metrics and reports").
 
 - ``ssim`` ("wang"): Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, per
   channel then averaged, over the valid region (as scikit-image crops its border); batched

@@ -1,4 +1,4 @@
-"""Presets: named sets of run values (protocol.md). User values override them key by key."""
+"""Presets: named sets of run values (docs/protocol.md, "Presets"). User values override them key by key."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
-"""Result files of a run (protocol.md): result.json, report.md and grid.png, written atomically.
+"""Result files of a run (docs/protocol.md, "Results, metrics and reports"): result.json, report.md
+and grid.png, written atomically.
 
 The grid is the seed's Fig. 4: rows of images (plain, encrypted, restored) for a fixed set of
 target images (the first :data:`GRID_COLUMNS`), the SSIM of each restored image under it. The

@@ -1,7 +1,7 @@
 """Threat models and the view of a case that an attacker is allowed to see.
 
 The harness builds a :class:`ThreatView` holding exactly what the attack's threat model
-grants (attacks.md). The view has no field for the victim key or the victim's plain target
+grants (docs/threat-models.md). The view has no field for the victim key or the victim's plain target
 images, so an attack cannot reach them: ground truth goes only to the metrics.
 """
 from __future__ import annotations

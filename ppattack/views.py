@@ -31,7 +31,7 @@ def grant(threat_model: str, cipher: Cipher, plain_shape: tuple[int, ...], ciphe
           source: str, public: torch.Tensor | None = None, public_labels: torch.Tensor | None = None,
           key: Key | None = None, known_pairs: int = KNOWN_PAIRS, model: Any = None,
           training: tuple[torch.Tensor, torch.Tensor] | None = None) -> ThreatView:
-    """The view that ``threat_model`` grants (attacks.md), and nothing more.
+    """The view that ``threat_model`` grants (docs/threat-models.md), and nothing more.
 
     ``ciphertexts``: the targets' ciphertexts (on the device the attack runs on); ``public``:
     the attacker's own plain images (ignored under coa), with their labels when known (None:

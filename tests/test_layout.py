@@ -1,6 +1,8 @@
 """The package's shape: no import cycle among its modules, the base classes a plugin imports
 stay light (the Attack base does not pull in the dataset layer), the sub-packages never import
-the orchestration, README's Layout lists every module and pyproject.toml every package."""
+the orchestration, docs/architecture.md describes every sub-package, every link to a docs page
+(in README, in docs/ and in docstrings) finds its page and section, and pyproject.toml lists
+every package."""
 from __future__ import annotations
 
 import ast
@@ -12,7 +14,9 @@ from pathlib import Path
 from ppattack.check import _load_toml
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ppattack"
-README = PACKAGE.parent / "README.md"
+ROOT = PACKAGE.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 #: The top-level modules that run things; no module of a sub-package may import them.
 ORCHESTRATION = {f"ppattack.{name}" for name in (
@@ -119,27 +123,97 @@ def test_sub_packages_do_not_import_the_orchestration():
     assert orchestration_imports(graph) == []
 
 
-def layout_entries(readme: str) -> set[str]:
-    """The ``ppattack/...`` paths that the list items of README's "## Layout" section begin with."""
-    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^ *- `(ppattack/[\w/.]*)`", section, flags=re.MULTILINE))
+def architecture_entries(text: str) -> set[str]:
+    """The ``ppattack/.../`` packages that the list items of docs/architecture.md begin with."""
+    return set(re.findall(r"^ *- `(ppattack/[\w/]*/)`", text, flags=re.MULTILINE))
 
 
-def package_tree() -> set[str]:
-    """Every package (``ppattack/x/``) and module (``ppattack/x/y.py``) of the package."""
-    tree = set()
-    for path in PACKAGE.rglob("*.py"):
-        relative = path.relative_to(PACKAGE.parent)
-        tree.add(f"{relative.parent}/" if path.name == "__init__.py" else str(relative))
-    return tree
+def sub_packages() -> set[str]:
+    """Every sub-package of the package, as ``ppattack/x/`` (the package itself excluded)."""
+    return {f"{path.parent.relative_to(ROOT)}/" for path in PACKAGE.rglob("__init__.py")} - {"ppattack/"}
 
 
-def test_readme_layout_lists_every_module_and_sub_package():
-    listed = layout_entries(README.read_text())
-    assert {"ppattack/", "ppattack/cipher.py", "ppattack/solvers/"} <= listed  # it reads the section
-    tree = package_tree()
-    assert sorted(tree - listed) == [], "missing from README's Layout"
-    assert sorted(listed - tree) == [], "in README's Layout but not in the package"
+def test_architecture_describes_every_sub_package():
+    listed = architecture_entries((DOCS / "architecture.md").read_text())
+    assert {"ppattack/solvers/", "ppattack/learning/nets/"} <= listed  # it reads the list
+    assert sorted(sub_packages() - listed) == [], "missing from docs/architecture.md"
+    assert sorted(listed - sub_packages()) == [], "in docs/architecture.md but not in the package"
+
+
+def without_code_blocks(markdown: str) -> str:
+    """``markdown`` without its fenced code blocks (a ``# comment`` there is no heading)."""
+    return re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def headings(markdown: str) -> tuple[set[str], set[str]]:
+    """The titles of a markdown page's headings, and their anchors as GitHub writes them
+    (lower case, punctuation dropped, spaces as hyphens, ``-1``, ``-2`` ... on repeats)."""
+    titles = re.findall(r"^#+ +(.+?) *$", without_code_blocks(markdown), flags=re.MULTILINE)
+    anchors: set[str] = set()
+    for title in titles:
+        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        repeat, unique = 0, anchor
+        while unique in anchors:
+            repeat += 1
+            unique = f"{anchor}-{repeat}"
+        anchors.add(unique)
+    return {title.replace("`", "") for title in titles}, anchors
+
+
+def broken_references(text: str, base: Path, pattern: str) -> list[str]:
+    """The references to docs pages in ``text`` that do not resolve: ``pattern`` finds a page
+    (relative to ``base``) with an optional ``#anchor`` or a quoted section title after it
+    (``docs/attacks.md, "Positive controls"``)."""
+    broken = []
+    for match in re.finditer(pattern + r"""(?:#([\w-]+)|,? ["']([^"'\n]+)["'])?""", text):
+        page, anchor, title = base / match.group(1), match.group(2), match.group(3)
+        if not page.is_file():
+            broken.append(f"{match.group(0)}: no such file")
+            continue
+        titles, anchors = headings(page.read_text())
+        if anchor is not None and anchor not in anchors:
+            broken.append(f"{match.group(0)}: no such anchor")
+        if title is not None and title not in titles:
+            broken.append(f"{match.group(0)}: no such section")
+    return broken
+
+
+#: A docs page named from the repository's root (README, docstrings), and a link between pages.
+FROM_ROOT = r"(docs/[\w./-]+?\.md)"
+BETWEEN_PAGES = r"\]\(([\w-]+\.md)"
+IN_PAGE = r"\]\((#[\w-]+)\)"
+
+
+def source_files() -> list[Path]:
+    """The Python files of the checkout that may name docs pages (no build output)."""
+    return sorted(path for folder in ("ppattack", "ciphers", "benchmarks", "tests")
+                  for path in (ROOT / folder).rglob("*.py") if "build" not in path.parts)
+
+
+def test_the_reference_checker_finds_broken_references(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text("# Page\n\n## Key files\n\n```toml\n# not a title\n```\n")
+    page = "docs/" + "page.md"
+    good = f'see {page}, "Key files", [it]({page}#key-files) and ({page})'
+    assert broken_references(good, tmp_path, FROM_ROOT) == []
+    bad = f'{"docs/" + "gone.md"}; {page}, "Keys"; [it]({page}#keys); {page} "not a title"'
+    assert len(broken_references(bad, tmp_path, FROM_ROOT)) == 4
+    assert broken_references("[a](page.md#page) [b](gone.md)", tmp_path / "docs", BETWEEN_PAGES) == [
+        "](gone.md: no such file"]
+
+
+def test_every_docs_reference_resolves():
+    readme = README.read_text()
+    assert "](docs/cli.md)" in readme and "docs/attacks.md" in (PACKAGE / "threat.py").read_text() + readme
+    broken = [f"README.md: {b}" for b in broken_references(readme, ROOT, FROM_ROOT)]
+    for path in source_files():
+        broken += [f"{path.relative_to(ROOT)}: {b}" for b in broken_references(path.read_text(), ROOT, FROM_ROOT)]
+    for page in sorted(DOCS.glob("*.md")):
+        text = without_code_blocks(page.read_text())
+        broken += [f"{page.relative_to(ROOT)}: {b}" for b in broken_references(text, DOCS, BETWEEN_PAGES)]
+        anchors = headings(page.read_text())[1]
+        broken += [f"{page.relative_to(ROOT)}: {a}" for a in re.findall(IN_PAGE, text) if a[1:] not in anchors]
+    assert broken == []
 
 
 def test_the_wheel_lists_every_sub_package():

@@ -1,4 +1,4 @@
-"""cpa: exact key recovery with chosen images (attacks.md, "kpa / cpa key recovery").
+"""cpa: exact key recovery with chosen images (docs/attacks.md, "kpa / cpa key recovery").
 
 For a shared-key cipher whose keyed part moves units of b bits (bytes, nibbles, bits) and XORs
 a mask, ``ceil(log_{2^b} u)`` chosen images whose units are the base-``2^b`` digits of every
@@ -24,7 +24,7 @@ class CPA(Attack):
     """Chosen-plaintext key recovery for shared-key ciphers that move and flip bits (exact)."""
 
     name = "cpa"
-    paper = ("attacks.md 'kpa / cpa key recovery'; Li and Lo: optimal quantitative cryptanalysis "
+    paper = ("docs/attacks.md 'kpa / cpa key recovery'; Li and Lo: optimal quantitative cryptanalysis "
              "of permutation-only multimedia ciphers against plaintext attacks (Signal Processing 2011)")
     threat_models = ("cpa",)
 

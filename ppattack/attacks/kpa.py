@@ -1,4 +1,4 @@
-"""kpa: exact key recovery from known (plain, cipher) pairs (attacks.md, "kpa / cpa key recovery").
+"""kpa: exact key recovery from known (plain, cipher) pairs (docs/attacks.md, "kpa / cpa key recovery").
 
 A shared-key cipher whose keyed part moves bits, nibbles or bytes and XORs a mask maps every
 image the same way (:mod:`ppattack.solvers.component_map`). The attacker learns the unit size and the
@@ -129,7 +129,7 @@ class KPA(Attack):
     """Known-plaintext key recovery for shared-key ciphers that move and flip bits (exact)."""
 
     name = "kpa"
-    paper = ("attacks.md 'kpa / cpa key recovery'; Li and Lo: optimal quantitative cryptanalysis "
+    paper = ("docs/attacks.md 'kpa / cpa key recovery'; Li and Lo: optimal quantitative cryptanalysis "
              "of permutation-only multimedia ciphers against plaintext attacks (Signal Processing 2011)")
     threat_models = ("kpa",)
 

@@ -1,4 +1,4 @@
-"""model-leak: the provider's ViT reveals the key (attacks.md, "model-leak").
+"""model-leak: the provider's ViT reveals the key (docs/attacks.md, "model-leak").
 
 A ViT that serves images encrypted by block scrambling at its patch size plus one fixed
 transformation of every block vector holds the key in its first layer: permuting the block
@@ -214,7 +214,7 @@ class ModelLeak(Attack):
 
     name = "model-leak"
     paper = ("Kiya et al. 2023 (image and model transformation with secret key for ViT); "
-             "attacks.md 'model-leak'")
+             "docs/attacks.md 'model-leak'")
     threat_models = ("model",)
 
     def __init__(self, *, restarts: int = 8, max_ciphertexts: int = 200, **common):

@@ -9,7 +9,7 @@ fixed map over the units of the flattened ``(C, H, W)`` components, where a unit
 proposed, block-shuffle and etc move bytes (mask 0 or 255: negative-positive), le and ele move
 nibbles (mask 0 or 15). Units are numbered plane by plane, low plane first: unit ``k * n + q``
 is bits ``bits*k .. bits*k + bits - 1`` of component q (n components); for nibbles that is the
-numbering of ciphers.md's ``concat(v & 0x0F, v >> 4)``.
+numbering of ``concat(v & 0x0F, v >> 4)`` in docs/ciphers.md, "Nibbles of le and ele".
 
 Such a map is recovered exactly from chosen images (:func:`from_oracle`: the base-``2^bits``
 digits of every unit's index, an all-zero image for the masks, a random image as the check) or
@@ -298,8 +298,9 @@ def from_pairs(plain: torch.Tensor, cipher: torch.Tensor, bits: int = 8,
 # -- conversion into key material ---------------------------------------------------------------
 
 def key_material(cipher: "Cipher", shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
-    """The cipher's key material (ciphers.md) implied by ``found``, through the cipher's own
-    :meth:`~ppattack.cipher.Cipher.key_from_map`; None when the cipher does not say."""
+    """The cipher's key material (docs/ciphers.md, "Key material") implied by ``found``, through
+    the cipher's own :meth:`~ppattack.cipher.Cipher.key_from_map`; None when the cipher does not
+    say."""
     return cipher.key_from_map(shape, found)
 
 

@@ -2,9 +2,10 @@
 
 Attacks never see the key. An attack that recovers key material returns it in
 ``AttackResult.recovered_key`` as ``{part: array}``, using the part names and the
-semantics of the cipher's key JSON (ciphers.md). The harness, which holds the key, scores it
-(the recovered material is the victim's key, so no record holds it and it is never written to
-result.json) and records only the scores of :func:`score_recovery` under ``attack.key_recovery``:
+semantics of the cipher's key JSON (docs/ciphers.md, "Key material"). The harness, which
+holds the key, scores it (the recovered material is the victim's key, so no record holds it
+and it is never written to result.json) and records only the scores of :func:`score_recovery`
+under ``attack.key_recovery``:
 
 - ``<part>``: for every recovered part that the key has, the fraction of entries equal to the
   key's (exact match per entry; a part of the wrong shape scores 0). For ``proposed`` the two

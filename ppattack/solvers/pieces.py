@@ -1,7 +1,7 @@
 """Pieces: square tiles of an image, and the two groups of transforms that act on one.
 
 Jigsaw-style attacks cut images into the cipher's ``B x B`` blocks (row-major, as in
-ciphers.md), work on the pieces, and put them back. A piece may be
+docs/ciphers.md, "Conventions"), work on the pieces, and put them back. A piece may be
 
 - turned by one of the 8 elements of the dihedral group of the square, numbered as etc's block
   transform: ``t = 4 * f + r`` means ``torch.rot90(k=r)`` on the (H, W) dims
@@ -90,7 +90,7 @@ class ColourGroup:
 
     Element ``e = negative * C! + q``: output channel c = input channel ``perms[q][c]``, then
     every component becomes ``255 - x`` if ``negative``. For C = 3 the permutations are in the
-    order of ciphers.md's colour table. ``product[a, b]`` is "first b, then a".
+    order of docs/ciphers.md, "Colour table". ``product[a, b]`` is "first b, then a".
     """
 
     def __init__(self, channels: int):
