@@ -20,7 +20,10 @@ it never looks at the cipher's name:
 4. placement, when pieces move: edge dissimilarity of every ordered pair of pieces summed over
    the ciphertexts, then tree-based placement (:mod:`ppattack.solvers.placement`; pieces in 8 turns when
    every position has its own map); single pixels are placed by quadratic assignment of their
-   correlations (Le Roux et al., "Learning the 2-D topology of images", NIPS 2007); the quarter
+   correlations (Le Roux et al., "Learning the 2-D topology of images", NIPS 2007), or, when
+   every key moves pixels as whole rows or columns (``structure.lines``), the lines are
+   ordered by the correlations of whole lines (:func:`ppattack.solvers.seriation.match_lines`),
+   quadratic in the lines rather than the pixels, their reversal settled as below; the quarter
    turn of the whole picture comes from a linear discriminant of the four turns fitted on the
    public images and voted over every restored picture (:mod:`ppattack.solvers.uprightness`;
    ``turn_vote`` in the facts), its mirror from a mirror score learned on them and summed over
@@ -58,7 +61,7 @@ from ppattack.keys import Shape
 from ppattack.solvers.pieces import DIHEDRAL, split, turn
 from ppattack.solvers.piece_maps import PieceMap, PieceMapSolver, symmetries
 from ppattack.solvers.placement import place
-from ppattack.solvers.seriation import correlation, match_positions
+from ppattack.solvers.seriation import correlation, match_lines, match_positions
 from ppattack.solvers.structure import Structure, assemble_units, compose_map, piece_units, probe
 from ppattack.threat import ThreatView
 
@@ -180,7 +183,10 @@ class _Solver:
         self.seconds["piece_maps"] = time.perf_counter() - start
         start = time.perf_counter()
         cells = np.arange(self.pieces)
-        if self.block == 1 and s.moves:
+        if self.block == 1 and s.lines is not None:
+            maps = self._choose_colours(maps, per_piece=False)
+            cells = self._place_lines(maps)
+        elif self.block == 1 and s.moves:
             maps = self._choose_colours(maps, per_piece=False)
             cells = self._place_pixels(maps)
         elif s.sources_shared and not s.moves:
@@ -198,6 +204,8 @@ class _Solver:
                 maps = self._turns_in_place(maps)
         self.seconds["placement"] = time.perf_counter() - start
         found = self._component_map(maps, cells)
+        if self.block == 1 and s.lines is not None:
+            return found  # the lines' order is settled with its reversal (_place_lines)
         if s.moves and (not s.shared or self.block == 1 or self.open_turn):
             found = self._upright(found)
         return found
@@ -489,6 +497,46 @@ class _Solver:
         return t ^ 4 if vote.mirrored else t
 
     # -- single pixels ---------------------------------------------------------------------------
+    def _place_lines(self, maps: list[PieceMap]) -> np.ndarray:
+        """Pixels that every key moves as whole lines (``structure.lines``): the order of the
+        rows from the correlation of whole rows over the ciphertexts, matched to the public
+        images' (seriation, :func:`ppattack.solvers.seriation.match_lines`), and likewise
+        the columns; an axis that no key permutes stays. Correlations cannot tell an order from
+        its reversal: the rows' is chosen by the public-image turn prior (an upside-down picture
+        is its half turn mirrored, and the prior is blind to mirrors), the columns' by the
+        mirror vote (``mirror_steps``; none: it stays as the seriation leaves it). Quadratic in
+        the lines, not in the pixels. Returns the placement: cipher pixel i holds plain ``cells[i]``."""
+        rows_move, cols_move = self.structure.lines
+        identity = np.arange(self.pieces)
+        decoded = self._decode(maps, identity, self.cts).double()
+        public = self.public.double()
+
+        def line_order(axis: int) -> np.ndarray:
+            """Cipher line k of ``axis`` (2: rows, 3: columns) holds plain line ``order[k]``."""
+            def lines(x: torch.Tensor) -> torch.Tensor:  # (N * other lines, lines, C)
+                return x.movedim(axis, -1).movedim(1, -1).flatten(0, 1)
+
+            return match_lines(correlation(lines(public)), correlation(lines(decoded)))
+
+        row_order = line_order(2) if rows_move else np.arange(self.rows)
+        col_order = line_order(3) if cols_move else np.arange(self.cols)
+        if rows_move:
+            pictures = self._decode(maps, (row_order[:, None] * self.cols + col_order[None, :]).ravel(),
+                                    self.cts[:COLOUR_SAMPLE])
+            prior = fit_turn_prior(self.mirror_public)
+            upright = [float(prior.log_probabilities(p)[:, 0].sum()) for p in (pictures, pictures.flip(-2))]
+            self.facts["rows_reversed_by_prior"] = upright[1] > upright[0]
+            if upright[1] > upright[0]:
+                row_order = self.rows - 1 - row_order
+        cells = (row_order[:, None] * self.cols + col_order[None, :]).ravel()
+        whole = (...,)  # the mirror vote's window: the whole picture
+        if cols_move and self._unmirrored(0, self._component_map(maps, cells), whole, whole) == 4:
+            cells = (row_order[:, None] * self.cols + (self.cols - 1 - col_order)[None, :]).ravel()
+        self.facts["line_moves"] = {"rows": rows_move, "columns": cols_move}
+        if cols_move and not self.attack.mirror_steps:
+            self.facts["open_symmetry"] = "the columns' order or its reversal (a mirror of the picture): no mirror vote"
+        return cells
+
     def _place_pixels(self, maps: list[PieceMap]) -> np.ndarray:
         """1x1 pieces: match the pixels' correlation over the ciphertexts to the public images'
         (Le Roux et al. 2007); the turn of the whole picture by the public-image prior."""

@@ -110,6 +110,55 @@ def match_positions(template: np.ndarray, observed: np.ndarray, *, restarts: int
     return best
 
 
+def chain_order(similarity: np.ndarray) -> np.ndarray:
+    """Positions along a chain that joins the most similar pairs first (greedy edge matching
+    for a Hamiltonian path: a pair is joined when both are still chain ends of different
+    chains), the start for ordering lines on one axis. Returns the positions in chain order.
+    """
+    size = len(similarity)
+    if size <= 2:
+        return np.arange(size)
+    s = (np.asarray(similarity, np.float64) + np.asarray(similarity, np.float64).T) / 2
+    degree = np.zeros(size, np.int64)
+    chain = np.arange(size)  # a chain's label: its first member's
+    neighbours: list[list[int]] = [[] for _ in range(size)]
+    first, second = np.triu_indices(size, 1)
+    for k in np.argsort(-s[first, second], kind="stable"):
+        a, b = int(first[k]), int(second[k])
+        if degree[a] < 2 and degree[b] < 2 and chain[a] != chain[b]:
+            neighbours[a].append(b)
+            neighbours[b].append(a)
+            degree[a] += 1
+            degree[b] += 1
+            chain[chain == chain[b]] = chain[a]
+    order = [int(np.flatnonzero(degree < 2)[0])]
+    while len(order) < size:
+        order.append(next(n for n in neighbours[order[-1]] if len(order) < 2 or n != order[-2]))
+    return np.array(order)
+
+
+def match_lines(template: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """:func:`match_positions` for positions on a line (rows or columns of a picture): the
+    quadratic assignment started from the chain of the most similar pairs
+    (:func:`chain_order`) and from its reversal, each polished by swaps. A line and its
+    reversal have (nearly) the same correlations: callers choose between them with another cue.
+
+    Returns:
+        int64 ``(S,)``: permuted line k holds plain line ``perm[k]``.
+    """
+    template = (np.asarray(template, np.float64) + np.asarray(template, np.float64).T) / 2
+    observed = (np.asarray(observed, np.float64) + np.asarray(observed, np.float64).T) / 2
+    chain = chain_order(observed)
+    best, best_value = None, -np.inf
+    for along in (chain, chain[::-1]):
+        perm = np.empty(len(chain), np.int64)
+        perm[along] = np.arange(len(chain))  # the j-th line of the chain is plain line j
+        perm, value = refine_swaps(template, observed, perm)
+        if value > best_value + 1e-9:
+            best, best_value = perm, value
+    return best
+
+
 def _embedding(similarity: np.ndarray, dims: int) -> np.ndarray:
     """Laplacian-eigenmap coordinates ``(S, dims)`` of a similarity matrix (smooth directions)."""
     w = similarity - similarity.min()

@@ -23,7 +23,11 @@ under keys it draws itself, reads each key's map, and records what every key has
 - ``states``: when pieces have maps of their own, but drawn from a small set (etc: 8 turns x 2
   inversions x 6 channel orders), one in-piece map of each class of that set up to turns of
   the piece (``(S, L)`` sources and masks), listed from own keys until no key adds a class;
-  None when the set is large (ele: a random nibble permutation per position).
+  None when the set is large (ele: a random nibble permutation per position);
+- ``lines``: when every key moves pieces as whole lines (cipher piece (r, c) holds plain piece
+  (R[r], C[c]) for a permutation R of the piece rows and C of the piece columns; a row or
+  column shuffle), whether some key permutes the rows and whether some key permutes the
+  columns; None when a key moves pieces otherwise (or none moves).
 
 Units of a piece are numbered ``((plane * C + channel) * B + row) * B + col`` (:func:`piece_units`).
 
@@ -64,6 +68,7 @@ class Structure:
     classes: np.ndarray = field(repr=False, compare=False)
     own_masks: np.ndarray = field(repr=False, compare=False)
     states: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    lines: tuple[bool, bool] | None = field(default=None, repr=False, compare=False)
 
     def allows(self, src: np.ndarray) -> bool:
         """Whether an in-piece map (cipher unit l holds plain unit ``src[l]``) keeps every unit
@@ -157,6 +162,21 @@ def _state_classes(views: list, channels: int, block: int, planes: int) -> tuple
     return (np.stack([v[0] for v in found.values()]), np.stack([v[1] for v in found.values()]))
 
 
+def _line_moves(placements: list[np.ndarray], rows: int, cols: int) -> tuple[bool, bool] | None:
+    """Whether the pieces' placements (source piece per cipher piece, ``(rows * cols,)`` each)
+    move whole lines: ``(rows permuted, columns permuted)`` when every placement is a
+    permutation of the piece rows times one of the piece columns and some placement moves a
+    piece; None otherwise."""
+    rows_move = cols_move = False
+    for src in placements:
+        src_row, src_col = np.divmod(src.reshape(rows, cols), cols)
+        if not ((src_row == src_row[:, :1]).all() and (src_col == src_col[:1, :]).all()):
+            return None
+        rows_move |= bool((src_row[:, 0] != np.arange(rows)).any())
+        cols_move |= bool((src_col[0] != np.arange(cols)).any())
+    return (rows_move, cols_move) if rows_move or cols_move else None
+
+
 def _classes(src_local: np.ndarray) -> np.ndarray:
     """Connected components of the graph joining every unit l to ``src_local[k, l]`` (any k)."""
     length = src_local.shape[1]
@@ -222,7 +242,9 @@ def probe(cipher: Cipher, shape: Shape, keys: int = PROBE_KEYS) -> Structure:
             states = None
         classes = _classes(np.concatenate([v[1] for v in views if v is not None]))
         own_masks = np.any([(v[2] != v[2][:1]).any(0) for v in views if v is not None], axis=0)
-        return Structure(bits, masks, block, moves, shared, sources_shared, whole, fixed, classes, own_masks, states)
+        lines = _line_moves([v[0] for v in views if v is not None], height // block, width // block)
+        return Structure(bits, masks, block, moves, shared, sources_shared, whole, fixed, classes, own_masks, states,
+                         lines)
     raise ParameterError(f"cipher '{cipher.name}': no piece size is kept whole by every key "
                          f"(tried {sides[0]}..{sides[-1]}): outside this attack's class")
 
