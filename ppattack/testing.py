@@ -138,10 +138,11 @@ class CipherConformance:
             del missing["material"][field]
             with pytest.raises(KeyFileError, match=field):
                 key_from_json(missing, cipher=cipher)
-        # A key with array material is made for one image shape (a seed-only key is not).
+        # A key with array material is made for one image shape (a seed-only key is not); its
+        # height and width both change, as a key may be sized by only one of them.
         if any(isinstance(value, list) for value in document["material"].values()):
             wrong_shape = json.loads(json.dumps(document))
-            wrong_shape["shape"] = [shape[0], shape[1] + 1, shape[2]]
+            wrong_shape["shape"] = [shape[0], shape[1] + 1, shape[2] + 1]
             with pytest.raises((KeyFileError, ShapeError)):
                 key_from_json(wrong_shape, cipher=cipher)
 

@@ -78,7 +78,7 @@ def test_keyrec_orders_shuffled_lines_of_smooth_images_in_seconds(name):
     _, plain, view = keyrec_view(line_cipher(name), 40, size=16)
     start = time.perf_counter()
     result = ppattack.create_attack("keyrec")(view)
-    assert time.perf_counter() - start < 10  # before: 6 to 17 s at 16x16, 200 s at 32x32
+    assert time.perf_counter() - start < 10  # before: 2 to 7 s at 16x16 (200 s at 32x32), and wrong
     assert torch.equal(result.images, plain) or torch.equal(result.images, plain.flip(axis))
     assert result.facts["line_moves"] == {"rows": axis == 2, "columns": axis == 3}
     voted = ppattack.create_attack("keyrec", mirror_steps=2)(view)  # the columns' reversal by the mirror vote
@@ -106,6 +106,14 @@ def test_keyrec_restores_line_shuffles_of_photographs(name, shared_cifar):
 
 
 def test_conformance_kit_runs_every_attack_on_a_column_shuffle_within_a_minute():
+    """The kit's slowest check, every registered attack at 32x32 (before: 142 s, 86 % of it in
+    keyrec's quadratic assignment over the 1024 pixels)."""
     start = time.perf_counter()
-    CipherConformance().test_attacks_run_under_the_harness(ColumnShuffle(), (3, 16, 16))
+    CipherConformance().test_attacks_run_under_the_harness(ColumnShuffle(), (3, 32, 32))
     assert time.perf_counter() - start < 60
+
+
+class TestColumnShuffleConformance(CipherConformance):
+    """The whole kit: a key sized by the width alone is still refused for another shape."""
+
+    cases = [(ColumnShuffle, {}, (3, 16, 16))]
