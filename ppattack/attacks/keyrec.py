@@ -1,5 +1,5 @@
 """keyrec: ciphertext-only recovery of a key that every image shares, for any cipher of the class
-(attacks.md, "keyrec" and "keyrec for any shared-key cipher").
+(docs/attacks.md, "keyrec" and "keyrec for any shared-key cipher").
 
 A cipher that encrypts every image with ONE key whose keyed part moves bits, nibbles or bytes
 and inverts some of them (proposed, block-shuffle, block-np, le, ele, etc, etc-gray after its
@@ -83,7 +83,7 @@ class KeyRec(Attack):
     """Shared-key recovery from many ciphertexts and public images, for any cipher of the class."""
 
     name = "keyrec"
-    paper = ("attacks.md 'keyrec'; Le Roux et al.: learning the 2-D topology of images (NIPS 2007); "
+    paper = ("docs/attacks.md 'keyrec'; Le Roux et al.: learning the 2-D topology of images (NIPS 2007); "
              "placement after Gallagher (CVPR 2012); the jigsaw attacks of Chuman and Kiya "
              "(2022-2023) on the block-wise ViT scheme")
     threat_models = ("coa+public",)
