@@ -10,7 +10,7 @@ is listed as "n/a" with the attack's reason, never counted as a failure; any oth
 an "error", except bad input (:class:`~ppattack.errors.DataError`), which stops the audit. Accuracy is measured once, by the first case that runs (the classifiers depend only
 on the cipher). A third-party attack joins the ensemble by being installed.
 
-    result = run_audit("proposed", "runs/audit", preset="quick")
+    result = run_audit("my-cipher", "runs/audit", preset="quick")
     result.document["threat_models"]["kpa"]["verdict"]      # e.g. "key recovered"
 """
 from __future__ import annotations

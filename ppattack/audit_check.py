@@ -4,7 +4,7 @@ A baseline file may hold ``[[audit]]`` entries beside (or instead of) ``[[bound]
 runs :func:`ppattack.audit.run_audit` and compares its worst cases per threat model::
 
     [[audit]]
-    cipher = "proposed"
+    cipher = "my-cipher"
     attacks = "fr,keyrec,kpa,cpa"          # the ensemble (default: every registered attack)
     max_ssim = { coa = 0.30 }               # the cipher must stay at least this strong
     min_ssim = { "coa+public" = 0.99 }      # the attacks must keep reaching this

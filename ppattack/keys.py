@@ -2,8 +2,8 @@
 
 A key file is the JSON document of docs/protocol.md, "Key files"::
 
-    {"format": "ppattack-key/1", "cipher": "proposed", "params": {"block_size": 16},
-     "shape": [3, 224, 224], "material": {"block_perm": [...], "pixel_perm": [...]}}
+    {"format": "ppattack-key/1", "cipher": "my-cipher", "params": {"block_size": 16},
+     "shape": [3, 224, 224], "material": {"<key field>": [...], ...}}
 
 Key files are written with permissions 0600 and are never printed or logged: ``repr(key)``
 hides the material.

@@ -6,7 +6,7 @@ coa+public, or coa for attacks that take it). Nothing of ppattack's own encrypti
 the victim side. With plain ``truth`` images (same file names) the restorations are scored and
 the report files of ``ppattack run`` are written.
 
-    result = restore_files("keyrec", "proposed", Path("ct"), Path("public"), Path("out"))
+    result = restore_files("keyrec", "my-cipher", Path("ct"), Path("public"), Path("out"))
 """
 from __future__ import annotations
 

@@ -461,10 +461,11 @@ class _Solver:
             target, source = windows[b], windows[order[b]]
             if b == anchor:
                 start = time.perf_counter()
-                vote = turn_vote(fit_turn_prior(self.mirror_public[target]), found.decrypt(self.cts, self.keyed)[source])
+                pictures = found.decrypt(self.cts, self.keyed)[source]  # decoded once: both votes read it
+                vote = turn_vote(fit_turn_prior(self.mirror_public[target]), pictures)
                 self.facts["turn_vote"] = {"turn": vote.turn, "margin": round(vote.margin, 1), "pictures": vote.pictures}
                 self.seconds["turn_vote"] = time.perf_counter() - start
-                t = self._unmirrored(vote.turn, found, source, target)
+                t = self._unmirrored(vote.turn, pictures, target)
                 edges = _edge_strength(turn(restored[source], t))
             else:
                 t = int(np.argmax([float((_edge_strength(turn(restored[source], u)) * edges).mean())
@@ -479,18 +480,17 @@ class _Solver:
         position[moved] = np.arange(len(moved))
         return ComponentMap(found.bits, position[found.index], found.mask)
 
-    def _unmirrored(self, t: int, found: ComponentMap, source: tuple, target: tuple) -> int:
+    def _unmirrored(self, t: int, pictures: torch.Tensor, target: tuple) -> int:
         """``t`` or its mirror partner ``t ^ 4``: a mirror score trained on the public images'
-        window ``target`` votes over every restored picture's window ``source`` turned by ``t``
-        (``mirror_steps=0``: no vote, the prior's ``t`` stands)."""
+        window ``target`` votes over the restored ``pictures`` (that window of every restored
+        ciphertext) turned by ``t`` (``mirror_steps=0``: no vote, the prior's ``t`` stands)."""
         if self.attack.mirror_steps == 0:
             return t
         start = time.perf_counter()
         model = fit_mirror_score(self.mirror_public[target], steps=self.attack.mirror_steps,
                                  width=self.attack.mirror_width,
                                  seed=self.attack.seed)
-        pictures = turn(found.decrypt(self.cts, self.keyed)[source], t)
-        vote = mirror_vote(model, pictures)
+        vote = mirror_vote(model, turn(pictures, t))
         self.facts["mirror_vote"] = {"z": round(vote.z, 2), "agree": round(vote.agree, 3),
                                      "pictures": vote.pictures}
         self.seconds["mirror_vote"] = time.perf_counter() - start
@@ -530,7 +530,8 @@ class _Solver:
                 row_order = self.rows - 1 - row_order
         cells = (row_order[:, None] * self.cols + col_order[None, :]).ravel()
         whole = (...,)  # the mirror vote's window: the whole picture
-        if cols_move and self._unmirrored(0, self._component_map(maps, cells), whole, whole) == 4:
+        if cols_move and self.attack.mirror_steps and \
+                self._unmirrored(0, self._component_map(maps, cells).decrypt(self.cts, self.keyed), whole) == 4:
             cells = (row_order[:, None] * self.cols + (self.cols - 1 - col_order)[None, :]).ravel()
         self.facts["line_moves"] = {"rows": rows_move, "columns": cols_move}
         if cols_move and not self.attack.mirror_steps:
