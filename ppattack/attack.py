@@ -33,6 +33,7 @@ import torch
 
 from .learning.distributed import launched
 from .errors import ParameterError
+from .params import accepted_parameters
 from .threat import ThreatView, check_threat_model
 
 if TYPE_CHECKING:
@@ -143,17 +144,10 @@ class Attack:
 
     @classmethod
     def declared_params(cls) -> dict[str, inspect.Parameter]:
-        """The attack's parameters, by name: the keyword arguments of its constructors, the
-        base classes' first, in signature order (the base class's own ``budget``, ``threat``,
-        ``seed`` and ``device`` and the ``**`` catch-all excluded)."""
-        declared: dict[str, inspect.Parameter] = {}
-        for klass in reversed(cls.__mro__):
-            if not issubclass(klass, Attack) or klass is Attack or "__init__" not in vars(klass):
-                continue
-            for p in inspect.signature(klass.__init__, eval_str=True).parameters.values():
-                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self":
-                    declared[p.name] = p
-        return {name: p for name, p in declared.items() if name not in COMMON_ARGUMENTS}
+        """The attack's parameters, by name: the keyword arguments its constructors accept
+        (:func:`ppattack.params.accepted_parameters`), the base classes' first, in signature
+        order, less the base class's own ``budget``, ``threat``, ``seed`` and ``device``."""
+        return {name: p for name, p in accepted_parameters(cls).items() if name not in COMMON_ARGUMENTS}
 
     def store_params(self, given: Mapping[str, Any]) -> None:
         """Store the parameters a constructor was given (its ``locals()``) as attributes of the

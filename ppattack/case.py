@@ -75,7 +75,7 @@ def resolve(config: RunConfig) -> Resolved:
     if config.dataset is not None:
         settings["dataset"] = config.dataset
     cipher_accepts = set(accepted_parameters(CIPHERS.get(config.cipher)))
-    attack_accepts = set(accepted_parameters(ATTACKS.get(config.attack))) - {"budget", "seed", "device", "threat"}
+    attack_accepts = set(ATTACKS.get(config.attack).declared_params())
     cipher_params: dict[str, Any] = {}
     attack_params: dict[str, Any] = {}
     for name, value in config.params.items():

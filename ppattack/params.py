@@ -33,18 +33,28 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return params
 
 
-def accepted_parameters(cls: type) -> dict[str, Any]:
-    """Keyword parameters of ``cls.__init__`` with their defaults (``inspect.Parameter.empty`` if none)."""
-    accepted: dict[str, Any] = {}
-    for klass in cls.__mro__:  # **kwargs forwarded to a base class accept the base's names too
+def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters ``cls(...)`` accepts, by name: those of ``cls.__init__`` and, while
+    a constructor forwards ``**kwargs``, those of its base classes' constructors; the base
+    classes' first, each in signature order (a name a subclass declares again keeps its place
+    and takes the subclass's declaration), annotations evaluated.
+
+    The one reader of constructor signatures: :meth:`ppattack.Attack.declared_params` and the
+    checks of ``K=V`` parameters both read it.
+    """
+    signatures = []  # the constructors whose parameters cls accepts, the class's own first
+    for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
             continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        for p in parameters:
-            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                accepted.setdefault(p.name, p.default)
+        parameters = list(inspect.signature(klass.__init__, eval_str=True).parameters.values())
+        signatures.append(parameters)
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
+    accepted: dict[str, inspect.Parameter] = {}
+    for parameters in reversed(signatures):
+        for p in parameters:
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                accepted[p.name] = p
     return accepted
 
 
