@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import DataError, ParameterError
+from .file_io import files_below
 from .records import RunRecord
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path,
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(f"result folder {folder} does not exist")
-        paths = sorted(folder.rglob("result.json"))
+        paths = files_below(folder, "result.json")
         if not paths:
             raise DataError(f"result folder {folder} holds no result.json: pass the folder `ppattack run` "
                             "wrote, or leave it out to let check run the case")

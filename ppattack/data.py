@@ -25,7 +25,7 @@ from .learning.distributed import main_first
 from .errors import DataError, UnknownComponentError
 from .images.disk_cache import MAX_SIDE, Decoder, ImageCache
 from .images.image_set import CacheSource, ImageSet, fit_square_batch
-from .file_io import IMAGE_SUFFIXES, read_image_exact
+from .file_io import IMAGE_SUFFIXES, files_below, read_image_exact
 from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ def _open_cifar(name: str, root: Path) -> tuple[tuple[str, ...], dict[str, list[
 def _class_files(folder: Path) -> list[tuple[Path, str]]:
     files = []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files += [(path, class_dir.name) for path in sorted(class_dir.rglob("*"))
-                  if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+        files += [(path, class_dir.name) for path in files_below(class_dir, suffixes=IMAGE_SUFFIXES)]
     return files
 
 

@@ -31,7 +31,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     """Call ``write(fileobj)`` on a temporary file, then rename it to ``path`` (permissions ``mode``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temporary name is bounded: a target name near the file system's limit (255) still fits
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
@@ -61,7 +62,21 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+#: The name of every staging folder begins so; one a killed command (SIGKILL, power loss) left
+#: behind is never read as data: folder scans skip it (:func:`files_below`).
 STAGING_PREFIX = ".ppattack-staging-"
+
+
+def is_staging(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (below ``folder``) lies in a staging folder."""
+    return any(part.startswith(STAGING_PREFIX) for part in path.relative_to(folder).parts[:-1])
+
+
+def files_below(folder: Path, pattern: str = "*", suffixes: Sequence[str] | None = None) -> list[Path]:
+    """The files matching ``pattern`` at any depth below ``folder`` (with one of ``suffixes``,
+    case-insensitive, when given), sorted, leaving out staging folders' contents."""
+    return sorted(p for p in folder.rglob(pattern)
+                  if (suffixes is None or p.suffix.lower() in suffixes) and p.is_file() and not is_staging(p, folder))
 
 
 def existing_folder_above(out_dir: str | os.PathLike) -> Path:
@@ -128,26 +143,51 @@ def _signals_held() -> Iterator[None]:
 def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder that stands for ``out_dir``; write every output below it.
 
-    When the block succeeds, every staged file is moved to the same path below ``out_dir``
-    (created with its parents only then, and only when something was staged): first every
-    target is checked (:func:`check_placeable`), then the files are renamed on one
-    filesystem with SIGINT and SIGTERM held back, so the outputs appear together. When the
-    block raises (an interrupt included), the staging folder is removed and nothing is
-    written. The staging folder is a hidden ``.ppattack-staging-*`` folder inside
-    ``out_dir`` when it exists, else inside the nearest folder above it that exists.
+    When the block succeeds and something was staged, every target is checked first
+    (:func:`check_placeable`); then, with SIGINT and SIGTERM held back, a new ``out_dir`` (its
+    missing parents created) is the staged folder renamed into place in one rename, and in an
+    existing ``out_dir`` each file is renamed over its target (``os.replace``). When the block
+    raises (an interrupt included), the staging folder is removed and nothing is written. The
+    staging folder is a hidden ``.ppattack-staging-*`` folder inside ``out_dir`` when it
+    exists, else inside the nearest folder above it that exists (one file system).
     """
     out = Path(out_dir)
-    root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=existing_folder_above(out)))
+    anchor = existing_folder_above(out)
+    root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=anchor))
+    tree = root / "out"
+    tree.mkdir()  # not mkdtemp's 0700: the folder that may become out_dir gets the usual permissions
     try:
-        yield root
-        staged = sorted(p.relative_to(root) for p in root.rglob("*") if not p.is_dir())
+        yield tree
+        staged = sorted(p.relative_to(tree) for p in tree.rglob("*") if not p.is_dir())
+        if not staged:
+            return
         check_placeable(out, staged)
         with _signals_held():
+            if not (out.exists() or out.is_symlink()) and _rename_new_folder(tree, out):
+                return
             for name in staged:
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(root / name, out / name)
+                os.replace(tree / name, out / name)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _rename_new_folder(tree: Path, out: Path) -> bool:
+    """Rename ``tree`` to the missing folder ``out``, creating its missing parents; False (and
+    the parents removed again) when the rename fails, e.g. because ``out`` appeared meanwhile."""
+    made = [folder for folder in reversed(out.parents) if not folder.exists()]
+    for folder in made:
+        folder.mkdir(exist_ok=True)
+    try:
+        os.rename(tree, out)
+        return True
+    except OSError:
+        if out.exists():  # someone else made it: move the files one by one instead
+            return False
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def torch_load(path: str | os.PathLike) -> Any:

@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 
 from .errors import DataError, ShapeError
-from .file_io import IMAGE_SUFFIXES, check_placeable, png_text, read_image_exact, staged_output, write_png
+from .file_io import (IMAGE_SUFFIXES, check_placeable, files_below, png_text, read_image_exact, staged_output,
+                      write_png)
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
 
@@ -43,7 +44,7 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     pairs: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = files_below(item, suffixes=IMAGE_SUFFIXES)
             if not files:
                 raise DataError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             pairs += [(p, out_dir / p.relative_to(item).with_suffix(".png")) for p in files]

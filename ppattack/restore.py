@@ -22,8 +22,8 @@ from .case import Case, RunConfig, build_case, resolve
 from .errors import DataError, ParameterError, ShapeError
 from .harness import RunResult, run_record
 from .records import Accuracy, AttackRecord, Baseline, Control, DatasetRecord, Scores
-from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, lossy_format, read_image, read_image_exact,
-                      staged_output, write_png)
+from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, files_below, lossy_format, read_image,
+                      read_image_exact, staged_output, write_png)
 from .lpips_metric import prepare as prepare_lpips
 from .metrics import score
 from .registry import ATTACKS, CIPHERS
@@ -48,7 +48,7 @@ def image_files(folder: Path, what: str) -> list[Path]:
     """The image files directly or below ``folder``, sorted by their path inside it."""
     if not folder.is_dir():
         raise DataError(f"{what} folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = files_below(folder, suffixes=IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files

@@ -1,0 +1,155 @@
+"""Outputs and inputs kept apart, driven through the command line (issue 29, "nothing lost,
+nothing half-written"): staging folders a killed command left behind, new parent folders,
+outputs overlapping inputs or the data root, and the final move into place."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ppattack.cli import cli
+from ppattack.file_io import STAGING_PREFIX
+
+
+def refused(result, *fragments: str) -> str:
+    """Exit status 2 and one `error:` line holding every fragment; return the line."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def keygen(runner, path: Path, seed: int = 1, shape: str = "3,32,32") -> Path:
+    result = runner.invoke(cli, ["keygen", "--cipher", "proposed", "--param", "block_size=4", "--shape", shape,
+                                 "--seed", str(seed), "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def photo(seed: int = 0, shape=(32, 32, 3)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def photos(folder: Path, count: int = 2, first: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in range(first, first + count):
+        Image.fromarray(photo(seed)).save(folder / f"{seed}.png")
+    return folder
+
+
+def listing(folder: Path) -> dict[str, bytes | None]:
+    """Every path below ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def transform(runner, command: str, key: Path, *args: str | Path):
+    return runner.invoke(cli, [command, "--key", str(key), *map(str, args)])
+
+
+# -- 1. a staging folder left behind by SIGKILL ----------------------------------------------------
+
+KILLED_AFTER_FIRST_WRITE = (
+    "import os, signal, sys\n"
+    "import ppattack.files\n"
+    "real = ppattack.files.write_png\n"
+    "def write_png(*args, **kwargs):\n"
+    "    real(*args, **kwargs)\n"
+    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    "ppattack.files.write_png = write_png\n"
+    "import ppattack.cli\n"
+    "sys.argv = ['ppattack'] + sys.argv[1:]\n"
+    "ppattack.cli.main()\n")
+
+
+def test_a_staging_folder_left_by_sigkill_is_not_read_as_data(tmp_path, cli_runner):
+    """An encrypt under another key, killed (SIGKILL) into an existing OUTDIR, leaves its hidden
+    staging folder there; decrypting OUTDIR read the stale ciphertext as data and refused it
+    ("encrypted with another key"). It is skipped, and a later encrypt there succeeds."""
+    key, other = keygen(cli_runner, tmp_path / "key.json"), keygen(cli_runner, tmp_path / "other.json", seed=2)
+    out = tmp_path / "out"
+    assert transform(cli_runner, "encrypt", key, photos(tmp_path / "photos"), "-o", out).exit_code == 0
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_FIRST_WRITE, "encrypt", "--key", str(other),
+                             str(photos(tmp_path / "more", first=5)), "-o", str(out)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    stale = [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert len(stale) == 1 and list(stale[0].rglob("*.png")), listing(out)
+
+    result = transform(cli_runner, "decrypt", key, out, "-o", tmp_path / "decrypted")
+    assert result.exit_code == 0, result.output
+    assert sorted(listing(tmp_path / "decrypted")) == ["0.png", "1.png"]
+    result = transform(cli_runner, "encrypt", other, tmp_path / "more", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert {"0.png", "1.png", "5.png", "6.png"} <= set(listing(out))
+
+
+def test_folder_datasets_and_result_folders_skip_staging_folders(tmp_path, cli_runner):
+    """A stale staging folder in a `folder:` dataset's class folder was read as images (here a
+    16-bit one: the run was refused), and one in a result folder as a second result.json."""
+    for name in ("a", "b"):
+        photos(tmp_path / "data" / name, count=3, first=len(name))
+    stale = tmp_path / "data" / "a" / f"{STAGING_PREFIX}x1y2z3" / "out"
+    stale.mkdir(parents=True)
+    Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(stale / "deep.png")
+    run = tmp_path / "run"
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                     "--dataset", f"folder:{tmp_path / 'data'}", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+
+    document = json.loads((run / "result.json").read_text())
+    (run / f"{STAGING_PREFIX}q" / "out").mkdir(parents=True)
+    document["metrics"]["ssim"]["values"] = [0.99] * len(document["metrics"]["ssim"]["values"])
+    document["metrics"]["ssim"]["mean"] = 0.99
+    (run / f"{STAGING_PREFIX}q" / "out" / "result.json").write_text(json.dumps(document))
+    baseline = tmp_path / "b.toml"
+    baseline.write_text(f'[[bound]]\ncipher = "proposed"\nattack = "fr"\ndataset = "folder:{tmp_path / "data"}"\n'
+                        "max_ssim = 0.95\n")
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(run)])
+    assert result.exit_code == 0, result.output
+
+
+# -- 5. the final move ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("failing_move", [1, 2])
+def test_a_new_output_folder_appears_whole_or_not_at_all(tmp_path, cli_runner, monkeypatch, failing_move):
+    """The file system fails the n-th move into place (EIO): a new OUTDIR was filled file by
+    file, so a failing second move left 0.png alone in it; it now appears by one rename of
+    the staged folder, complete, or not at all (nor the new folders above it)."""
+    import errno
+    import types
+
+    import ppattack.file_io
+
+    moves = []
+
+    def failing(real):
+        def move(source, target, *args, **kwargs):
+            if STAGING_PREFIX in str(source) and STAGING_PREFIX not in str(target):  # into place
+                moves.append(target)
+                if len(moves) == failing_move:
+                    raise OSError(errno.EIO, "Input/output error", str(target))
+            return real(source, target, *args, **kwargs)
+        return move
+
+    proxy = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+    proxy.replace, proxy.rename = failing(os.replace), failing(os.rename)
+    monkeypatch.setattr(ppattack.file_io, "os", proxy)
+    key = keygen(cli_runner, tmp_path / "key.json")
+    source = photos(tmp_path / "photos", count=3)
+    before = listing(tmp_path)
+    out = tmp_path / "new" / "out"
+    result = transform(cli_runner, "encrypt", key, source, "-o", out)
+    if result.exit_code == 0:
+        assert sorted(listing(out)) == ["0.png", "1.png", "2.png"]
+    else:
+        refused(result, "Input/output error")
+        assert listing(tmp_path) == before
