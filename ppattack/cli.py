@@ -262,17 +262,24 @@ def info(cipher_name: str, params: tuple[str, ...], shape: str, as_json: bool) -
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | None, out_path: str,
            force: bool) -> None:
-    """Generate a key and write it (permissions 0600). The key is never printed."""
+    """Generate a key and write it (permissions 0600). The key is never printed. Missing
+    folders above it are created, as for every command's outputs, only once it is written."""
+    from .file_io import check_placeable, staged_output
     from .keys import save_key
     from .params import parse_assignments
     from .registry import create_cipher
 
-    if Path(out_path).exists() and not force:
+    out = Path(out_path)
+    if not out.name or out.name == "..":
+        raise DataError(f"-o {out_path!r} names no file: give the key file's name, e.g. -o key.json")
+    if out.exists() and not force:
         raise DataError(f"{out_path} exists: refusing to overwrite a key (data encrypted with it "
                         "would be lost); pass --force or choose another file")
+    check_placeable(out.parent, [out.name])
     cipher = create_cipher(cipher_name, **parse_assignments(params))
     key = cipher.generate_key(parse_shape(shape), seed=seed)
-    save_key(key, out_path)
+    with staged_output(out.parent) as staging:  # no new folder is left behind by a failure
+        save_key(key, staging / out.name)
     click.echo(f"wrote {cipher.name} key for shape {','.join(map(str, key.shape))} to {out_path} "
                f"({cipher.key_space_bits(key.shape):.2f} key-space bits)", err=True)
 

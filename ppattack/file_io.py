@@ -104,6 +104,9 @@ def check_placeable(out_dir: str | os.PathLike, names: Iterable[str | os.PathLik
         if target.is_dir():
             raise DataError(f"cannot write {target}: a folder of that name is in the way; "
                             "choose another output folder or move the folder")
+        if target.exists() and not target.is_file():  # a device, pipe or socket is never replaced
+            raise DataError(f"cannot write {target}: it is not a regular file (a device, pipe or "
+                            "socket); choose another output name")
 
 
 def check_apart(out_dir: Path, inputs: Mapping[str, Path | None], names: Sequence[Path] = ()) -> None:

@@ -153,3 +153,45 @@ def test_a_new_output_folder_appears_whole_or_not_at_all(tmp_path, cli_runner, m
     else:
         refused(result, "Input/output error")
         assert listing(tmp_path) == before
+
+
+# -- 2. keygen's missing folders ----------------------------------------------------------------------
+
+def test_keygen_creates_missing_folders_only_once_the_key_is_written(tmp_path, cli_runner, monkeypatch):
+    """`keygen -o a/b/KEY` creates a/b as encrypt creates OUTDIR (staged); a key name of 250
+    characters failed ("File name too long": the temporary name was longer) and left a/b behind,
+    as did a failing write (here: a full disk after the key was written)."""
+    import errno
+
+    import ppattack.keys
+
+    name = "k" * 245 + ".json"
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,32,32",
+                                     "-o", str(tmp_path / "a" / "b" / name)])
+    assert result.exit_code == 0, result.output
+    assert listing(tmp_path) == {"a": None, "a/b": None, f"a/b/{name}": (tmp_path / "a" / "b" / name).read_bytes()}
+    assert (tmp_path / "a" / "b" / name).stat().st_mode & 0o777 == 0o600
+
+    real = ppattack.keys.save_key
+
+    def disk_full(key, path):
+        real(key, path)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(ppattack.keys, "save_key", disk_full)
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,32,32",
+                                     "-o", str(tmp_path / "c" / "d" / "key.json")])
+    refused(result, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_keygen_never_replaces_a_device_or_pipe(tmp_path, cli_runner):
+    """`keygen --force -o /dev/null` replaced the device node with a key file (as root); a pipe
+    stands in for it here. `-o ''` said " exists"."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,32,32", "--force", "-o", str(pipe)])
+    refused(result, "not a regular file")
+    assert pipe.is_fifo() and sorted(tmp_path.iterdir()) == [pipe]
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,32,32", "-o", ""])
+    refused(result, "names no file")
