@@ -180,10 +180,10 @@ class Attack:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The resolved parameters, recorded in result.json and in cache identities: the budget
-        (under the key ``preset``, as result.json has always recorded it), threat model and
-        seed, then every declared parameter (:meth:`declared_params`) in signature order."""
-        return {"preset": self.budget, "threat": self.threat_model, "seed": self.seed,
+        """The resolved parameters, recorded in result.json and in cache identities: the
+        attack's budget (``budget``), threat model and seed, then every declared parameter
+        (:meth:`declared_params`) in signature order."""
+        return {"budget": self.budget, "threat": self.threat_model, "seed": self.seed,
                 **{name: getattr(self, name) for name in self.declared_params()}}
 
     # -- the math (subclasses) -----------------------------------------------------------------

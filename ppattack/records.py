@@ -172,8 +172,23 @@ class AttackRecord:
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> AttackRecord:
-        return cls(document["name"], document["threat_model"], document["params"], document["facts"],
-                   document["train_seconds"], document["attack_seconds"], document.get("key_recovery"))
+        """Read a result.json ``attack``; the budget of one written before it was called
+        ``budget`` (its key was ``preset``) is read under its new name."""
+        return cls(document["name"], document["threat_model"], budget_named(document["params"]),
+                   document["facts"], document["train_seconds"], document["attack_seconds"],
+                   document.get("key_recovery"))
+
+
+def budget_named(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An attack's recorded parameters with its budget under the key ``budget``, where an older
+    result.json recorded it as ``preset`` (in the same place).
+
+        >>> budget_named({"preset": "quick", "seed": 0})
+        {'budget': 'quick', 'seed': 0}
+    """
+    if "budget" in params:
+        return dict(params)
+    return {"budget" if name == "preset" else name: value for name, value in params.items()}
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_every_registered_attack_names_its_paper_threat_models_and_budgets(name)
     assert set(cls.budgets) - {"smoke", "audit"} in ({"quick", "cifar", "paper"}, set())
     for budget in ("quick", "cifar", "paper"):
         attack = ppattack.create_attack(name, budget=budget)
-        assert attack.params["preset"] == budget  # result.json's key for the budget
+        assert attack.params["budget"] == budget  # result.json's key for the attack's budget
 
 
 def test_declared_threat_models():

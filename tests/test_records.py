@@ -55,6 +55,26 @@ def test_a_run_is_a_frozen_record_read_by_its_fields(keyrec_result):
     assert RunRecord.from_json(document) == record  # what check reads back is what was written
 
 
+def test_result_json_says_budget_for_the_attack_s_budget_and_older_files_that_say_preset_still_read(
+        keyrec_result, tmp_path: Path):
+    from ppattack.check import collect_results
+
+    record = keyrec_result[0].record
+    document = json.loads(json.dumps(finite(record.to_json())))
+    params = document["attack"]["params"]
+    assert list(params)[:3] == ["budget", "threat", "seed"] and "preset" not in params
+    assert params["budget"] == record.config.preset == "quick"
+    older = json.loads(json.dumps(document))  # as result.json was written before the rename
+    older["attack"]["params"] = {("preset" if name == "budget" else name): value for name, value in params.items()}
+    assert list(older["attack"]["params"])[0] == "preset"
+    assert validate(older, "result") == []
+    assert RunRecord.from_json(older) == record
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "result.json").write_text(json.dumps(older), encoding="utf-8")
+    ((_, read),) = collect_results([tmp_path]).values()  # what `ppattack check` reads
+    assert read.attack.params == record.attack.params and read.attack.params["budget"] == "quick"
+
+
 def test_a_recovered_key_never_reaches_result_json_nor_report_md(keyrec_result, tmp_path: Path):
     result, seen = keyrec_result
     (outcome,) = seen

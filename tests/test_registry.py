@@ -58,7 +58,7 @@ def test_unknown_parameter_lists_the_accepted_ones():
 
 def test_attack_parameters_include_the_base_class_ones():
     attack = ppattack.create_attack("fr", budget="quick", seed=3, grayscale=True)
-    assert attack.params == {"preset": "quick", "threat": "coa", "seed": 3, "grayscale": True,
+    assert attack.params == {"budget": "quick", "threat": "coa", "seed": 3, "grayscale": True,
                              "solver": "auto", "icm_iterations": 10}
     with pytest.raises(ParameterError, match="supports threat models coa"):
         ppattack.create_attack("fr", threat="kpa")
