@@ -24,8 +24,8 @@ from typing import Callable
 import torch
 
 from .errors import DataError, ShapeError
-from .file_io import (IMAGE_SUFFIXES, check_placeable, files_below, png_text, read_image_exact, staged_output,
-                      write_png)
+from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, files_below, png_text, read_image_exact,
+                      staged_output, write_png)
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
 
@@ -40,7 +40,11 @@ FINGERPRINT_CHUNK = "ppattack-key-fingerprint"
 
 
 def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: files map to ``out_dir/<stem>.png``; folders keep their structure."""
+    """(input, output) pairs: files map to ``out_dir/<stem>.png``; folders keep their structure.
+
+    The whole set is refused (DataError) before any work when ``out_dir`` is, lies inside or
+    holds an input folder, when an output leads into one through a link, when two inputs map
+    to one output, or when an output is an input file."""
     pairs: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
@@ -52,6 +56,10 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
             pairs.append((item, out_dir / (item.stem + ".png")))
         else:
             raise DataError(f"input {item} does not exist")
+    names = [target.relative_to(out_dir) for _, target in pairs]
+    for item in inputs:
+        if item.is_dir():
+            check_apart(out_dir, {"input": item}, names)
     seen: dict[Path, Path] = {}
     sources = {source.resolve(): source for source, _ in pairs}
     for source, target in pairs:

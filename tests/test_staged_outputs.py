@@ -195,3 +195,42 @@ def test_keygen_never_replaces_a_device_or_pipe(tmp_path, cli_runner):
     assert pipe.is_fifo() and sorted(tmp_path.iterdir()) == [pipe]
     result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--shape", "3,32,32", "-o", ""])
     refused(result, "names no file")
+
+
+# -- 3. encrypt/decrypt outputs overlapping their inputs ---------------------------------------------
+
+@pytest.mark.parametrize("command, source, out, relation", [
+    ("encrypt", "photos", "photos/enc", "is inside"),
+    ("encrypt", "photos/sub", "photos", "holds"),
+    ("decrypt", "enc", "enc/dec", "is inside"),
+    ("decrypt", "enc", "enc", "is"),
+    ("encrypt", "photos", ".", "holds"),
+])
+def test_an_output_folder_overlapping_an_input_folder_is_refused_whole(tmp_path, cli_runner, monkeypatch, command,
+                                                                       source, out, relation):
+    """Only single files were compared: `encrypt photos -o photos/enc` wrote its ciphertexts
+    among the photos (the next `encrypt photos` reads them), `encrypt photos/sub -o photos`
+    wrote into the folder holding its input. Refused before any work, nothing written."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    photos(tmp_path / "photos")
+    photos(tmp_path / "photos" / "sub", first=7)
+    assert transform(cli_runner, "encrypt", key, tmp_path / "photos", "-o", tmp_path / "enc").exit_code == 0
+    before = listing(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = transform(cli_runner, command, key, source, "-o", out)
+    refused(result, f"output folder {out} {relation} the input folder {source}", "choose an output folder apart")
+    assert listing(tmp_path) == before
+
+
+def test_an_output_leading_into_an_input_folder_through_a_link_is_refused(tmp_path, cli_runner):
+    """OUTDIR/sub is a link to the input folder photos: sub/7.png's ciphertext went to
+    photos/7.png, among the inputs (no input file was overwritten, so nothing was caught)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    photos(tmp_path / "photos")
+    photos(tmp_path / "photos" / "sub", first=7)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(tmp_path / "photos")
+    before = listing(tmp_path)
+    result = transform(cli_runner, "encrypt", key, tmp_path / "photos", "-o", tmp_path / "out")
+    refused(result, "leads into the input folder", "apart from the inputs")
+    assert listing(tmp_path) == before
