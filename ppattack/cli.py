@@ -339,10 +339,10 @@ RUN_OPTIONS = CASE_OPTIONS + (
 )
 
 
-def check_writable(folder: Path, dataset: str | None = None) -> None:
+def check_writable(folder: Path, dataset: str | None = None, data_root: str | None = None) -> None:
     """Fail now, with exit status 2, when ``folder`` could not be created or written later, or
     when it overlaps the folder of a ``folder:PATH`` ``dataset`` (the results would land
-    among its images)."""
+    among its images) or the ``--data-root`` (where datasets are read and downloaded)."""
     from .file_io import check_apart
 
     existing = folder
@@ -352,6 +352,8 @@ def check_writable(folder: Path, dataset: str | None = None) -> None:
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
     if dataset and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
         check_apart(folder, {"dataset": Path(dataset[len("folder:"):]).expanduser()})
+    if data_root:
+        check_apart(folder, {"data root": Path(data_root).expanduser()})
 
 
 def run_options(command, options=RUN_OPTIONS):
@@ -389,7 +391,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"])  # before the work, not after it
+    check_writable(out, options["dataset"], options["data_root"])  # before the work, not after it
     check_placeable(out, RUN_FILES)
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
@@ -414,7 +416,7 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     from .bench import run_bench, split_names
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"])
+    check_writable(out, options["dataset"], options["data_root"])
     with status("bench ...") as spinner:
         result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
@@ -440,7 +442,7 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     from .bench import split_names
 
     out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"])
+    check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
     with status(f"auditing {cipher_name} ...") as spinner:
         result = run_audit(cipher_name, out, budget=budget, attacks=split_names(attacks), **values,
@@ -582,6 +584,9 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
     if out_dir:
         check_writable(Path(out_dir))
+        for dataset, root in ({(b.case.dataset, b.case.data_root) for b in bounds}
+                              | {(a.options.get("dataset"), a.options.get("data_root")) for a in audits}):
+            check_writable(Path(out_dir), dataset, root)  # the kept runs never land among the data
     # the runs the check makes are kept in --out only once every bound was measured
     with status("checking bounds ..."), \
             (staged_output(out_dir) if out_dir else contextlib.nullcontext(None)) as kept:

@@ -234,3 +234,39 @@ def test_an_output_leading_into_an_input_folder_through_a_link_is_refused(tmp_pa
     result = transform(cli_runner, "encrypt", key, tmp_path / "photos", "-o", tmp_path / "out")
     refused(result, "leads into the input folder", "apart from the inputs")
     assert listing(tmp_path) == before
+
+
+# -- 4. --out against --data-root ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["run", "bench", "audit", "check"])
+@pytest.mark.parametrize("out, root", [("data/results", "data"), ("data", "data"), ("results", "results/data")])
+def test_an_output_overlapping_the_data_root_is_refused_before_work(tmp_path, cli_runner, monkeypatch, command,
+                                                                    out, root):
+    """`--out` inside, equal to or holding `--data-root` (where cifar10/100 are read and
+    downloaded) ran, writing results among the datasets' files (or the data into the results)."""
+    import ppattack.audit
+    import ppattack.bench
+    import ppattack.check
+    import ppattack.harness
+
+    def started(*args, **kwargs):
+        raise AssertionError("the work started")
+
+    for module in (ppattack.harness, ppattack.audit, ppattack.bench):
+        monkeypatch.setattr(module, "run", started)
+    monkeypatch.setattr(ppattack.check, "run_case", started)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / root).mkdir(parents=True)
+    before = listing(tmp_path)
+    options = ["--dataset", "cifar10", "--no-accuracy", "--data-root", root, "--out", out]
+    args = {"run": ["run", "--cipher", "proposed", "--attack", "fr", *options],
+            "bench": ["bench", "--ciphers", "proposed", "--attacks", "fr", *options],
+            "audit": ["audit", "--cipher", "proposed", "--attacks", "fr", *options]}
+    if command == "check":
+        Path("b.toml").write_text(f'[[bound]]\ncipher = "proposed"\nattack = "fr"\ndataset = "cifar10"\n'
+                                  f'data_root = "{root}"\nmax_ssim = 0.5\n')
+        before = listing(tmp_path)
+        args["check"] = ["check", "--baseline", "b.toml", "--out", out]
+    result = cli_runner.invoke(cli, args[command])
+    refused(result, f"output folder {out}", f"the data root folder {root}", "apart from the inputs")
+    assert listing(tmp_path) == before
