@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .check import unit_limit
 from .errors import ParameterError
+from .registry import CIPHERS
 from .threat import THREAT_MODELS
 
 OPTION_KEYS = {"dataset", "preset", "seed", "limit", "params", "data_root", "budget"}
@@ -64,15 +66,27 @@ def has_case_bounds(path: str | Path) -> bool:
 
 def load_audit_bounds(path: str | Path) -> list[AuditBound]:
     """The ``[[audit]]`` entries of a baseline, checked (one-line ParameterError naming the entry)."""
+    from .check import BOUND_KEYS, CASE_KEYS, SEEDS_KEY
+
     document = _read(path)
     if not isinstance(document.get("defaults", {}), dict):
         raise ParameterError(f"baseline {path}: [defaults] must be a table")
+    known = OPTION_KEYS | CASE_KEYS | BOUND_KEYS | {SEEDS_KEY}  # [defaults] serve [[bound]] entries too
+    unknown = sorted(set(document.get("defaults", {})) - known)
+    if unknown:
+        raise ParameterError(f"baseline {path}: [defaults] has an unknown key '{unknown[0]}' "
+                             f"(known: {', '.join(sorted(known))})")
     defaults = {k: v for k, v in document.get("defaults", {}).items() if k in OPTION_KEYS}
+    if not isinstance(document.get("audit", []), list):
+        raise ParameterError(f"baseline {path}: audit entries are written [[audit]]")
     bounds = []
     for number, entry in enumerate(document.get("audit", []), 1):
         where = f"baseline {path}, audit {number}"
         if not isinstance(entry, dict) or not isinstance(entry.get("cipher"), str):
             raise ParameterError(f"{where}: an [[audit]] needs cipher = \"NAME\"")
+        if entry["cipher"] not in CIPHERS.names():  # before any audit runs, not when its turn comes
+            raise ParameterError(f"{where}: no cipher named '{entry['cipher']}' is registered "
+                                 "(see `ppattack list ciphers`)")
         unknown = sorted(set(entry) - OPTION_KEYS - LIMIT_KEYS - {"cipher", "attacks"})
         if unknown:
             raise ParameterError(f"{where}: unknown key '{unknown[0]}' (known: cipher, attacks, "
@@ -84,14 +98,47 @@ def load_audit_bounds(path: str | Path) -> list[AuditBound]:
             if not isinstance(table, dict) or not set(table) <= set(THREAT_MODELS):
                 raise ParameterError(f"{where}: {kind} must be a table of threat models "
                                      f"({', '.join(THREAT_MODELS)}), e.g. {kind} = {{ coa = ... }}")
-            for value in table.values():
-                wanted = bool if kind == "key_recovered" else (int, float)
-                if not isinstance(value, wanted) or (kind != "key_recovered" and isinstance(value, bool)):
-                    raise ParameterError(f"{where}: {kind} values must be "
-                                         f"{'true or false' if kind == 'key_recovered' else 'numbers'}, got {value!r}")
+            for threat, value in table.items():
+                if kind == "key_recovered":
+                    if not isinstance(value, bool):
+                        raise ParameterError(f"{where}: {kind} values must be true or false, got {value!r}")
+                    continue
+                try:
+                    table[threat] = unit_limit(f"{kind} {threat}", value)
+                except ValueError as e:
+                    raise ParameterError(f"{where}: {e}") from None
+        for threat in set(limits.get("min_ssim", {})) & set(limits.get("max_ssim", {})):
+            low, high = limits["min_ssim"][threat], limits["max_ssim"][threat]
+            if low >= high:
+                raise ParameterError(f"{where}: min_ssim {threat} {low} is not below max_ssim {threat} {high}: "
+                                     "no audit could hold both")
         options = {**defaults, **{k: entry[k] for k in OPTION_KEYS if k in entry}}
-        bounds.append(AuditBound(entry["cipher"], str(entry.get("attacks", "*")), options, limits))
+        problem = _option_problem(options) or (None if isinstance(entry.get("attacks", "*"), str) else
+                                               f"attacks must be a string, e.g. \"fr,keyrec\", got {entry['attacks']!r}")
+        if problem:
+            raise ParameterError(f"{where}: {problem}")
+        bounds.append(AuditBound(entry["cipher"], entry.get("attacks", "*"), options, limits))
     return bounds
+
+
+def _option_problem(options: dict[str, Any]) -> str | None:
+    """What is wrong with an audit's run options (merged with the defaults), or None."""
+    from .audit import AUDIT_BUDGETS
+
+    for name, value in options.items():
+        if name in ("seed", "limit"):
+            least = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                return f"{name} must be an integer >= {least}, got {value!r}"
+        elif name == "params":
+            if not isinstance(value, dict) or any(isinstance(v, (list, dict)) for v in value.values()):
+                return "params must be a table of single values, e.g. params = { block_size = 4 }"
+        elif name == "budget":
+            if value not in AUDIT_BUDGETS:
+                return f"budget must be one of {', '.join(AUDIT_BUDGETS)}, got {value!r}"
+        elif not isinstance(value, str):
+            return f"{name} must be a string, got {value!r}"
+    return None
 
 
 def compare(bound: AuditBound, document: dict[str, Any]) -> list[AuditVerdict]:

@@ -173,14 +173,7 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
     for required in ("cipher", "attack"):
         if not isinstance(merged.get(required), str):
             raise ValueError(f"'{required}' is missing or not a name")
-    limits = {}
-    for name in sorted(BOUND_KEYS & set(merged)):
-        value = merged.pop(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        limits[name] = float(value)
+    limits = {name: unit_limit(name, merged.pop(name)) for name in sorted(BOUND_KEYS & set(merged))}
     if not limits:
         raise ValueError(f"give at least one of {', '.join(sorted(BOUND_KEYS))}")
     if "min_ssim" in limits and "max_ssim" in limits and limits["min_ssim"] >= limits["max_ssim"]:
@@ -197,6 +190,16 @@ def _bound(defaults: dict[str, Any], entry: Any) -> Bound:
             raise ValueError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {value}")
     case = Case(params=tuple(sorted(params.items())), **merged).normalized()
     return Bound(case, limits, seeds)
+
+
+def unit_limit(name: str, value: Any) -> float:
+    """``value`` as a bound: a finite number in [0, 1] (ValueError naming ``name`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    shown = value if isinstance(value, float) or abs(value) < 10 ** 20 else f"an integer of {len(str(abs(value)))} digits"
+    if not (0 <= value <= 1 and math.isfinite(value)):  # compared first: a huge integer is no float
+        raise ValueError(f"{name} must be a number in [0, 1], got {shown}")
+    return float(value)
 
 
 def _seeds(defaults: dict[str, Any], entry: dict[str, Any]) -> tuple[int, ...]:
@@ -258,6 +261,12 @@ def validate_result(document: Any) -> None:
     ssim = _field(document, "metrics.ssim.mean")
     if not (_is_number(ssim) and -1.0 <= ssim <= 1.0):
         raise ValueError(f"field 'metrics.ssim.mean' must be a number in [-1, 1], got {ssim!r}")
+    values = _field(document, "metrics.ssim.values")
+    if not (isinstance(values, list) and values and all(_is_number(v) and -1.0 <= v <= 1.0 for v in values)):
+        raise ValueError("field 'metrics.ssim.values' must be a non-empty list of numbers in [-1, 1]")
+    if abs(math.fsum(values) / len(values) - ssim) > 1e-6:
+        raise ValueError(f"field 'metrics.ssim.mean' is {ssim!r} but the mean of the {len(values)} values in "
+                         f"'metrics.ssim.values' is {math.fsum(values) / len(values)!r}")
     accuracy = _field(document, "accuracy")
     if not isinstance(accuracy, dict):
         raise ValueError("field 'accuracy' must be an object")
@@ -284,12 +293,16 @@ def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path,
                 document = json.loads(path.read_text(encoding="utf-8"))
                 validate_result(document)
                 record = RunRecord.from_json(document)
-                found[case_of(record)] = (path, record)
             except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:
                 reason = (f"field {e} is missing" if isinstance(e, KeyError) else
                           str(e) if not isinstance(e, (OSError, json.JSONDecodeError)) else e.__class__.__name__)
                 raise DataError(f"{path} is not a ppattack result ({reason}): remove it or "
                                 "re-run the case") from None
+            case = case_of(record)
+            if case in found and found[case][0].resolve() != path.resolve():
+                raise DataError(f"{found[case][0]} and {path} both answer the case {case.label()} (seed "
+                                f"{case.seed}, limit {case.limit}): which one to trust is a guess; pass one")
+            found[case] = (path, record)
     return found
 
 

@@ -582,6 +582,10 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
 
     audits = load_audit_bounds(baseline_path)
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
+    if audits and result_dirs:  # they were silently ignored: the audits ran anyway
+        raise DataError(f"result folders answer [[bound]] entries only, and {baseline_path} holds {len(audits)} "
+                        "[[audit]] entries, which run their audits: leave the folders out, or put the "
+                        "[[bound]] entries in a baseline of their own")
     if out_dir:
         check_writable(Path(out_dir))
         for dataset, root in ({(b.case.dataset, b.case.data_root) for b in bounds}

@@ -65,3 +65,59 @@ def test_bad_audit_entries_are_one_line_errors(tmp_path, cli_runner, entry, mess
         load_audit_bounds(path)
     result = cli_runner.invoke(cli, ["check", "--baseline", str(path)])
     assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
+
+
+AUDIT_ONLY = '[[audit]]\ncipher = "proposed"\nattacks = "fr"\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    (AUDIT_ONLY + "max_ssim = { cpa = 1.5 }", "max_ssim cpa must be a number in [0, 1], got 1.5"),
+    (AUDIT_ONLY + "max_ssim = { cpa = -0.5 }", "max_ssim cpa must be a number in [0, 1], got -0.5"),
+    (AUDIT_ONLY + "max_ssim = { coa = nan }", "max_ssim coa must be a number in [0, 1], got nan"),
+    (AUDIT_ONLY + "min_ssim = { coa = inf }", "min_ssim coa must be a number in [0, 1], got inf"),
+    (AUDIT_ONLY + "max_ssim = { coa = 1" + "0" * 400 + " }", "got an integer of 401 digits"),
+    (AUDIT_ONLY + "max_ssim = { coa = 0.2 }\nmin_ssim = { coa = 0.5 }", "min_ssim coa 0.5 is not below max_ssim coa 0.2"),
+    (AUDIT_ONLY + "seed = -1\nmax_ssim = { coa = 0.9 }", "seed must be an integer >= 0, got -1"),
+    (AUDIT_ONLY + "limit = 0\nmax_ssim = { coa = 0.9 }", "limit must be an integer >= 1, got 0"),
+    ("[defaults]\nlimit = 0\n" + AUDIT_ONLY + "max_ssim = { coa = 0.9 }", "limit must be an integer >= 1, got 0"),
+    ("[defaults]\nlimt = 8\n" + AUDIT_ONLY + "max_ssim = { coa = 0.9 }", "[defaults] has an unknown key 'limt'"),
+    (AUDIT_ONLY + 'budget = "huge"\nmax_ssim = { coa = 0.9 }', "budget must be one of quick, cpu, paper"),
+    (AUDIT_ONLY + "params = 3\nmax_ssim = { coa = 0.9 }", "params must be a table of single values"),
+    (AUDIT_ONLY.replace('"fr"', "3") + "max_ssim = { coa = 0.9 }", "attacks must be a string"),
+    (AUDIT_ONLY.replace("proposed", "nosuch") + "max_ssim = { coa = 0.9 }", "no cipher named 'nosuch'"),
+], ids=["1.5", "-0.5", "nan", "inf", "400-digits", "min>max", "seed-1", "limit0", "defaults-limit0",
+        "defaults-typo", "budget", "params", "attacks", "cipher"])
+def test_impossible_audit_entries_are_refused_before_any_audit(tmp_path, cli_runner, monkeypatch, text, message):
+    """`[[audit]]` limits and options were not checked: 1.5 and -0.5 ran (exit 0 / 1), nan, inf
+    and min > max were reported as regressions (exit 1), seed = -1 and limit = 0 ran, a typo
+    in [defaults] was ignored, a 400-digit bound was "unexpected OverflowError"."""
+    import ppattack.audit
+
+    def started(*args, **kwargs):
+        raise AssertionError("the audit started")
+
+    monkeypatch.setattr(ppattack.audit, "run_audit", started)
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(path), "--out", str(tmp_path / "made")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: baseline {path}") and message in lines[0], result.stderr
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_result_folders_with_audit_entries_are_refused(tmp_path, cli_runner, monkeypatch):
+    """Result folders on the command line were ignored for [[audit]] entries (the audit ran, a
+    missing folder was no error)."""
+    import ppattack.audit
+
+    def started(*args, **kwargs):
+        raise AssertionError("the audit started")
+
+    monkeypatch.setattr(ppattack.audit, "run_audit", started)
+    path = tmp_path / "audit.toml"
+    path.write_text(AUDIT_ONLY + "max_ssim = { coa = 0.9 }\n")
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(path), str(tmp_path / "nonexistent")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: result folders answer [[bound]] entries only") and \
+        result.stderr.count("\n") == 1, result.stderr

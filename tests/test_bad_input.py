@@ -344,6 +344,35 @@ def test_a_tampered_result_is_an_input_error_not_a_regression(tmp_path, cli_runn
     assert not (tmp_path / "made").exists()
 
 
+def test_a_mean_contradicting_its_per_image_values_is_refused(tmp_path, cli_runner, result_dir):
+    """A mean SSIM of 0.01 was trusted (exit 0) when every per-image value was 0.99."""
+    def contradict(document):
+        ssim = document["metrics"]["ssim"]
+        ssim["values"], ssim["mean"] = [0.99] * len(ssim["values"]), 0.01
+
+    refused(check_with(cli_runner, tmp_path, tampered(tmp_path, result_dir, contradict)), "result.json",
+            "'metrics.ssim.mean' is 0.01 but the mean of the 8 values")
+    assert not (tmp_path / "made").exists()
+
+
+def test_two_results_for_one_case_are_refused_whatever_their_order(tmp_path, cli_runner, result_dir):
+    """Two valid result.json files answering one case: the last folder given won (exit 1 one
+    way round, 0 the other)."""
+    def strong(document):
+        ssim = document["metrics"]["ssim"]
+        ssim["values"] = [0.95] * len(ssim["values"])
+        ssim["mean"] = 0.95
+
+    other = tampered(tmp_path, result_dir, strong)
+    for folders in ((result_dir, other), (other, result_dir)):
+        baseline = tmp_path / "b.toml"
+        baseline.write_text(BOUND + "max_ssim = 0.9\n")
+        result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), *map(str, folders)])
+        refused(result, "both answer the case proposed / fr", "pass one")
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(result_dir), str(result_dir)])
+    assert result.exit_code == 0, result.output  # one file named twice is one result
+
+
 def test_a_folder_without_a_result_is_an_error_not_a_rerun(tmp_path, cli_runner):
     (tmp_path / "empty").mkdir()
     refused(check_with(cli_runner, tmp_path, tmp_path / "empty"), "holds no result.json")
