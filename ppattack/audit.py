@@ -28,6 +28,7 @@ from .errors import DataError, ParameterError, ShapeError
 from .harness import RunConfig, RunResult, _git_commit, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .presets import get_preset
+from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS
 from .records import Accuracy
 from .report import (GRID_COLUMNS, RUN_FILES, GridRow, best_ssim_text, fmt, finite, grid_image, png, ssim_caption,
@@ -104,20 +105,17 @@ def case_record(attack: str, threat: str, outcome: RunResult | None, error: str 
                 not_applicable: str | None, folder: str | None) -> dict[str, Any]:
     """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores (the SSIM
     up to a left-right mirror with ``mirrored``, whether the mirror was chosen)."""
+    scores = None if outcome is None else outcome.record.metrics
+    mirror = None if scores is None else scores.ssim_up_to_mirror
     record: dict[str, Any] = {"attack": attack, "threat_model": threat, "folder": folder,
                               "status": "ok" if outcome else "n/a" if not_applicable else "error",
-                              "reason": not_applicable or error, "ssim": None, "ssim_up_to_mirror": None,
-                              "mirrored": None, "lpips": None, "psnr": None, "key_recovered": None,
-                              "control": None}
+                              "reason": not_applicable or error,
+                              **{metric.name: summary_mean(scores, metric.name) for metric in METRICS},
+                              "mirrored": None if mirror is None else mirror.mirrored,
+                              "key_recovered": None, "control": None}
     if outcome is not None:
-        run_record = outcome.record
-        attack_record = run_record.attack
-        mirror = run_record.metrics.ssim_up_to_mirror
-        if mirror is not None:
-            record.update(ssim_up_to_mirror=mirror.mean, mirrored=mirror.mirrored)
-        record.update(ssim=run_record.metrics.ssim.mean, psnr=run_record.metrics.psnr.mean,
-                      lpips=summary_mean(run_record.metrics, lambda s: s.lpips),
-                      control=finite(run_record.control.to_json()),
+        attack_record = outcome.record.attack
+        record.update(control=finite(outcome.record.control.to_json()),
                       key_recovered=attack_record.key_recovered if attack_record.key_recovery is not None else None)
     return record
 
@@ -238,7 +236,7 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         raise ParameterError(f"no registered attack applies to cipher '{cipher}' with these options; "
                              f"the first: {records[0]['attack']}: {records[0]['reason']}")
     first_record = first.record
-    baseline_ssim = summary_mean(first_record.baseline.scores, lambda s: s.ssim)
+    baseline_ssim = summary_mean(first_record.baseline.scores, "ssim")
     threat_models = worst_cases(records, baseline_ssim)
     document = finite({
         "schema_version": AUDIT_SCHEMA_VERSION,
@@ -250,7 +248,7 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         "budget": budget,
         "attacks": sorted({attack for attack, _ in cases}),
         "options": {**options, "params": dict(options.get("params", {})), "limit": limit},
-        "baseline": {"ssim": baseline_ssim, "lpips": summary_mean(first_record.baseline.scores, lambda s: s.lpips)},
+        "baseline": {"ssim": baseline_ssim, "lpips": summary_mean(first_record.baseline.scores, "lpips")},
         "accuracy": None if accuracy is None else accuracy.to_json(),
         "threat_models": threat_models,
         "cases": records,

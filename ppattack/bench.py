@@ -31,6 +31,7 @@ from .errors import ParameterError, PPAttackError, ShapeError
 from .learning.distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
+from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS, Registry
 from .records import Accuracy, RunRecord
 from .verdict import VERDICTS, verdict
@@ -269,10 +270,7 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             per_attack[cell["attack"]] = {
                 "status": cell["status"],
                 "threat_model": record.attack.threat_model if record else None,
-                "ssim": summary_mean(metrics, lambda s: s.ssim),
-                "ssim_up_to_mirror": summary_mean(metrics, lambda s: s.ssim_up_to_mirror),
-                "ssim_skimage_legacy": summary_mean(metrics, lambda s: s.ssim_skimage_legacy),
-                "psnr": summary_mean(metrics, lambda s: s.psnr), "lpips": summary_mean(metrics, lambda s: s.lpips),
+                **{metric.name: summary_mean(metrics, metric.name) for metric in METRICS},
                 "error": cell["error"], "reason": cell["reason"],
                 "key_recovered": record.attack.key_recovered if record else None}
         scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
@@ -282,7 +280,7 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
         best_ssim_up_to_mirror = per_attack[best_mirror]["ssim_up_to_mirror"] if best_mirror else None
         card = first.cipher.to_json() if first else (cards or {}).get(cipher, {})
         baseline = first.baseline.scores if first else None
-        baseline_ssim = summary_mean(baseline, lambda s: s.ssim)
+        baseline_ssim = summary_mean(baseline, "ssim")
         rows.append({
             "cipher": cipher,
             "verdict": verdict(per_attack[best]["ssim"] if best else None, baseline_ssim,
@@ -292,7 +290,7 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
             "key_reuse": card.get("key_reuse"),
             "accuracy": None if accuracy is None else accuracy.to_json(),
             "baseline_ssim": baseline_ssim,
-            "baseline_lpips": summary_mean(baseline, lambda s: s.lpips),
+            "baseline_lpips": summary_mean(baseline, "lpips"),
             "best_attack": best,
             "best_ssim": per_attack[best]["ssim"] if best else None,
             "best_lpips": per_attack[best]["lpips"] if best else None,

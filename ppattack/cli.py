@@ -536,17 +536,17 @@ def print_leaderboard(document: dict[str, Any], out: Path) -> None:
 def print_summary(record: RunRecord, out: Path) -> None:
     from rich.table import Table
 
-    from .report import METRIC_ROWS, control_note, fmt, fmt_accuracy, mirror_note, summary_mean
+    from .metrics import METRICS
+    from .report import control_note, fmt, fmt_accuracy, mirror_note, summary_mean
 
     metrics, accuracy = record.metrics, record.accuracy
     table = Table(title=f"{record.cipher.name} vs {record.attack.name} "
                         f"({record.attack.threat_model})", title_justify="left")
     for column in ("metric", "restored", "ciphertext baseline"):
         table.add_column(column)
-    labels = ("SSIM wang (mean)", "SSIM wang up to a left-right mirror", "SSIM skimage-legacy", "PSNR dB (mean)",
-              "LPIPS (mean)")
-    for label, (_, metric, _) in zip(labels, METRIC_ROWS):
-        table.add_row(label, fmt(summary_mean(metrics, metric)), fmt(summary_mean(record.baseline.scores, metric)))
+    for metric in METRICS:
+        table.add_row(metric.heading(), fmt(summary_mean(metrics, metric.name), metric.digits),
+                      fmt(summary_mean(record.baseline.scores, metric.name), metric.digits))
     table.add_row("key space bits", f"{record.cipher.key_space_bits:.2f}", "")
     table.add_row("accuracy: protected model, encrypted images",
                   fmt_accuracy(accuracy.protected_model_on_encrypted), "")

@@ -11,8 +11,11 @@
 - ``psnr``: peak 255, per image.
 - LPIPS: AlexNet, version 0.1, ``normalize=True`` on [0, 1] inputs (:mod:`ppattack.lpips_metric`);
   null with the reason when the trunk weights cannot be had, never a random trunk.
-All take uint8 batches ``(N, C, H, W)`` and return float64 NumPy arrays of length N;
-:func:`score` summarizes them (mean, median, std, per-image values).
+All take uint8 batches ``(N, C, H, W)`` and return float64 NumPy arrays of length N.
+:data:`METRICS` is the one table of them (name, per-image function, direction, digits, label)
+that scoring, result.json's schema, report.md, the terminal summary and the bench and audit
+tables iterate: adding a metric is a row there plus its function. :func:`score` summarizes
+them (mean, median, std, per-image values).
 
     >>> x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     >>> ssim(x, x).tolist()
@@ -21,7 +24,8 @@ All take uint8 batches ``(N, C, H, W)`` and return float64 NumPy arrays of lengt
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -30,18 +34,6 @@ from .errors import ShapeError
 from .lpips_metric import LPIPS, describe as describe_lpips
 
 WINDOW = 11  # SSIM "wang": Gaussian window taps (sigma 1.5)
-#: What each metric in result.json means (recorded with every result).
-CONVENTIONS: dict[str, str] = {
-    "ssim": "wang: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, "
-            "per channel over the valid region (5-pixel border dropped), then averaged",
-    "ssim_up_to_mirror": "ssim (wang) of the restorations as restored or all mirrored left-right, "
-                         "whichever orientation has the higher mean over the whole set (one choice "
-                         "for every image; 'mirrored' says which)",
-    "ssim_skimage_legacy": "scikit-image structural_similarity defaults on uint8 RGB: 7x7 "
-                           "uniform window, sample covariance, data range 255",
-    "psnr": "peak 255, per image, in dB (inf for identical images)",
-    "lpips": "lpips v0.1, AlexNet trunk, normalize=True on [0, 1] inputs; lower is more similar",
-}
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, min_side: int = 1) -> None:
@@ -130,6 +122,83 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         return 10.0 * np.log10(255.0**2 / mse)
 
 
+def lpips_distance(x: torch.Tensor, y: torch.Tensor, network: LPIPS) -> np.ndarray:
+    """Per-image LPIPS distance of ``x`` to ``y`` under the run's ``network``."""
+    return network(x, y)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One image-quality metric of restorations against the plain images, as every table shows it.
+
+    Attributes:
+        name: its key in result.json's ``metrics`` and in the bench and audit tables.
+        per_image: its score of each restored image against its plain image: two uint8 batches
+            ``(N, C, H, W)`` -> float64 ``(N,)``.
+        higher_is_better: the direction: whether a higher score means a closer restoration.
+        digits: decimals shown in tables.
+        label: its name in report.md and the terminal summary (:meth:`heading` adds the arrow).
+        convention: what it means, exactly, recorded in every result.json
+            (``metric_conventions``).
+        up_to_mirror: score the restorations as restored and all mirrored left-right and keep the
+            orientation whose mean is higher (:func:`better_orientation`); the summary says which
+            (``mirrored``).
+        needs_lpips: ``per_image`` takes the run's LPIPS network as a third argument; without
+            one the metric is null and result.json's ``lpips_unavailable`` says why.
+    """
+
+    name: str
+    per_image: Callable[..., np.ndarray]
+    higher_is_better: bool
+    digits: int
+    label: str
+    convention: str
+    up_to_mirror: bool = False
+    needs_lpips: bool = False
+
+    def heading(self) -> str:
+        """The label with the direction, e.g. ``"PSNR (dB) ↑"``."""
+        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+
+
+#: Every metric a run reports, in the order tables show them.
+METRICS: tuple[Metric, ...] = (
+    Metric("ssim", ssim, True, 3, "SSIM (wang)",
+           "wang: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 255, "
+           "per channel over the valid region (5-pixel border dropped), then averaged"),
+    Metric("ssim_up_to_mirror", ssim, True, 3, "SSIM (wang) up to a left-right mirror",
+           "ssim (wang) of the restorations as restored or all mirrored left-right, whichever "
+           "orientation has the higher mean over the whole set (one choice for every image; "
+           "'mirrored' says which)", up_to_mirror=True),
+    Metric("ssim_skimage_legacy", ssim_skimage_legacy, True, 3, "SSIM (skimage-legacy)",
+           "scikit-image structural_similarity defaults on uint8 RGB: 7x7 uniform window, sample "
+           "covariance, data range 255"),
+    Metric("psnr", psnr, True, 2, "PSNR (dB)", "peak 255, per image, in dB (inf for identical images)"),
+    Metric("lpips", lpips_distance, False, 3, "LPIPS (AlexNet)",
+           "lpips v0.1, AlexNet trunk, normalize=True on [0, 1] inputs; lower is more similar",
+           needs_lpips=True),
+)
+
+
+class MetricUnavailable(Exception):
+    """A metric that cannot be measured in this run (its network is missing), and why."""
+
+
+def per_image_scores(metric: Metric, restored: torch.Tensor, plain: torch.Tensor,
+                     lpips: LPIPS | str | None = None) -> np.ndarray:
+    """``metric.per_image`` of ``restored`` against ``plain`` as restored (``lpips``: as for
+    :func:`score`); :class:`MetricUnavailable` when it needs an LPIPS network that is missing or
+    cannot take these images."""
+    if not metric.needs_lpips:
+        return metric.per_image(restored, plain)
+    if not isinstance(lpips, LPIPS):
+        raise MetricUnavailable(lpips or "LPIPS was not requested")
+    try:
+        return metric.per_image(restored, plain, lpips)
+    except ShapeError as e:
+        raise MetricUnavailable(str(e)) from None
+
+
 def summarize(values: np.ndarray) -> dict[str, Any]:
     """Mean, median, std and the per-image values (JSON-ready; inf becomes the string "inf")."""
     def clean(v: float) -> float | str:
@@ -143,35 +212,38 @@ def summarize(values: np.ndarray) -> dict[str, Any]:
 
 
 def score(restored: torch.Tensor, plain: torch.Tensor, lpips: LPIPS | str | None = None) -> dict[str, Any]:
-    """All metrics of ``restored`` against ``plain``, summarized.
+    """Every metric of :data:`METRICS` of ``restored`` against ``plain``, summarized.
 
     Args:
         lpips: an :class:`~ppattack.lpips_metric.LPIPS` metric, or the reason it is unavailable
             (see :func:`ppattack.lpips_metric.prepare`); ``None``: not requested.
 
     Returns:
-        ``{"ssim", "ssim_up_to_mirror", "ssim_skimage_legacy", "psnr", "lpips",
-        "lpips_unavailable"}``: summaries (:func:`summarize`), ``ssim_up_to_mirror`` with
-        ``mirrored`` (:func:`ssim_up_to_mirror`); ``lpips`` is ``None`` exactly when
-        ``lpips_unavailable`` says why.
+        ``{name: summary}`` for each metric in table order (:func:`summarize`; a metric scored up
+        to a mirror adds ``mirrored``, :func:`better_orientation`), then ``lpips_unavailable``:
+        why the metrics that need the LPIPS network are ``None``, else ``None``.
     """
-    as_restored = ssim(restored, plain)  # also the first orientation of ssim_up_to_mirror
-    up_to_mirror, mirrored = better_orientation(as_restored, ssim(restored.flip(-1), plain))
-    scores: dict[str, Any] = {"ssim": summarize(as_restored),
-                              "ssim_up_to_mirror": {**summarize(up_to_mirror), "mirrored": mirrored},
-                              "ssim_skimage_legacy": summarize(ssim_skimage_legacy(restored, plain)),
-                              "psnr": summarize(psnr(restored, plain)),
-                              "lpips": None, "lpips_unavailable": None}
-    if isinstance(lpips, LPIPS):
+    scores: dict[str, Any] = {}
+    unavailable = None
+    as_restored: dict[Callable[..., np.ndarray], np.ndarray] = {}  # ssim's values serve both SSIM rows
+    for metric in METRICS:
         try:
-            scores["lpips"] = summarize(lpips(restored, plain))
-        except ShapeError as e:
-            scores["lpips_unavailable"] = str(e)
-    else:
-        scores["lpips_unavailable"] = lpips or "LPIPS was not requested"
+            if metric.per_image not in as_restored:
+                as_restored[metric.per_image] = per_image_scores(metric, restored, plain, lpips)
+        except MetricUnavailable as e:
+            scores[metric.name], unavailable = None, str(e)
+            continue
+        values = as_restored[metric.per_image]
+        if metric.up_to_mirror:
+            values, mirrored = better_orientation(values, per_image_scores(metric, restored.flip(-1), plain, lpips))
+            scores[metric.name] = {**summarize(values), "mirrored": mirrored}
+        else:
+            scores[metric.name] = summarize(values)
+    scores["lpips_unavailable"] = unavailable
     return scores
 
 
 def conventions(lpips: LPIPS | str | None = None) -> dict[str, Any]:
-    """What the metrics mean, for result.json: :data:`CONVENTIONS` plus the LPIPS trunk used."""
-    return {**CONVENTIONS, "lpips_model": describe_lpips(lpips)}
+    """What the metrics mean, for result.json: each metric's convention (:data:`METRICS`) plus
+    the LPIPS trunk used."""
+    return {**{metric.name: metric.convention for metric in METRICS}, "lpips_model": describe_lpips(lpips)}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from .metrics import METRICS
+
 #: One summary statistic as result.json holds it: a float, "inf"/"-inf" (JSON has no infinity)
 #: or None (no images, or a std over infinite values).
 Statistic = float | str | None
@@ -55,32 +57,51 @@ class MirrorSummary(Summary):
 
 @dataclass(frozen=True)
 class Scores:
-    """Images scored against the plain images (:func:`ppattack.metrics.score`): SSIM (wang),
-    SSIM (scikit-image defaults), PSNR (dB) and LPIPS, which is None exactly when
-    ``lpips_unavailable`` says why; SSIM up to a left-right mirror, None only in a result.json
-    written before it was measured."""
+    """Images scored against the plain images (:func:`ppattack.metrics.score`): the summary of
+    each metric of :data:`ppattack.metrics.METRICS` by name, None where it was not measured
+    (LPIPS without its network, ``lpips_unavailable`` then says why; a metric newer than the
+    result.json read). ``scores["psnr"]`` reads one; the properties name the ones code reads."""
 
-    ssim: Summary
-    ssim_skimage_legacy: Summary
-    psnr: Summary
-    lpips: Summary | None
+    summaries: Mapping[str, Summary | None]
     lpips_unavailable: str | None
-    ssim_up_to_mirror: MirrorSummary | None = None
+
+    def __getitem__(self, name: str) -> Summary | None:
+        return self.summaries.get(name)
+
+    @property
+    def ssim(self) -> Summary:
+        return self.summaries["ssim"]
+
+    @property
+    def ssim_up_to_mirror(self) -> MirrorSummary | None:
+        """None only in a result.json written before it was measured."""
+        return self.summaries.get("ssim_up_to_mirror")
+
+    @property
+    def ssim_skimage_legacy(self) -> Summary:
+        return self.summaries["ssim_skimage_legacy"]
+
+    @property
+    def psnr(self) -> Summary:
+        return self.summaries["psnr"]
+
+    @property
+    def lpips(self) -> Summary | None:
+        return self.summaries.get("lpips")
 
     def to_json(self) -> dict[str, Any]:
-        document = {"ssim": self.ssim.to_json(), "ssim_skimage_legacy": self.ssim_skimage_legacy.to_json(),
-                    "psnr": self.psnr.to_json(), "lpips": None if self.lpips is None else self.lpips.to_json(),
-                    "lpips_unavailable": self.lpips_unavailable}
-        if self.ssim_up_to_mirror is not None:
-            document["ssim_up_to_mirror"] = self.ssim_up_to_mirror.to_json()
-        return document
+        return {**{name: None if summary is None else summary.to_json() for name, summary in self.summaries.items()},
+                "lpips_unavailable": self.lpips_unavailable}
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Scores:
-        lpips, mirror = document.get("lpips"), document.get("ssim_up_to_mirror")
-        return cls(Summary.from_json(document["ssim"]), Summary.from_json(document["ssim_skimage_legacy"]),
-                   Summary.from_json(document["psnr"]), None if lpips is None else Summary.from_json(lpips),
-                   document.get("lpips_unavailable"), None if mirror is None else MirrorSummary.from_json(mirror))
+        """Read scores for every metric of the table (a metric the document lacks reads None)."""
+        summaries: dict[str, Summary | None] = {}
+        for metric in METRICS:
+            summary = document.get(metric.name)
+            reader = MirrorSummary if metric.up_to_mirror else Summary
+            summaries[metric.name] = None if summary is None else reader.from_json(summary)
+        return cls(summaries, document.get("lpips_unavailable"))
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .harness import RunResult
-from .records import RunRecord, Scores, Summary
+from .metrics import METRICS
+from .records import RunRecord, Scores
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 GRID_COLUMNS = 8  # images per grid row: the first targets, always the same ones
@@ -91,17 +92,10 @@ def control_note(record: RunRecord) -> str:
 
 # -- report.md -----------------------------------------------------------------------------------
 
-#: The metric rows of a report: label, the metric's summary in a :class:`Scores`, digits shown.
-METRIC_ROWS: tuple[tuple[str, Callable[[Scores], Summary | None], int], ...] = (
-    ("SSIM (wang) ↑", lambda s: s.ssim, 3),
-    ("SSIM (wang) up to a left-right mirror ↑", lambda s: s.ssim_up_to_mirror, 3),
-    ("SSIM (skimage-legacy) ↑", lambda s: s.ssim_skimage_legacy, 3),
-    ("PSNR (dB) ↑", lambda s: s.psnr, 2), ("LPIPS (AlexNet) ↓", lambda s: s.lpips, 3))
-
-
-def summary_mean(scores: Scores | None, metric: Callable[[Scores], Summary | None]) -> Any:
-    """The mean of ``metric`` in ``scores`` (None when there are no scores or no such summary)."""
-    summary = None if scores is None else metric(scores)
+def summary_mean(scores: Scores | None, metric: str) -> Any:
+    """The mean of metric ``metric`` (a name in :data:`~ppattack.metrics.METRICS`) in ``scores``
+    (None when there are no scores or no such summary)."""
+    summary = None if scores is None else scores[metric]
     return None if summary is None else summary.mean
 
 
@@ -139,11 +133,12 @@ def report_markdown(record: RunRecord) -> str:
              f"`{record.environment.device}`.", "", SSIM_NOTE, "",
              "| metric | restored mean | restored median | restored std | ciphertext baseline mean |",
              "|---|---|---|---|---|"]
-    for label, metric, digits in METRIC_ROWS:
-        entry = metric(record.metrics)
+    for metric in METRICS:
+        entry, digits = record.metrics[metric.name], metric.digits
         median, std = (None, None) if entry is None else (entry.median, entry.std)
-        lines.append(f"| {label} | {fmt(summary_mean(record.metrics, metric), digits)} | {fmt(median, digits)} | "
-                     f"{fmt(std, digits)} | {fmt(summary_mean(record.baseline.scores, metric), digits)} |")
+        lines.append(f"| {metric.heading()} | {fmt(summary_mean(record.metrics, metric.name), digits)} | "
+                     f"{fmt(median, digits)} | {fmt(std, digits)} | "
+                     f"{fmt(summary_mean(record.baseline.scores, metric.name), digits)} |")
     if record.baseline.scores is None:
         lines += ["", f"Ciphertext baseline unavailable: {record.baseline.unavailable}."]
     mirror = mirror_note(record.metrics)
@@ -397,19 +392,18 @@ def bench_notes(document: dict[str, Any]) -> list[str]:
 
 
 def _cell_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    headers = ["cipher", "attack", "threat model", "SSIM wang (mean ± std)", "SSIM skimage-legacy",
-               "PSNR (dB)", "LPIPS", "no-attack SSIM", "time (s)", "report"]
+    headers = ["cipher", "attack", "threat model", *(f"{metric.heading()} (mean)" for metric in METRICS),
+               "no-attack SSIM", "time (s)", "report"]
     rows = []
     for cell in document["cells"]:
         if cell["result"] is None:
-            rows.append([cell["cipher"], cell["attack"], "", cell["status"], "", "", "", "", "", ""])
+            rows.append([cell["cipher"], cell["attack"], "", cell["status"], *[""] * (len(headers) - 4)])
             continue
         record = RunRecord.from_json(cell["result"])
-        m, baseline = record.metrics, record.baseline.scores
         rows.append([cell["cipher"], cell["attack"], record.attack.threat_model,
-                     f"{fmt(m.ssim.mean)} ± {fmt(m.ssim.std)}", fmt(m.ssim_skimage_legacy.mean), fmt(m.psnr.mean, 2),
-                     fmt(summary_mean(m, lambda s: s.lpips)), fmt(summary_mean(baseline, lambda s: s.ssim)),
-                     f"{record.seconds:.1f}", f"{cell['folder']}/report.md"])
+                     *(fmt(summary_mean(record.metrics, metric.name), metric.digits) for metric in METRICS),
+                     fmt(summary_mean(record.baseline.scores, "ssim")), f"{record.seconds:.1f}",
+                     f"{cell['folder']}/report.md"])
     return headers, rows
 
 

@@ -143,11 +143,12 @@ def test_leaderboard_picks_the_best_attack_and_the_accuracy(bench_out):
             return {"cipher": cipher, "attack": attack, "status": "error" if error else "n/a", "error": error,
                     "reason": reason, "result": None}
         summary = lambda v: None if v is None else Summary(v, v, 0.0, (v,))  # noqa: E731
-        scores = Scores(summary(ssim), summary(ssim), summary(10.0), summary(lpips), None if lpips else "offline")
+        scores = Scores({"ssim": summary(ssim), "ssim_skimage_legacy": summary(ssim), "psnr": summary(10.0),
+                         "lpips": summary(lpips)}, None if lpips else "offline")
         return {"cipher": cipher, "attack": attack, "status": "ok", "error": None, "reason": None, "result": replace(
             base, cipher=CipherRecord(cipher, {}, 10.0, 5.0, "shared", ""),
             attack=replace(base.attack, threat_model="coa", key_recovery=None), metrics=scores,
-            baseline=Baseline(replace(scores, ssim=summary(0.2), lpips=None, lpips_unavailable="offline")),
+            baseline=Baseline(Scores({**scores.summaries, "ssim": summary(0.2), "lpips": None}, "offline")),
             accuracy=Accuracy.from_json(accuracy or {"plain_model_on_plain": None,
                                                      "protected_model_on_encrypted": None, "reason": "not trained"}))}
 

@@ -141,7 +141,7 @@ def test_the_command_line_summary_shows_the_ssim_up_to_a_mirror(mirroring_fr, tm
     result = cli_runner.invoke(cli, ["run", "--cipher", "plain", "--attack", "fr", "--threat", "coa", "--limit", "4",
                                      "--no-accuracy", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    assert "SSIM wang up to a left-right mirror" in result.output
+    assert "SSIM (wang) up to a left-right mirror" in result.output
     assert "the attack restored the mirror image of the targets" in result.output
 
 
