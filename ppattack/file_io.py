@@ -198,14 +198,39 @@ def torch_load(path: str | os.PathLike) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
-    """Decode an image file to a uint8 tensor (C, H, W); ``mode`` is a PIL mode (RGB or L)."""
+def unreadable(e: BaseException) -> bool:
+    """Whether PIL raised ``e`` for a file it cannot read (not an image, truncated, a bomb, a text
+    chunk beyond its bound: ValueError, SyntaxError) rather than for a fault of ppattack's."""
     from PIL import Image, UnidentifiedImageError
+
+    return isinstance(e, (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError))
+
+
+def upright(im: Any) -> Any:
+    """The opened image as displayed: its EXIF orientation applied (an exact transposition)."""
+    from PIL import ImageOps
+
+    orientation = im.getexif().get(0x0112, 1)
+    return ImageOps.exif_transpose(im) if orientation in range(2, 9) else im
+
+
+def displayed_size(im: Any) -> tuple[int, int]:
+    """(height, width) of the opened image as displayed (EXIF orientations 5-8 turn it)."""
+    width, height = im.size
+    return (width, height) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (height, width)
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
+    """Decode an image file as displayed (EXIF orientation applied) to a uint8 tensor (C, H, W);
+    ``mode`` is a PIL mode (RGB or L)."""
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            array = np.asarray(im.convert(mode))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+            array = np.asarray(upright(im).convert(mode))
+    except Exception as e:
+        if not unreadable(e):
+            raise
         raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
     if array.ndim == 2:
         array = array[:, :, None]
@@ -219,12 +244,14 @@ LOSSY_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}
 def lossy_format(path: str | os.PathLike) -> str | None:
     """The lossy format (JPEG, WebP) the file ``path`` holds, told by its content whatever its
     name, or None (also for a file that is no image: reading it reports that)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             return LOSSY_FORMATS.get(im.format or "")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except Exception as e:
+        if not unreadable(e):
+            raise
         return None
 
 
@@ -271,9 +298,9 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
     Refused: samples other than 8-bit (16-bit PNG/TIFF/PGM/PPM, a PGM/PPM maxval other than
     255, 32-bit integer or float images),
     transparency, colour into a 1-channel key, other modes (CMYK, YCbCr, LAB, HSV) and
-    animated files (more than one frame).
+    animated files (more than one frame). An EXIF orientation is applied (the image as displayed).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
@@ -286,6 +313,7 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
                 raise DataError(f"image {path} has {depth}: the ciphers work on 8-bit images and converting "
                                 "it would change the data; convert it to 8 bits yourself first")
             im.load()
+            im = upright(im)
             mode = im.mode
             if mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -301,8 +329,8 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
                                     "not alpha; flatten it onto a background first")
                 im = im.convert("RGB" if im.mode.startswith(("RGB", "P")) else "L")
             array = np.asarray(im)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        if isinstance(e, DataError):
+    except Exception as e:
+        if isinstance(e, DataError) or not unreadable(e):
             raise
         raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
     if array.ndim == 2:
@@ -321,8 +349,13 @@ def png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks of a PNG file (empty for other formats)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return dict(getattr(im, "text", {}) or {})
+    try:
+        with Image.open(path) as im:
+            return dict(getattr(im, "text", {}) or {})
+    except Exception as e:
+        if not unreadable(e):
+            raise
+        raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
 
 
 def png_bytes(image: torch.Tensor, text: dict[str, str] | None = None) -> bytes:

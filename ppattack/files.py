@@ -24,8 +24,8 @@ from typing import Callable
 import torch
 
 from .errors import DataError, ShapeError
-from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, files_below, png_text, read_image_exact,
-                      staged_output, write_png)
+from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, displayed_size, files_below, png_text,
+                      read_image_exact, staged_output, unreadable, write_png)
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
 
@@ -74,22 +74,21 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header."""
+    """(height, width) of an image file as displayed (EXIF orientation applied), read from its header."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except (OSError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
+            return displayed_size(im)
+    except Exception as e:
+        if not unreadable(e):
+            raise
+        raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
 
 
 def image_number(path: Path) -> int:
     """The image number a per-image cipher's ciphertext file carries (see the module doc)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        value = getattr(im, "text", {}).get(IMAGE_NUMBER_CHUNK)
+    value = png_text(path).get(IMAGE_NUMBER_CHUNK)
     if value is None:
         raise DataError(f"{path} carries no image number ({IMAGE_NUMBER_CHUNK}): a per-image cipher's "
                         "ciphertexts can only be decrypted from the PNG files `ppattack encrypt` wrote")

@@ -67,8 +67,11 @@ def check_memory(image_size: int, targets: int, classifier_batch: int | None, de
     need, have = memory_floor(image_size, targets, classifier_batch), device_memory(device)
     if need > have:
         batch = f" and a classifier batch of {classifier_batch}" if classifier_batch else ""
-        raise ParameterError(f"image_size={image_size} with {targets} target image(s){batch} needs at least "
-                             f"{need / 2 ** 30:.1f} GiB, more than the {have / 2 ** 30:.1f} GiB of {device.type} "
+        size = image_size if image_size < 10 ** 20 else f"(an integer of {len(str(image_size))} digits)"
+        gib = need >> 30  # an integer: a huge size overflows a float
+        needed = f"{need / 2 ** 30:.1f}" if gib < 10 ** 15 else f"10^{len(str(gib)) - 1}"
+        raise ParameterError(f"image_size={size} with {targets} target image(s){batch} needs at least "
+                             f"{needed} GiB, more than the {have / 2 ** 30:.1f} GiB of {device.type} "
                              "memory: use a smaller image_size, targets (--limit) or classifier_batch")
 
 

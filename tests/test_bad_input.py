@@ -745,3 +745,61 @@ def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_ru
     result = cli_runner.invoke(cli, [command, *args, *(["--attack"] if command == "run" else ["--attacks"]), "fr"])
     refused(result, "dataset folder", "apart from the inputs")
     assert listing(tmp_path) == before
+
+
+def jpeg_turned(path: Path, array: np.ndarray, orientation: int) -> np.ndarray:
+    """Save ``array`` as a JPEG whose EXIF orientation is ``orientation``; return its pixels as
+    displayed (decoded, then turned as the tag says)."""
+    from PIL import ImageOps
+
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif.tobytes(), quality=95)
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def test_an_exif_rotated_jpeg_is_encrypted_as_displayed(tmp_path, cli_runner):
+    """The pixels were encrypted unturned and the orientation dropped (the decrypted picture lay
+    on its side); a 32 wide, 48 high photo shown turned was refused as 32x48 by a 48x32 key."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    shown = jpeg_turned(tmp_path / "square.jpg", photo(), 6)
+    assert encrypt(cli_runner, key, tmp_path / "square.jpg", tmp_path / "enc").exit_code == 0
+    result = cli_runner.invoke(cli, ["decrypt", "--key", str(key), str(tmp_path / "enc"), "-o", str(tmp_path / "dec")])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read(tmp_path / "dec" / "square.png"), shown)
+
+    tall = keygen(cli_runner, tmp_path / "tall.json", shape="3,48,32")
+    shown = jpeg_turned(tmp_path / "wide.jpg", photo((32, 48, 3)), 8)  # stored 48 wide, shown 32 wide
+    assert shown.shape == (48, 32, 3)
+    result = encrypt(cli_runner, tall, tmp_path / "wide.jpg", tmp_path / "enc-tall")
+    assert result.exit_code == 0, result.output
+    result = cli_runner.invoke(cli, ["decrypt", "--key", str(tall), str(tmp_path / "enc-tall"),
+                                     "-o", str(tmp_path / "dec-tall")])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read(tmp_path / "dec-tall" / "wide.png"), shown)
+
+
+def test_a_50_mb_ztxt_chunk_is_an_unreadable_image_not_an_unexpected_error(tmp_path, cli_runner):
+    """PIL refuses a text chunk that decompresses beyond its bound with a ValueError, reported
+    as "unexpected ValueError"; it names the file and the cause now."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    Image.fromarray(photo()).save(tmp_path / "plain.png")
+    data = (tmp_path / "plain.png").read_bytes()
+    body = b"comment\0\0" + zlib.compress(b"A" * (50 << 20), 9)
+    chunk = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    (tmp_path / "text.png").write_bytes(data[:-12] + chunk + data[-12:])  # before IEND
+    for command in ("encrypt", "decrypt"):
+        out = tmp_path / f"out-{command}"
+        result = cli_runner.invoke(cli, [command, "--key", str(key), str(tmp_path / "text.png"), "-o", str(out)])
+        refused(result, "cannot read image", "text.png", "MAX_TEXT_CHUNK")
+        assert not out.exists()
+
+
+def test_a_200_digit_image_size_is_refused_by_its_memory(tmp_path, cli_runner):
+    """`--param image_size=1` and 200 zeros was "unexpected OverflowError" (GiB as a float)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                     "--param", "image_size=1" + "0" * 200, "--out", str(tmp_path / "run")])
+    refused(result, "image_size=(an integer of 201 digits)", "needs at least 10^392 GiB")
+    assert sorted(tmp_path.iterdir()) == []

@@ -241,3 +241,17 @@ def test_restore_and_run_give_the_attack_the_same_seed(files, cli_runner, tmp_pa
     by_run = json.loads((tmp_path / "run" / "result.json").read_text())["attack"]["params"]
     assert by_restore == by_run
     assert by_restore["seed"] != 5  # a seed derived from 5, not 5 itself
+
+
+def test_restore_skips_a_staging_folder_left_in_its_input_folders(files, cli_runner, tmp_path):
+    """A killed command's hidden staging folder inside the ciphertexts' and public folders (here
+    with a 16x16 image) was read as data: "different sizes"; it is skipped (issue 29)."""
+    from ppattack.file_io import STAGING_PREFIX
+
+    for folder in ("ct", "public"):
+        stale = files / folder / f"{STAGING_PREFIX}abc" / "out"
+        stale.mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(stale / "img000.png")
+    result = restore(cli_runner, files, tmp_path / "out", truth=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"img{i:03d}.png" for i in range(8)]

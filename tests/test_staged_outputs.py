@@ -129,6 +129,8 @@ def test_a_new_output_folder_appears_whole_or_not_at_all(tmp_path, cli_runner, m
 
     import ppattack.file_io
 
+    key = keygen(cli_runner, tmp_path / "key.json")
+    source = photos(tmp_path / "photos", count=3)
     moves = []
 
     def failing(real):
@@ -143,8 +145,6 @@ def test_a_new_output_folder_appears_whole_or_not_at_all(tmp_path, cli_runner, m
     proxy = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
     proxy.replace, proxy.rename = failing(os.replace), failing(os.rename)
     monkeypatch.setattr(ppattack.file_io, "os", proxy)
-    key = keygen(cli_runner, tmp_path / "key.json")
-    source = photos(tmp_path / "photos", count=3)
     before = listing(tmp_path)
     out = tmp_path / "new" / "out"
     result = transform(cli_runner, "encrypt", key, source, "-o", out)
