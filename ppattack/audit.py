@@ -34,7 +34,7 @@ from .records import Accuracy
 from .report import (GRID_COLUMNS, RUN_FILES, GridRow, best_ssim_text, fmt, finite, grid_image, png, ssim_caption,
                      ssim_up_to_mirror_text, summary_mean, write_run)
 from .threat import THREAT_MODELS
-from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
+from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, AttackScore, worst_case
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA_VERSION = 1
@@ -128,21 +128,20 @@ def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dic
     for threat in THREAT_MODELS:
         own = [c for c in cases if c["threat_model"] == threat]
         scored = [c for c in own if c["status"] == "ok"]
-        best = max(scored, key=lambda c: c["ssim"]) if scored else None
-        mirrorable = [c for c in scored if c.get("ssim_up_to_mirror") is not None]
-        best_mirror = max(mirrorable, key=lambda c: c["ssim_up_to_mirror"]) if mirrorable else None
-        best_ssim_up_to_mirror = best_mirror["ssim_up_to_mirror"] if best_mirror else None
-        keyed = [c["attack"] for c in scored if c["key_recovered"]]
+        worst = worst_case([AttackScore(c["attack"], c["ssim"], c.get("ssim_up_to_mirror"), c["lpips"],
+                                        bool(c["key_recovered"]), (c["control"] or {}).get("passed"))
+                            for c in scored], baseline_ssim)
+        best, best_mirror = worst.best, worst.best_up_to_mirror
         summary[threat] = {
-            "verdict": verdict(best["ssim"] if best else None, baseline_ssim, bool(keyed), best_ssim_up_to_mirror),
-            "best_attack": best["attack"] if best else None,
-            "best_ssim": best["ssim"] if best else None,
-            "best_lpips": best["lpips"] if best else None,
-            "best_attack_up_to_mirror": best_mirror["attack"] if best_mirror else None,
-            "best_ssim_up_to_mirror": best_ssim_up_to_mirror,
-            "key_recovered": bool(keyed),
-            "key_recovered_by": keyed,
-            "control_passed": best["control"].get("passed") if best and best["control"] else None,
+            "verdict": worst.verdict,
+            "best_attack": best and best.attack,
+            "best_ssim": best and best.ssim,
+            "best_lpips": best and best.lpips,
+            "best_attack_up_to_mirror": best_mirror and best_mirror.attack,
+            "best_ssim_up_to_mirror": best_mirror and best_mirror.ssim_up_to_mirror,
+            "key_recovered": bool(worst.key_recovered_by),
+            "key_recovered_by": list(worst.key_recovered_by),
+            "control_passed": worst.control_passed,
             "attacks_run": [c["attack"] for c in scored],
             "not_applicable": {c["attack"]: c["reason"] for c in own if c["status"] == "n/a"},
             "errors": {c["attack"]: c["reason"] for c in own if c["status"] == "error"},

@@ -34,7 +34,7 @@ from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, c
 from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS, Registry
 from .records import Accuracy, RunRecord
-from .verdict import VERDICTS, verdict
+from .verdict import VERDICTS, AttackScore, worst_case
 from .report import (GRID_COLUMNS, RUN_FILES, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
                      png, ssim_caption, summary_mean, write_run)
 
@@ -273,29 +273,27 @@ def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Se
                 **{metric.name: summary_mean(metrics, metric.name) for metric in METRICS},
                 "error": cell["error"], "reason": cell["reason"],
                 "key_recovered": record.attack.key_recovered if record else None}
-        scored = [a for a in attacks if isinstance(per_attack.get(a, {}).get("ssim"), (int, float))]
-        best = max(scored, key=lambda a: per_attack[a]["ssim"]) if scored else None
-        mirrorable = [a for a in scored if isinstance(per_attack[a]["ssim_up_to_mirror"], (int, float))]
-        best_mirror = max(mirrorable, key=lambda a: per_attack[a]["ssim_up_to_mirror"]) if mirrorable else None
-        best_ssim_up_to_mirror = per_attack[best_mirror]["ssim_up_to_mirror"] if best_mirror else None
         card = first.cipher.to_json() if first else (cards or {}).get(cipher, {})
         baseline = first.baseline.scores if first else None
         baseline_ssim = summary_mean(baseline, "ssim")
+        worst = worst_case([AttackScore(a, per_attack[a]["ssim"], per_attack[a]["ssim_up_to_mirror"],
+                                        per_attack[a]["lpips"], bool(per_attack[a]["key_recovered"]))
+                            for a in attacks if per_attack.get(a, {}).get("status") == "ok"], baseline_ssim)
+        best, best_mirror = worst.best, worst.best_up_to_mirror
         rows.append({
             "cipher": cipher,
-            "verdict": verdict(per_attack[best]["ssim"] if best else None, baseline_ssim,
-                               any(entry["key_recovered"] for entry in per_attack.values()), best_ssim_up_to_mirror),
+            "verdict": worst.verdict,
             "key_space_bits": card.get("key_space_bits"),
             "separable_bits": card.get("separable_bits"),
             "key_reuse": card.get("key_reuse"),
             "accuracy": None if accuracy is None else accuracy.to_json(),
             "baseline_ssim": baseline_ssim,
             "baseline_lpips": summary_mean(baseline, "lpips"),
-            "best_attack": best,
-            "best_ssim": per_attack[best]["ssim"] if best else None,
-            "best_lpips": per_attack[best]["lpips"] if best else None,
-            "best_attack_up_to_mirror": best_mirror,
-            "best_ssim_up_to_mirror": best_ssim_up_to_mirror,
+            "best_attack": best and best.attack,
+            "best_ssim": best and best.ssim,
+            "best_lpips": best and best.lpips,
+            "best_attack_up_to_mirror": best_mirror and best_mirror.attack,
+            "best_ssim_up_to_mirror": best_mirror and best_mirror.ssim_up_to_mirror,
             "lpips_unavailable": first.metrics.lpips_unavailable if first else None,
             "attacks": per_attack,
         })
