@@ -11,7 +11,7 @@ an "error", except bad input (:class:`~ppattack.errors.DataError`), which stops 
 on the cipher). A third-party attack joins the ensemble by being installed.
 
     result = run_audit("my-cipher", "runs/audit", preset="quick")
-    result.document["threat_models"]["kpa"]["verdict"]      # e.g. "key recovered"
+    result.record.threat_models["kpa"].verdict      # e.g. "key recovered"
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .version import __version__
 from .bench import cell_params, expand
@@ -30,14 +30,14 @@ from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, c
 from .presets import get_preset
 from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS
+from .audit_records import AuditCase, AuditDocument, BaselineMeans, ThreatSummary
 from .records import Accuracy
 from .report import (GRID_COLUMNS, RUN_FILES, GridRow, best_ssim_text, fmt, finite, grid_image, png, ssim_caption,
                      ssim_up_to_mirror_text, summary_mean, write_run)
 from .threat import THREAT_MODELS
-from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, AttackScore, worst_case
+from .verdict import PARTIAL_MARGIN, RESTORED_SSIM, worst_case
 
 log = logging.getLogger(__name__)
-AUDIT_SCHEMA_VERSION = 1
 #: The files an audit writes next to its case folders ``<attack>/<threat>/``.
 AUDIT_FILES = ("audit.json", "audit.md", "audit.png", "index.html")
 
@@ -76,10 +76,15 @@ Progress = Callable[[int, int, str, str], None]
 
 @dataclass(frozen=True)
 class AuditResult:
-    """The audit.json document and the folder its files were written to."""
+    """The audit's record and the folder its files were written to."""
 
-    document: dict[str, Any]
+    record: AuditDocument
     out_dir: Path
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """audit.json's document, as written."""
+        return finite(self.record.to_json())
 
 
 def attack_budget(attack: str, preferred: tuple[str, ...] | None) -> str | None:
@@ -102,50 +107,42 @@ def audit_cases(attacks: list[str]) -> list[tuple[str, str]]:
 
 
 def case_record(attack: str, threat: str, outcome: RunResult | None, error: str | None,
-                not_applicable: str | None, folder: str | None) -> dict[str, Any]:
-    """One row of audit.json's ``cases``: status ok / n/a / error and the case's scores (the SSIM
+                not_applicable: str | None, folder: str | None) -> AuditCase:
+    """One of audit.json's ``cases``: status ok / n/a / error and the case's scores (the SSIM
     up to a left-right mirror with ``mirrored``, whether the mirror was chosen)."""
-    scores = None if outcome is None else outcome.record.metrics
+    record = None if outcome is None else outcome.record
+    scores = None if record is None else record.metrics
     mirror = None if scores is None else scores.ssim_up_to_mirror
-    record: dict[str, Any] = {"attack": attack, "threat_model": threat, "folder": folder,
-                              "status": "ok" if outcome else "n/a" if not_applicable else "error",
-                              "reason": not_applicable or error,
-                              **{metric.name: summary_mean(scores, metric.name) for metric in METRICS},
-                              "mirrored": None if mirror is None else mirror.mirrored,
-                              "key_recovered": None, "control": None}
-    if outcome is not None:
-        attack_record = outcome.record.attack
-        record.update(control=finite(outcome.record.control.to_json()),
-                      key_recovered=attack_record.key_recovered if attack_record.key_recovery is not None else None)
-    return record
+    recovered = None if record is None or record.attack.key_recovery is None else record.attack.key_recovered
+    return AuditCase(attack=attack, threat_model=threat, folder=folder,
+                     status="ok" if outcome else "n/a" if not_applicable else "error",
+                     reason=not_applicable or error,
+                     means={metric.name: summary_mean(scores, metric.name) for metric in METRICS},
+                     mirrored=None if mirror is None else mirror.mirrored, key_recovered=recovered,
+                     control=None if record is None else record.control)
 
 
-def worst_cases(cases: list[dict[str, Any]], baseline_ssim: float | None) -> dict[str, dict[str, Any]]:
-    """Per threat model: the best attack (highest mean SSIM), the highest mean SSIM up to a
+def worst_cases(cases: Sequence[AuditCase], baseline_ssim: float | None) -> dict[str, ThreatSummary]:
+    """Per threat model, its worst case (:func:`~ppattack.verdict.worst_case` of the cases that
+    ran, in their order): the best attack (highest mean SSIM), the highest mean SSIM up to a
     left-right mirror and its attack (None: no case measured it), whether any case recovered
-    the key, the verdict, and the attacks that did not apply (with their reasons)."""
+    the key, the verdict, the best attack's control, and the attacks that did not apply or
+    crashed (with their reasons)."""
     summary = {}
     for threat in THREAT_MODELS:
-        own = [c for c in cases if c["threat_model"] == threat]
-        scored = [c for c in own if c["status"] == "ok"]
-        worst = worst_case([AttackScore(c["attack"], c["ssim"], c.get("ssim_up_to_mirror"), c["lpips"],
-                                        bool(c["key_recovered"]), (c["control"] or {}).get("passed"))
-                            for c in scored], baseline_ssim)
-        best, best_mirror = worst.best, worst.best_up_to_mirror
-        summary[threat] = {
-            "verdict": worst.verdict,
-            "best_attack": best and best.attack,
-            "best_ssim": best and best.ssim,
-            "best_lpips": best and best.lpips,
-            "best_attack_up_to_mirror": best_mirror and best_mirror.attack,
-            "best_ssim_up_to_mirror": best_mirror and best_mirror.ssim_up_to_mirror,
-            "key_recovered": bool(worst.key_recovered_by),
-            "key_recovered_by": list(worst.key_recovered_by),
-            "control_passed": worst.control_passed,
-            "attacks_run": [c["attack"] for c in scored],
-            "not_applicable": {c["attack"]: c["reason"] for c in own if c["status"] == "n/a"},
-            "errors": {c["attack"]: c["reason"] for c in own if c["status"] == "error"},
-        }
+        own = [c for c in cases if c.threat_model == threat]
+        scored = [c for c in own if c.status == "ok"]
+        worst = worst_case([c.score() for c in scored], baseline_ssim)
+        best, mirror = worst.best, worst.best_up_to_mirror
+        summary[threat] = ThreatSummary(
+            verdict=worst.verdict, best_attack=None if best is None else best.attack,
+            best_ssim=None if best is None else best.ssim, best_lpips=None if best is None else best.lpips,
+            best_attack_up_to_mirror=None if mirror is None else mirror.attack,
+            best_ssim_up_to_mirror=None if mirror is None else mirror.ssim_up_to_mirror,
+            key_recovered=bool(worst.key_recovered_by), key_recovered_by=worst.key_recovered_by,
+            control_passed=worst.control_passed, attacks_run=tuple(c.attack for c in scored),
+            not_applicable={c.attack: c.reason for c in own if c.status == "n/a"},
+            errors={c.attack: c.reason for c in own if c.status == "error"})
     return summary
 
 
@@ -203,7 +200,7 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     out = Path(out_dir)
     check_placeable(out, [*AUDIT_FILES, *(Path(attack, threat, name) for attack, threat in cases
                                           for name in RUN_FILES)])
-    records: list[dict[str, Any]] = []
+    records: list[AuditCase] = []
     results: dict[tuple[str, str], RunResult] = {}
     accuracy: Accuracy | None = None
     for index, (attack, threat) in enumerate(cases):
@@ -233,26 +230,16 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     first = next(iter(results.values()), None)
     if first is None:
         raise ParameterError(f"no registered attack applies to cipher '{cipher}' with these options; "
-                             f"the first: {records[0]['attack']}: {records[0]['reason']}")
+                             f"the first: {records[0].attack}: {records[0].reason}")
     first_record = first.record
     baseline_ssim = summary_mean(first_record.baseline.scores, "ssim")
     threat_models = worst_cases(records, baseline_ssim)
-    document = finite({
-        "schema_version": AUDIT_SCHEMA_VERSION,
-        "kind": "ppattack-audit",
-        "ppattack_version": __version__,
-        "git_commit": _git_commit(),
-        "cipher": first_record.cipher.to_json(),
-        "dataset": first_record.dataset.to_json(),
-        "budget": budget,
-        "attacks": sorted({attack for attack, _ in cases}),
-        "options": {**options, "params": dict(options.get("params", {})), "limit": limit},
-        "baseline": {"ssim": baseline_ssim, "lpips": summary_mean(first_record.baseline.scores, "lpips")},
-        "accuracy": None if accuracy is None else accuracy.to_json(),
-        "threat_models": threat_models,
-        "cases": records,
-        "seconds": time.time() - started,
-    })
+    document = AuditDocument(
+        ppattack_version=__version__, git_commit=_git_commit(), cipher=first_record.cipher,
+        dataset=first_record.dataset, budget=budget, attacks=tuple(sorted({attack for attack, _ in cases})),
+        options={**options, "params": dict(options.get("params", {})), "limit": limit},
+        baseline=BaselineMeans(baseline_ssim, summary_mean(first_record.baseline.scores, "lpips")),
+        accuracy=accuracy, threat_models=threat_models, cases=tuple(records), seconds=time.time() - started)
     picture = png(grid_image(audit_rows(results, threat_models)))
     with staged_output(out) as staging:  # an interrupted or failed audit writes nothing
         for (attack, threat), outcome in results.items():
@@ -260,92 +247,93 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
         atomic_write_bytes(staging / "audit.png", picture)
         atomic_write_text(staging / "audit.md", audit_markdown(document))
         atomic_write_text(staging / "index.html", audit_html(document, picture))
-        atomic_write_json(staging / "audit.json", document)
+        atomic_write_json(staging / "audit.json", finite(document.to_json()))
     return AuditResult(document, out)
 
 
-def audit_rows(results: dict[tuple[str, str], RunResult], threat_models: dict[str, dict[str, Any]]) -> list[GridRow]:
+def audit_rows(results: dict[tuple[str, str], RunResult], threat_models: dict[str, ThreatSummary]) -> list[GridRow]:
     """The picture: plain, encrypted, then the best restoration of each threat model that has one."""
     first = next(iter(results.values()))
     rows = [GridRow("plain", first.plain[:GRID_COLUMNS]), GridRow("encrypted", first.encrypted[:GRID_COLUMNS])]
     for threat, summary in threat_models.items():
-        if summary["best_attack"] is None:
+        if summary.best_attack is None:
             continue
-        outcome = results[summary["best_attack"], threat]
+        outcome = results[summary.best_attack, threat]
         values = outcome.record.metrics.ssim.values[:GRID_COLUMNS]
-        rows.append(GridRow(f"{threat}\n{summary['best_attack']}", outcome.restored[:GRID_COLUMNS],
+        rows.append(GridRow(f"{threat}\n{summary.best_attack}", outcome.restored[:GRID_COLUMNS],
                             [ssim_caption(v) for v in values]))
     return rows
 
 
-def summary_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def summary_table(threat_models: Mapping[str, ThreatSummary]) -> tuple[list[str], list[list[str]]]:
     """The verdict table: a row per threat model."""
     headers = ["threat model", "verdict", "best attack", "best SSIM", "best LPIPS", "key recovered by",
                "control of best", "not applicable"]
     rows = []
-    for threat, s in document["threat_models"].items():
-        control = "n/a" if s["control_passed"] is None else "passed" if s["control_passed"] else "FAILED"
-        rows.append([threat, s["verdict"], s["best_attack"] or "-", best_ssim_text(s), fmt(s["best_lpips"]),
-                     ", ".join(s["key_recovered_by"]) or "-", control,
-                     ", ".join(s["not_applicable"]) or "-"])
+    for threat, s in threat_models.items():
+        control = "n/a" if s.control_passed is None else "passed" if s.control_passed else "FAILED"
+        rows.append([threat, s.verdict, s.best_attack or "-", best_ssim_text(s), fmt(s.best_lpips),
+                     ", ".join(s.key_recovered_by) or "-", control, ", ".join(s.not_applicable) or "-"])
     return headers, rows
 
 
-def case_ssim_text(case: dict[str, Any]) -> str:
+def case_ssim_text(case: AuditCase) -> str:
     """A case's mean SSIM, with its SSIM up to a left-right mirror where that reads otherwise."""
-    return ssim_up_to_mirror_text(case["ssim"], case.get("ssim_up_to_mirror"))
+    return ssim_up_to_mirror_text(case.means["ssim"], case.means.get("ssim_up_to_mirror"))
 
 
-def audit_context(document: dict[str, Any]) -> list[str]:
-    cipher, accuracy = document["cipher"], document["accuracy"] or {}
-    shape = "x".join(str(v) for v in document["dataset"]["image_shape"])
-    return [f"Cipher `{cipher['name']}` {cipher['params']} on `{document['dataset']['name']}` at {shape}, "
-            f"budget `{document['budget']}`: key space {fmt(cipher['key_space_bits'], 2)} bits, separable "
-            f"{fmt(cipher['separable_bits'], 2)} bits, key reuse {cipher['key_reuse']}.",
-            f"Accuracy (trained once): plain model on plain images {fmt(accuracy.get('plain_model_on_plain'))}, "
-            f"protected model on encrypted images {fmt(accuracy.get('protected_model_on_encrypted'))}"
-            + (f" ({accuracy['reason']})" if accuracy.get("reason") else "") + ".",
-            f"No-attack baseline (the ciphertexts themselves): SSIM {fmt(document['baseline']['ssim'])}. "
+def audit_context(document: AuditDocument) -> list[str]:
+    """The sentences under the verdict table: the cipher, accuracy, the baseline and the ladder, the time."""
+    cipher, accuracy, dataset = document.cipher, document.accuracy or Accuracy.not_measured(""), document.dataset
+    shape = "x".join(str(v) for v in dataset.image_shape)
+    return [f"Cipher `{cipher.name}` {cipher.params} on `{dataset.name}` at {shape}, "
+            f"budget `{document.budget}`: key space {fmt(cipher.key_space_bits, 2)} bits, separable "
+            f"{fmt(cipher.separable_bits, 2)} bits, key reuse {cipher.key_reuse}.",
+            f"Accuracy (trained once): plain model on plain images {fmt(accuracy.plain_model_on_plain)}, "
+            f"protected model on encrypted images {fmt(accuracy.protected_model_on_encrypted)}"
+            + (f" ({accuracy.reason})" if accuracy.reason else "") + ".",
+            f"No-attack baseline (the ciphertexts themselves): SSIM {fmt(document.baseline.ssim)}. "
             f"Ladder: key recovered (an attack's key decrypts exactly) / content restored (mean SSIM >= "
             f"{RESTORED_SSIM}) / restored (mirrored) (mean SSIM below {RESTORED_SSIM} as restored, >= "
             f"{RESTORED_SSIM} up to a left-right mirror of all the restorations) / partially restored "
             f"(mean SSIM >= baseline + {PARTIAL_MARGIN}) / not broken by these attacks.",
-            f"{document['seconds']:.0f} s."]
+            f"{document.seconds:.0f} s."]
 
 
-def audit_markdown(document: dict[str, Any]) -> str:
-    headers, rows = summary_table(document)
-    lines = [f"# ppattack audit: {document['cipher']['name']}", "", *audit_context(document), "",
+def audit_markdown(document: AuditDocument) -> str:
+    """audit.md: the verdict table, its context, every case and the picture."""
+    headers, rows = summary_table(document.threat_models)
+    lines = [f"# ppattack audit: {document.cipher.name}", "", *audit_context(document), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "## Every case", "", "| attack | threat model | status | SSIM | key recovered | control SSIM | reason |",
               "|---|---|---|---|---|---|---|"]
-    for c in document["cases"]:
-        control = c["control"] or {}
-        lines.append(f"| {c['attack']} | {c['threat_model']} | {c['status']} | {case_ssim_text(c)} | "
-                     f"{'-' if c['key_recovered'] is None else 'yes' if c['key_recovered'] else 'no'} | "
-                     f"{fmt(control.get('ssim'))} | {(c['reason'] or '').replace('|', '/')} |")
+    for c in document.cases:
+        control_ssim = None if c.control is None else c.control.ssim
+        lines.append(f"| {c.attack} | {c.threat_model} | {c.status} | {case_ssim_text(c)} | "
+                     f"{'-' if c.key_recovered is None else 'yes' if c.key_recovered else 'no'} | "
+                     f"{fmt(control_ssim)} | {(c.reason or '').replace('|', '/')} |")
     lines += ["", "A cipher these attacks fail against is *not broken by these attacks*, not secure.",
               "![best restoration per threat model](audit.png)", ""]
     return "\n".join(lines)
 
 
-def audit_html(document: dict[str, Any], picture: bytes) -> str:
+def audit_html(document: AuditDocument, picture: bytes) -> str:
     """index.html: the verdict table, the picture inline, every case; no scripts."""
     import base64
     from html import escape
 
     from .report import _HTML_STYLE, _html_table
 
-    headers, rows = summary_table(document)
-    case_rows = [[c["attack"], c["threat_model"], c["status"], case_ssim_text(c), c["reason"] or "", c["folder"] or ""]
-                 for c in document["cases"]]
+    headers, rows = summary_table(document.threat_models)
+    case_rows = [[c.attack, c.threat_model, c.status, case_ssim_text(c), c.reason or "", c.folder or ""]
+                 for c in document.cases]
     image = base64.b64encode(picture).decode("ascii")
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>ppattack audit: {escape(document['cipher']['name'])}</title>",
+        f"<title>ppattack audit: {escape(document.cipher.name)}</title>",
         f"<style>{_HTML_STYLE}</style></head><body>",
-        f"<h1>ppattack audit: {escape(document['cipher']['name'])}</h1>",
+        f"<h1>ppattack audit: {escape(document.cipher.name)}</h1>",
         *(f"<p>{escape(line)}</p>" for line in audit_context(document)),
         _html_table(headers, rows),
         f'<img alt="best restoration per threat model" src="data:image/png;base64,{image}">',

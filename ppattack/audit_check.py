@@ -17,12 +17,15 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .check import unit_limit
 from .errors import ParameterError
 from .registry import CIPHERS
 from .threat import THREAT_MODELS
+
+if TYPE_CHECKING:
+    from .audit_records import ThreatSummary
 
 OPTION_KEYS = {"dataset", "preset", "seed", "limit", "params", "data_root", "budget"}
 LIMIT_KEYS = {"max_ssim", "min_ssim", "key_recovered"}
@@ -141,17 +144,17 @@ def _option_problem(options: dict[str, Any]) -> str | None:
     return None
 
 
-def compare(bound: AuditBound, document: dict[str, Any]) -> list[AuditVerdict]:
-    """Every limit of ``bound`` against an audit.json document."""
+def compare(bound: AuditBound, threat_models: Mapping[str, ThreatSummary]) -> list[AuditVerdict]:
+    """Every limit of ``bound`` against an audit's worst cases per threat model."""
     verdicts = []
     for kind, table in bound.limits.items():
         for threat, limit in table.items():
-            worst = document["threat_models"][threat]
+            worst = threat_models[threat]
             if kind == "key_recovered":
-                measured = worst["key_recovered"]
+                measured = worst.key_recovered
                 ok = measured == limit
             else:
-                measured = worst["best_ssim"]
+                measured = worst.best_ssim
                 if measured is None:  # no attack applies: nothing restored, nothing reached
                     ok = kind == "max_ssim"
                 else:
@@ -174,5 +177,5 @@ def check_audits(bounds: list[AuditBound], out_dir: Path | None = None) -> list[
             folder = (out_dir / f"audit-{index}-{bound.cipher}") if out_dir else Path(scratch)
             result = run_audit(bound.cipher, folder, budget=budget, attacks=split_names(bound.attacks),
                                accuracy=False, **options)
-        verdicts += compare(bound, result.document)
+        verdicts += compare(bound, result.record.threat_models)
     return verdicts

@@ -14,7 +14,7 @@ The combined files go next to them; all of them appear together once the bench i
 - ``index.html``: all of it on one self-contained page (images inline).
 
     result = run_bench(["plain", "proposed"], ["fr"], "runs/bench", preset="quick")
-    result.leaderboard[0]["best_attack"]
+    result.leaderboard[0].best_attack
 """
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS, Registry
-from .records import Accuracy, RunRecord
-from .verdict import VERDICTS, AttackScore, worst_case
+from .bench_records import AttackEntry, BenchCell, BenchDocument, LeaderboardRow
+from .records import Accuracy
+from .verdict import VERDICTS, worst_case
 from .report import (GRID_COLUMNS, RUN_FILES, GridRow, bench_html, finite, grid_image, leaderboard_markdown,
                      png, ssim_caption, summary_mean, write_run)
 
 log = logging.getLogger(__name__)
-BENCH_SCHEMA_VERSION = 1
 #: The files a bench writes next to its cell folders ``<cipher>/<attack>/``.
 BENCH_FILES = ("bench.json", "leaderboard.md", "grid.png", "index.html")
 #: ``progress(done, total, cipher, attack)`` before each cell.
@@ -48,19 +48,25 @@ Progress = Callable[[int, int, str, str], None]
 
 @dataclass(frozen=True)
 class BenchResult:
-    """The bench.json document, its leaderboard rows, and the cells that failed."""
+    """The bench's record, the folder its files were written to, and (read from the record)
+    bench.json's document, the leaderboard rows and the cells that failed."""
 
-    document: dict[str, Any]
+    record: BenchDocument
     out_dir: Path
 
     @property
-    def leaderboard(self) -> list[dict[str, Any]]:
-        return self.document["leaderboard"]
+    def document(self) -> dict[str, Any]:
+        """bench.json's document, as written."""
+        return finite(self.record.to_json())
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
+    def leaderboard(self) -> tuple[LeaderboardRow, ...]:
+        return self.record.leaderboard
+
+    @property
+    def failures(self) -> list[BenchCell]:
         """Cells that crashed or failed on bad input (not those whose attack does not apply)."""
-        return [cell for cell in self.document["cells"] if cell["status"] == "error"]
+        return self.record.failures
 
 
 def split_names(text: str) -> list[str]:
@@ -131,49 +137,39 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
                          progress)
     if outcomes is None:  # a torchrun rank other than 0: its cells went to rank 0
         return None
-    cells: list[dict[str, Any]] = []  # as bench.json holds them, but "result" a RunRecord (or None)
+    cells: list[BenchCell] = []
     images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     for config, (_, ignored), (status, message, result, rank) in zip(configs, routed, outcomes):
-        folder = f"{config.cipher}/{config.attack}"
-        cell: dict[str, Any] = {"cipher": config.cipher, "attack": config.attack, "process": rank,
-                                "folder": None, "ignored_params": ignored, "status": status,
-                                "error": message if status == "error" else None,
-                                "reason": message if status == "n/a" else None, "result": None}
+        cells.append(BenchCell(cipher=config.cipher, attack=config.attack, process=rank,
+                               folder=None if result is None else f"{config.cipher}/{config.attack}",
+                               ignored_params=tuple(ignored), status=status,
+                               error=message if status == "error" else None,
+                               reason=message if status == "n/a" else None,
+                               result=None if result is None else result.record))
         if result is not None:
-            cell.update(folder=folder, result=result.record)
             images[config.cipher, config.attack] = (result.plain[:GRID_COLUMNS],
                                                     result.encrypted[:GRID_COLUMNS],
                                                     result.restored[:GRID_COLUMNS])
-        cells.append(cell)
     if not images:
-        raise PPAttackError(f"every cell of the bench failed; the first: {cells[0]['cipher']} vs "
-                            f"{cells[0]['attack']}: {cells[0]['error'] or cells[0]['reason']}")
+        raise PPAttackError(f"every cell of the bench failed; the first: {cells[0].cipher} vs "
+                            f"{cells[0].attack}: {cells[0].error or cells[0].reason}")
     cards = {}  # key spaces of ciphers whose every cell failed
     for config, (taken, _) in zip(configs, routed):
         if config.cipher not in cards and not any(c[0] == config.cipher for c in images):
             cards[config.cipher] = key_space_card(replace(config, params=taken))
-    document = {
-        "schema_version": BENCH_SCHEMA_VERSION,
-        "kind": "ppattack-bench",
-        "ppattack_version": __version__,
-        "git_commit": _git_commit(),
-        "ciphers": ciphers,
-        "attacks": attacks,
-        "options": finite({**options, "params": dict(options.get("params", {}))}),
-        "leaderboard": finite(leaderboard(cells, ciphers, attacks, cards)),
-        "cells": [{**cell, "result": None if cell["result"] is None else finite(cell["result"].to_json())}
-                  for cell in cells],
-        "seconds": time.time() - started,
-    }
+    document = BenchDocument(ppattack_version=__version__, git_commit=_git_commit(), ciphers=tuple(ciphers),
+                             attacks=tuple(attacks), options={**options, "params": dict(options.get("params", {}))},
+                             leaderboard=tuple(leaderboard(cells, ciphers, attacks, cards)), cells=tuple(cells),
+                             seconds=time.time() - started)
     grid = png(grid_image(bench_grid_rows(images, cells, ciphers, attacks)))
     with staged_output(out) as staging:  # a failed bench writes nothing
         for (_, _, result, _), cell in zip(outcomes, cells):
             if result is not None:
-                write_run(result, staging / cell["folder"])
+                write_run(result, staging / cell.folder)
         atomic_write_bytes(staging / "grid.png", grid)
         atomic_write_text(staging / "leaderboard.md", leaderboard_markdown(document))
         atomic_write_text(staging / "index.html", bench_html(document, grid))
-        atomic_write_json(staging / "bench.json", document)
+        atomic_write_json(staging / "bench.json", finite(document.to_json()))
     return BenchResult(document, out)
 
 
@@ -245,67 +241,57 @@ def key_space_card(config: RunConfig) -> dict[str, Any]:
         return {}
 
 
-def leaderboard(cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str],
-                cards: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """A row per cipher: the verdict (:mod:`ppattack.verdict`; rows sorted by it, strongest
-    finding first, then in the order given), key space, accuracy, the no-attack baseline, the
-    best attack (highest mean SSIM) with its SSIM and LPIPS, the highest mean SSIM up to a
-    left-right mirror and its attack (None: no attack measured it), and every attack's scores
-    and status (ok, n/a with the reason, error).
+def leaderboard(cells: Sequence[BenchCell], ciphers: Sequence[str], attacks: Sequence[str],
+                cards: dict[str, dict[str, Any]] | None = None) -> list[LeaderboardRow]:
+    """A row per cipher: the verdict of its worst case (:func:`~ppattack.verdict.worst_case`;
+    rows sorted by it, strongest finding first, then in the order given), key space, accuracy,
+    the no-attack baseline, the best attack (highest mean SSIM) with its SSIM and LPIPS, the
+    highest mean SSIM up to a left-right mirror and its attack (None: no attack measured it),
+    and every attack's scores and status (ok, n/a with the reason, error).
 
-    ``cells``: bench.json's cells with ``result`` a :class:`~ppattack.records.RunRecord` (None
-    for a cell that did not run). ``cards`` (see :func:`key_space_card`) give the key space of
-    ciphers whose every cell failed.
+    ``cards`` (see :func:`key_space_card`) give the key space of ciphers whose every cell failed.
     """
     rows = []
     for cipher in ciphers:
-        own = [cell for cell in cells if cell["cipher"] == cipher]
-        records: list[RunRecord] = [cell["result"] for cell in own if cell["result"] is not None]
+        own = [cell for cell in cells if cell.cipher == cipher]
+        records = [cell.result for cell in own if cell.result is not None]
         first = records[0] if records else None
         accuracy = next((r.accuracy for r in records if r.accuracy.measured), first.accuracy if first else None)
-        per_attack: dict[str, dict[str, Any]] = {}
-        for cell in own:
-            record: RunRecord | None = cell["result"]
-            metrics = record.metrics if record else None
-            per_attack[cell["attack"]] = {
-                "status": cell["status"],
-                "threat_model": record.attack.threat_model if record else None,
-                **{metric.name: summary_mean(metrics, metric.name) for metric in METRICS},
-                "error": cell["error"], "reason": cell["reason"],
-                "key_recovered": record.attack.key_recovered if record else None}
+        entries = {cell.attack: attack_entry(cell) for cell in own}
         card = first.cipher.to_json() if first else (cards or {}).get(cipher, {})
         baseline = first.baseline.scores if first else None
         baseline_ssim = summary_mean(baseline, "ssim")
-        worst = worst_case([AttackScore(a, per_attack[a]["ssim"], per_attack[a]["ssim_up_to_mirror"],
-                                        per_attack[a]["lpips"], bool(per_attack[a]["key_recovered"]))
-                            for a in attacks if per_attack.get(a, {}).get("status") == "ok"], baseline_ssim)
-        best, best_mirror = worst.best, worst.best_up_to_mirror
-        rows.append({
-            "cipher": cipher,
-            "verdict": worst.verdict,
-            "key_space_bits": card.get("key_space_bits"),
-            "separable_bits": card.get("separable_bits"),
-            "key_reuse": card.get("key_reuse"),
-            "accuracy": None if accuracy is None else accuracy.to_json(),
-            "baseline_ssim": baseline_ssim,
-            "baseline_lpips": summary_mean(baseline, "lpips"),
-            "best_attack": best and best.attack,
-            "best_ssim": best and best.ssim,
-            "best_lpips": best and best.lpips,
-            "best_attack_up_to_mirror": best_mirror and best_mirror.attack,
-            "best_ssim_up_to_mirror": best_mirror and best_mirror.ssim_up_to_mirror,
-            "lpips_unavailable": first.metrics.lpips_unavailable if first else None,
-            "attacks": per_attack,
-        })
-    return sorted(rows, key=lambda row: VERDICTS.index(row["verdict"]))  # stable: given order within a rung
+        ran = [attack for attack in attacks if attack in entries and entries[attack].status == "ok"]
+        worst = worst_case([entries[attack].score(attack) for attack in ran], baseline_ssim)
+        best, mirror = worst.best, worst.best_up_to_mirror
+        rows.append(LeaderboardRow(
+            cipher=cipher, verdict=worst.verdict, key_space_bits=card.get("key_space_bits"),
+            separable_bits=card.get("separable_bits"), key_reuse=card.get("key_reuse"), accuracy=accuracy,
+            baseline_ssim=baseline_ssim, baseline_lpips=summary_mean(baseline, "lpips"),
+            best_attack=None if best is None else best.attack, best_ssim=None if best is None else best.ssim,
+            best_lpips=None if best is None else best.lpips,
+            best_attack_up_to_mirror=None if mirror is None else mirror.attack,
+            best_ssim_up_to_mirror=None if mirror is None else mirror.ssim_up_to_mirror,
+            lpips_unavailable=first.metrics.lpips_unavailable if first else None, attacks=entries))
+    return sorted(rows, key=lambda row: VERDICTS.index(row.verdict))  # stable: given order within a rung
+
+
+def attack_entry(cell: BenchCell) -> AttackEntry:
+    """A cell as its leaderboard row lists it: status, threat model, each metric's mean, error
+    or reason, and whether the key was recovered (None: the cell did not run)."""
+    record = cell.result
+    metrics = None if record is None else record.metrics
+    return AttackEntry(status=cell.status, threat_model=None if record is None else record.attack.threat_model,
+                       means={metric.name: summary_mean(metrics, metric.name) for metric in METRICS},
+                       error=cell.error, reason=cell.reason,
+                       key_recovered=None if record is None else record.attack.key_recovered)
 
 
 def bench_grid_rows(images: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                    cells: list[dict[str, Any]], ciphers: Sequence[str], attacks: Sequence[str]) -> list[GridRow]:
+                    cells: Sequence[BenchCell], ciphers: Sequence[str], attacks: Sequence[str]) -> list[GridRow]:
     """Rows: plain, then for each cipher its encrypted images and each attack's restorations
     (SSIM under each restored image). Failed cells have no row."""
-    ssim_values = {(c["cipher"], c["attack"]): c["result"].metrics.ssim.values
-                   for c in cells if c["result"] is not None}
+    ssim_values = {(c.cipher, c.attack): c.result.metrics.ssim.values for c in cells if c.result is not None}
     plain = next(iter(images.values()))[0]
     rows = [GridRow("plain", plain)]
     for cipher in ciphers:

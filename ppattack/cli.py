@@ -17,7 +17,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,10 @@ from .version import __version__
 from .learning.distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 from .records import RunRecord
+
+if TYPE_CHECKING:
+    from .audit_records import AuditDocument
+    from .bench_records import BenchDocument
 
 log = logging.getLogger("ppattack")
 
@@ -421,7 +425,7 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
         result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
     if result is not None:  # None on torchrun ranks other than 0
-        print_leaderboard(result.document, out)
+        print_leaderboard(result.record, out)
 
 
 @cli.command()
@@ -447,7 +451,7 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     with status(f"auditing {cipher_name} ...") as spinner:
         result = run_audit(cipher_name, out, budget=budget, attacks=split_names(attacks), **values,
                            progress=lambda i, n, a, t: spinner.update(f"audit [{i + 1}/{n}]: {a} ({t}) against {cipher_name} ..."))
-    print_audit(result.document, out)
+    print_audit(result.record, out)
 
 
 @cli.command()
@@ -484,15 +488,15 @@ def restore(attack_name: str, cipher_name: str, params: tuple[str, ...], ciphert
         print_summary(done.result.record, out / "report")
 
 
-def print_audit(document: dict[str, Any], out: Path) -> None:
+def print_audit(document: AuditDocument, out: Path) -> None:
     from rich.table import Table
 
     from .audit import audit_context, summary_table
 
-    headers, rows = summary_table(document)
+    headers, rows = summary_table(document.threat_models)
     out_console = console()
     if out_console.is_terminal:
-        table = Table(title=f"ppattack audit: {document['cipher']['name']}", title_justify="left")
+        table = Table(title=f"ppattack audit: {document.cipher.name}", title_justify="left")
         for header in headers:
             table.add_column(header)
         for row in rows:
@@ -508,7 +512,7 @@ def print_audit(document: dict[str, Any], out: Path) -> None:
     out_console.print(f"results in {out}/ (audit.json, audit.md, audit.png, index.html)")
 
 
-def print_leaderboard(document: dict[str, Any], out: Path) -> None:
+def print_leaderboard(document: BenchDocument, out: Path) -> None:
     """The leaderboard: a rich table on a terminal, the markdown table otherwise."""
     from rich.table import Table
 

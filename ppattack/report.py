@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -24,6 +24,10 @@ from .harness import RunResult
 from .metrics import METRICS
 from .records import RunRecord, Scores
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from .audit_records import ThreatSummary
+    from .bench_records import BenchDocument, LeaderboardRow
 
 GRID_COLUMNS = 8  # images per grid row: the first targets, always the same ones
 MIN_CELL = 96  # small images are upscaled (nearest neighbour, integer factor) to at least this
@@ -323,87 +327,89 @@ def finite(value: Any) -> Any:
 
 # -- bench: leaderboard.md and index.html ---------------------------------------------------------
 
-def leaderboard_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def leaderboard_table(document: BenchDocument) -> tuple[list[str], list[list[str]]]:
     """The leaderboard of a bench document as headers and rows of text (markdown, HTML, terminal)."""
-    attacks = document["attacks"]
+    attacks = document.attacks
     headers = ["cipher", "verdict", "key space (bits)", "separable (bits)", "accuracy plain/plain",
                "accuracy protected/encrypted", "no-attack SSIM", "best attack", "best SSIM",
                "best LPIPS", *(f"{a} SSIM" for a in attacks)]
     rows = []
-    for row in document["leaderboard"]:
-        accuracy = row["accuracy"] or {}
-        cells = [row["cipher"], row["verdict"], fmt(row["key_space_bits"], 2), fmt(row["separable_bits"], 2),
-                 fmt_accuracy(accuracy.get("plain_model_on_plain")),
-                 fmt_accuracy(accuracy.get("protected_model_on_encrypted")),
-                 fmt(row["baseline_ssim"]), row["best_attack"] or "n/a", best_ssim_text(row),
-                 fmt(row["best_lpips"])]
+    for row in document.leaderboard:
+        accuracy = row.accuracy
+        cells = [row.cipher, row.verdict, fmt(row.key_space_bits, 2), fmt(row.separable_bits, 2),
+                 fmt_accuracy(None if accuracy is None else accuracy.plain_model_on_plain),
+                 fmt_accuracy(None if accuracy is None else accuracy.protected_model_on_encrypted),
+                 fmt(row.baseline_ssim), row.best_attack or "n/a", best_ssim_text(row), fmt(row.best_lpips)]
         for attack in attacks:
-            entry = row["attacks"].get(attack, {})
-            status = entry.get("status")
-            cells.append(status if status in ("n/a", "error") else
-                         f"{ssim_up_to_mirror_text(entry.get('ssim'), entry.get('ssim_up_to_mirror'))} "
-                         f"({entry.get('threat_model')})")
+            entry = row.attacks.get(attack)
+            if entry is None:  # no cell of this cipher and attack
+                cells.append("n/a (None)")
+            elif entry.status in ("n/a", "error"):
+                cells.append(entry.status)
+            else:
+                cells.append(f"{ssim_up_to_mirror_text(entry.means['ssim'], entry.means.get('ssim_up_to_mirror'))} "
+                             f"({entry.threat_model})")
         rows.append(cells)
     return headers, rows
 
 
-def best_ssim_text(worst: dict[str, Any]) -> str:
+def best_ssim_text(worst: LeaderboardRow | ThreatSummary) -> str:
     """A worst case's best SSIM (a leaderboard row, an audit threat model) with the best SSIM up
     to a left-right mirror where that reads otherwise, naming its attack when it is another."""
-    mirror_attack = worst.get("best_attack_up_to_mirror")
-    return ssim_up_to_mirror_text(worst["best_ssim"], worst.get("best_ssim_up_to_mirror"),
-                                  mirror_attack if mirror_attack != worst["best_attack"] else None)
+    mirror_attack = worst.best_attack_up_to_mirror
+    return ssim_up_to_mirror_text(worst.best_ssim, worst.best_ssim_up_to_mirror,
+                                  mirror_attack if mirror_attack != worst.best_attack else None)
 
 
-def _bench_context(document: dict[str, Any]) -> str:
-    first = RunRecord.from_json(next(c["result"] for c in document["cells"] if c["result"] is not None))
+def _bench_context(document: BenchDocument) -> str:
+    first = next(c.result for c in document.cells if c.result is not None)
     dataset = first.dataset
-    return (f"{len(document['ciphers'])} cipher(s) x {len(document['attacks'])} attack(s) on "
+    return (f"{len(document.ciphers)} cipher(s) x {len(document.attacks)} attack(s) on "
             f"`{dataset.name}` {'x'.join(map(str, dataset.image_shape))}, "
             f"{dataset.splits['targets']} target images; preset `{first.config.preset}`; "
             f"seed {first.seed}; device `{first.environment.device}`.")
 
 
-def bench_notes(document: dict[str, Any]) -> list[str]:
+def bench_notes(document: BenchDocument) -> list[str]:
     """Sentences under the leaderboard: how to read it, missing accuracy and LPIPS, failed cells."""
     notes = ["The best attack is the one whose restorations have the highest mean SSIM (wang); "
              "no-attack SSIM scores the ciphertexts themselves against the plain images; \"up to a "
              "left-right mirror\" is the SSIM with all of an attack's restorations mirrored left-right, "
              "shown where that scores higher."]
     reasons: dict[str, list[str]] = {}
-    for row in document["leaderboard"]:
-        accuracy = row["accuracy"] or {}
-        if accuracy.get("reason") and (accuracy.get("plain_model_on_plain") is None
-                                       or accuracy.get("protected_model_on_encrypted") is None):
-            reasons.setdefault(accuracy["reason"], []).append(row["cipher"])
+    for row in document.leaderboard:
+        accuracy = row.accuracy
+        if accuracy is not None and accuracy.reason and (accuracy.plain_model_on_plain is None
+                                                         or accuracy.protected_model_on_encrypted is None):
+            reasons.setdefault(accuracy.reason, []).append(row.cipher)
     notes += [f"Accuracy ({', '.join(ciphers)}): {reason}." for reason, ciphers in reasons.items()]
-    lpips = {note for cell in document["cells"] if cell["result"] is not None
-             for note in [lpips_note(RunRecord.from_json(cell["result"]))] if note}
+    lpips = {note for cell in document.cells if cell.result is not None
+             for note in [lpips_note(cell.result)] if note}
     notes += sorted(lpips)
-    for cell in document["cells"]:
-        if cell["status"] == "error":
-            notes.append(f"{cell['cipher']} vs {cell['attack']} failed: {cell['error']}")
-        elif cell["status"] == "n/a":
-            notes.append(f"{cell['attack']} does not apply to {cell['cipher']} (n/a, not a failure): {cell['reason']}")
-        if cell["ignored_params"]:
-            notes.append(f"{cell['cipher']} vs {cell['attack']} does not take "
-                         f"{', '.join(cell['ignored_params'])} (given for other cells).")
+    for cell in document.cells:
+        if cell.status == "error":
+            notes.append(f"{cell.cipher} vs {cell.attack} failed: {cell.error}")
+        elif cell.status == "n/a":
+            notes.append(f"{cell.attack} does not apply to {cell.cipher} (n/a, not a failure): {cell.reason}")
+        if cell.ignored_params:
+            notes.append(f"{cell.cipher} vs {cell.attack} does not take "
+                         f"{', '.join(cell.ignored_params)} (given for other cells).")
     return notes
 
 
-def _cell_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _cell_rows(document: BenchDocument) -> tuple[list[str], list[list[str]]]:
     headers = ["cipher", "attack", "threat model", *(f"{metric.heading()} (mean)" for metric in METRICS),
                "no-attack SSIM", "time (s)", "report"]
     rows = []
-    for cell in document["cells"]:
-        if cell["result"] is None:
-            rows.append([cell["cipher"], cell["attack"], "", cell["status"], *[""] * (len(headers) - 4)])
+    for cell in document.cells:
+        record = cell.result
+        if record is None:
+            rows.append([cell.cipher, cell.attack, "", cell.status, *[""] * (len(headers) - 4)])
             continue
-        record = RunRecord.from_json(cell["result"])
-        rows.append([cell["cipher"], cell["attack"], record.attack.threat_model,
+        rows.append([cell.cipher, cell.attack, record.attack.threat_model,
                      *(fmt(summary_mean(record.metrics, metric.name), metric.digits) for metric in METRICS),
                      fmt(summary_mean(record.baseline.scores, "ssim")), f"{record.seconds:.1f}",
-                     f"{cell['folder']}/report.md"])
+                     f"{cell.folder}/report.md"])
     return headers, rows
 
 
@@ -412,7 +418,7 @@ def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def leaderboard_markdown(document: dict[str, Any]) -> str:
+def leaderboard_markdown(document: BenchDocument) -> str:
     """leaderboard.md of a bench: the leaderboard, notes, the grid and every cell."""
     headers, rows = leaderboard_table(document)
     cell_headers, cell_rows = _cell_rows(document)
@@ -452,7 +458,7 @@ def _html_table(headers: list[str], rows: list[list[str]], links: int | None = N
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def bench_html(document: dict[str, Any], grid: bytes) -> str:
+def bench_html(document: BenchDocument, grid: bytes) -> str:
     """index.html of a bench: one self-contained page (the grid is inline), no scripts."""
     def inline(text: str) -> str:  # the markdown subset used in the notes: `code` and *emphasis*
         text = escape(text)
@@ -463,10 +469,10 @@ def bench_html(document: dict[str, Any], grid: bytes) -> str:
     cell_headers, cell_rows = _cell_rows(document)
     image = base64.b64encode(grid).decode("ascii")
     notes = "".join(f"<li>{inline(note)}</li>" for note in bench_notes(document))
-    options = escape(json.dumps(document["options"], indent=2, default=str))
+    options = escape(json.dumps(finite(document.options), indent=2, default=str))
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>ppattack bench: {escape(', '.join(document['ciphers']))}</title>",
+        f"<title>ppattack bench: {escape(', '.join(document.ciphers))}</title>",
         f"<style>{_HTML_STYLE}</style></head><body>",
         "<h1>ppattack bench</h1>",
         f"<p>{inline(_bench_context(document))}</p>",
@@ -480,7 +486,7 @@ def bench_html(document: dict[str, Any], grid: bytes) -> str:
         "<h2>Every cell</h2>", _html_table(cell_headers, cell_rows, links=len(cell_headers) - 1),
         f"<p>{inline(CAVEAT)}</p>",
         "<h2>Options</h2>", f"<pre>{options}</pre>",
-        f'<p class="note">ppattack {escape(document["ppattack_version"])}'
-        f'{", commit " + escape(document["git_commit"][:12]) if document.get("git_commit") else ""}; '
-        f'{document["seconds"]:.0f} s.</p>',
+        f'<p class="note">ppattack {escape(document.ppattack_version)}'
+        f'{", commit " + escape(document.git_commit[:12]) if document.git_commit else ""}; '
+        f'{document.seconds:.0f} s.</p>',
         "</body></html>", ""])

@@ -7,9 +7,12 @@ import pytest
 
 from ppattack import audit as audit_module
 from ppattack.audit import AUDIT_BUDGETS, audit_cases, budget_params, run_audit, worst_cases
+from ppattack.audit_records import AuditCase, AuditDocument
+from ppattack.records import Control
 from ppattack.verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 from ppattack.cli import cli
 from ppattack.errors import ParameterError
+from ppattack.report import finite
 from ppattack.schemas import validate
 
 
@@ -23,9 +26,9 @@ def test_verdict_ladder_known_answers():
 
 
 def _case(attack, threat, status="ok", ssim=None, key=None, reason=None):
-    return {"attack": attack, "threat_model": threat, "folder": f"{attack}/{threat}" if status == "ok" else None,
-            "status": status, "reason": reason, "ssim": ssim, "lpips": None, "psnr": None,
-            "key_recovered": key, "control": {"run": True, "passed": True} if status == "ok" else None}
+    return AuditCase(attack=attack, threat_model=threat, folder=f"{attack}/{threat}" if status == "ok" else None,
+                     status=status, reason=reason, means={"ssim": ssim, "lpips": None, "psnr": None},
+                     key_recovered=key, control=Control(True, passed=True) if status == "ok" else None)
 
 
 def test_worst_case_per_threat_model_ignores_not_applicable():
@@ -34,13 +37,13 @@ def test_worst_case_per_threat_model_ignores_not_applicable():
              _case("d", "kpa", ssim=0.05, key=True), _case("e", "cpa", "error", reason="RuntimeError: x"),
              _case("f", "coa", "n/a", reason="no public images")]
     summary = worst_cases(cases, baseline_ssim=0.1)
-    assert summary["coa+public"]["best_attack"] == "b" and summary["coa+public"]["best_ssim"] == 0.6
-    assert summary["coa+public"]["verdict"] == "partially restored"
-    assert summary["coa+public"]["not_applicable"] == {"c": "outside its class"}
-    assert summary["kpa"]["verdict"] == "key recovered" and summary["kpa"]["key_recovered_by"] == ["d"]
-    assert summary["cpa"]["verdict"] == "no attack applies" and summary["cpa"]["errors"] == {"e": "RuntimeError: x"}
-    assert summary["coa"]["verdict"] == "no attack applies" and summary["coa"]["attacks_run"] == []
-    assert summary["model"]["best_attack"] is None
+    assert summary["coa+public"].best_attack == "b" and summary["coa+public"].best_ssim == 0.6
+    assert summary["coa+public"].verdict == "partially restored" and summary["coa+public"].control_passed is True
+    assert summary["coa+public"].not_applicable == {"c": "outside its class"}
+    assert summary["kpa"].verdict == "key recovered" and summary["kpa"].key_recovered_by == ("d",)
+    assert summary["cpa"].verdict == "no attack applies" and summary["cpa"].errors == {"e": "RuntimeError: x"}
+    assert summary["coa"].verdict == "no attack applies" and summary["coa"].attacks_run == ()
+    assert summary["model"].best_attack is None
 
 
 def test_cases_cover_every_threat_model_of_each_attack_weakest_first():
@@ -71,6 +74,14 @@ def test_audit_of_proposed_recovers_the_key_under_coa_public_kpa_and_cpa(propose
     for case in document["cases"]:
         assert case["control"]["run"] is True, case  # every case ran its positive control
     assert "key recovered" in result.output and "coa+public" in result.output
+
+
+def test_audit_json_reads_back_into_its_record_and_writes_the_same_text(proposed_audit):
+    out, _ = proposed_audit
+    text = (out / "audit.json").read_text()
+    record = AuditDocument.from_json(json.loads(text))
+    assert record.threat_models["kpa"].key_recovered_by == ("kpa",) and record.cases[0].control.ran
+    assert json.dumps(finite(record.to_json()), indent=2) + "\n" == text
 
 
 def test_audit_writes_its_files(proposed_audit):

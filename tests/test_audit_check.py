@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ppattack.audit_check import AuditBound, compare, load_audit_bounds
+from ppattack.audit_records import ThreatSummary
 from ppattack.cli import cli
 from ppattack.errors import ParameterError
 
@@ -23,19 +24,19 @@ key_recovered = {{ "coa+public" = {keyrec}, kpa = true }}
 
 
 def _worst(ssim, key):
-    return {"best_ssim": ssim, "key_recovered": key}
+    return ThreatSummary(verdict="-", best_attack=None, best_ssim=ssim, best_lpips=None, key_recovered=key,
+                         key_recovered_by=(), control_passed=None, attacks_run=(), not_applicable={}, errors={})
 
 
 def test_compare_known_answers():
     bound = AuditBound("c", limits={"max_ssim": {"coa": 0.3}, "min_ssim": {"kpa": 0.9},
                                     "key_recovered": {"coa+public": False}})
-    document = {"threat_models": {"coa": _worst(0.31, False), "kpa": _worst(0.9, True),
-                                  "coa+public": _worst(None, False)}}
-    outcome = {(v.threat, v.kind): v.ok for v in compare(bound, document)}
+    worst = {"coa": _worst(0.31, False), "kpa": _worst(0.9, True), "coa+public": _worst(None, False)}
+    outcome = {(v.threat, v.kind): v.ok for v in compare(bound, worst)}
     assert outcome == {("coa", "max_ssim"): False, ("kpa", "min_ssim"): True, ("coa+public", "key_recovered"): True}
-    document["threat_models"]["coa"] = _worst(None, False)  # no attack applies: nothing restored
-    document["threat_models"]["kpa"] = _worst(None, False)
-    outcome = {(v.threat, v.kind): v.ok for v in compare(bound, document)}
+    worst["coa"] = _worst(None, False)  # no attack applies: nothing restored
+    worst["kpa"] = _worst(None, False)
+    outcome = {(v.threat, v.kind): v.ok for v in compare(bound, worst)}
     assert outcome[("coa", "max_ssim")] is True and outcome[("kpa", "min_ssim")] is False
 
 

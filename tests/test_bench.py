@@ -11,11 +11,12 @@ from PIL import Image
 
 from ppattack import bench as bench_module
 from ppattack.bench import expand, leaderboard, run_bench, split_names
+from ppattack.bench_records import AttackEntry, BenchCell, BenchDocument
 from ppattack.cli import cli
 from ppattack.errors import ParameterError, PPAttackError, UnknownComponentError
 from ppattack.records import Accuracy, Baseline, CipherRecord, RunRecord, Scores, Summary
 from ppattack.registry import ATTACKS, CIPHERS
-from ppattack.report import CAPTION_HEIGHT, GAP, cell_size
+from ppattack.report import CAPTION_HEIGHT, GAP, cell_size, finite
 from ppattack.schemas import validate
 
 
@@ -42,6 +43,14 @@ def test_bench_writes_the_combined_files(bench_out):
     assert validate(document, "bench") == []
     assert all(validate(cell["result"], "result") == [] for cell in document["cells"])
     assert json.loads((out / "proposed" / "fr" / "result.json").read_text()) == document["cells"][1]["result"]
+
+
+def test_bench_json_reads_back_into_its_record_and_writes_the_same_text(bench_out):
+    out, _ = bench_out
+    text = (out / "bench.json").read_text()
+    record = BenchDocument.from_json(json.loads(text))
+    assert record.leaderboard[0].cipher == "plain" and record.cells[1].result.config.cipher == "proposed"
+    assert json.dumps(finite(record.to_json()), indent=2) + "\n" == text
 
 
 def test_leaderboard_rows_and_terminal_table(bench_out):
@@ -140,31 +149,34 @@ def test_leaderboard_picks_the_best_attack_and_the_accuracy(bench_out):
 
     def cell(cipher, attack, ssim, lpips=None, accuracy=None, error=None, reason=None):
         if error or reason:
-            return {"cipher": cipher, "attack": attack, "status": "error" if error else "n/a", "error": error,
-                    "reason": reason, "result": None}
+            return BenchCell(cipher, attack, 0, None, (), "error" if error else "n/a", error, reason, None)
         summary = lambda v: None if v is None else Summary(v, v, 0.0, (v,))  # noqa: E731
         scores = Scores({"ssim": summary(ssim), "ssim_skimage_legacy": summary(ssim), "psnr": summary(10.0),
                          "lpips": summary(lpips)}, None if lpips else "offline")
-        return {"cipher": cipher, "attack": attack, "status": "ok", "error": None, "reason": None, "result": replace(
+        return BenchCell(cipher, attack, 0, f"{cipher}/{attack}", (), "ok", None, None, replace(
             base, cipher=CipherRecord(cipher, {}, 10.0, 5.0, "shared", ""),
             attack=replace(base.attack, threat_model="coa", key_recovery=None), metrics=scores,
             baseline=Baseline(Scores({**scores.summaries, "ssim": summary(0.2), "lpips": None}, "offline")),
             accuracy=Accuracy.from_json(accuracy or {"plain_model_on_plain": None,
-                                                     "protected_model_on_encrypted": None, "reason": "not trained"}))}
+                                                     "protected_model_on_encrypted": None, "reason": "not trained"})))
 
     trained = {"plain_model_on_plain": 0.9, "protected_model_on_encrypted": 0.8, "reason": None}
     cells = [cell("c", "a1", 0.3, 0.5), cell("c", "a2", 0.6, 0.4, accuracy=trained), cell("c", "a3", None, error="boom"),
              cell("d", "a1", None, reason="outside its class"), cell("e", "a1", 0.95)]
     other, row, unapplied = leaderboard(cells, ["d", "c", "e"], ["a1", "a2", "a3"])
-    assert [other["cipher"], row["cipher"], unapplied["cipher"]] == ["e", "c", "d"]  # by verdict
-    assert other["verdict"] == "content restored" and unapplied["verdict"] == "no attack applies"
-    assert unapplied["attacks"]["a1"]["status"] == "n/a" and unapplied["attacks"]["a1"]["reason"] == "outside its class"
-    assert row["best_attack"] == "a2" and row["best_ssim"] == 0.6 and row["best_lpips"] == 0.4
-    assert row["accuracy"] == trained and row["baseline_ssim"] == 0.2
-    assert row["verdict"] == "partially restored"  # 0.6 >= baseline 0.2 + 0.1
-    assert row["attacks"]["a3"] == {"status": "error", "threat_model": None, "ssim": None, "ssim_up_to_mirror": None,
-                                    "ssim_skimage_legacy": None, "psnr": None, "lpips": None, "error": "boom",
-                                    "reason": None, "key_recovered": None}
+    assert [other.cipher, row.cipher, unapplied.cipher] == ["e", "c", "d"]  # by verdict
+    assert other.verdict == "content restored" and unapplied.verdict == "no attack applies"
+    assert unapplied.attacks["a1"].status == "n/a" and unapplied.attacks["a1"].reason == "outside its class"
+    assert row.best_attack == "a2" and row.best_ssim == 0.6 and row.best_lpips == 0.4
+    assert row.accuracy.to_json() == trained and row.baseline_ssim == 0.2
+    assert row.verdict == "partially restored"  # 0.6 >= baseline 0.2 + 0.1
+    assert row.attacks["a3"] == AttackEntry(status="error", threat_model=None, error="boom", reason=None,
+                                            key_recovered=None, means={"ssim": None, "ssim_up_to_mirror": None,
+                                                                       "ssim_skimage_legacy": None, "psnr": None,
+                                                                       "lpips": None})
+    assert row.attacks["a3"].to_json() == {"status": "error", "threat_model": None, "ssim": None,
+                                           "ssim_up_to_mirror": None, "ssim_skimage_legacy": None, "psnr": None,
+                                           "lpips": None, "error": "boom", "reason": None, "key_recovered": None}
 
 
 def test_a_cell_the_attack_cannot_take_reads_n_a_with_its_reason(tmp_path: Path, cli_runner, monkeypatch):

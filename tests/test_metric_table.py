@@ -15,6 +15,7 @@ import ppattack.metrics as metrics
 import ppattack.schemas as schemas
 from ppattack.audit import case_record
 from ppattack.bench import leaderboard
+from ppattack.bench_records import BenchCell
 from ppattack.harness import RunConfig, run
 from ppattack.records import RunRecord
 from ppattack.report import finite, report_markdown
@@ -65,11 +66,11 @@ def test_a_metric_added_to_the_table_reaches_every_table_of_results(table_with_a
     summary = capsys.readouterr().out
     assert "FAKE mean absolute error ↓" in summary and f"{expected.mean():.4f}" in summary
 
-    cell = {"cipher": "proposed", "attack": "fr", "status": "ok", "error": None, "reason": None, "result": record}
+    cell = BenchCell("proposed", "fr", 0, "proposed/fr", (), "ok", None, None, record)
     (row,) = leaderboard([cell], ["proposed"], ["fr"])
-    assert row["attacks"]["fr"]["fake_mae"] == pytest.approx(float(expected.mean()))
+    assert row.attacks["fr"].to_json()["fake_mae"] == pytest.approx(float(expected.mean()))
     case = case_record("fr", "coa+public", result, None, None, "fr/coa+public")
-    assert case["fake_mae"] == pytest.approx(float(expected.mean()))
+    assert case.to_json()["fake_mae"] == pytest.approx(float(expected.mean()))
 
 
 def test_the_table_gives_each_metric_a_direction_digits_label_and_convention():

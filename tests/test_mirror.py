@@ -13,6 +13,7 @@ import torch
 
 from ppattack.attacks.fr import FR
 from ppattack.audit import run_audit, summary_table, worst_cases
+from ppattack.audit_records import AuditCase
 from ppattack.bench import run_bench
 from ppattack.cli import cli
 from ppattack.harness import RunConfig, run
@@ -79,17 +80,16 @@ def test_restored_mirrored_is_the_rung_below_content_restored():
 
 def test_the_worst_case_takes_the_best_ssim_up_to_a_mirror_of_any_attack():
     def case(attack, ssim_value, up_to_mirror, mirrored):
-        return {"attack": attack, "threat_model": "kpa", "folder": f"{attack}/kpa", "status": "ok", "reason": None,
-                "ssim": ssim_value, "ssim_up_to_mirror": up_to_mirror, "mirrored": mirrored, "lpips": None,
-                "psnr": None, "key_recovered": False, "control": {"run": True, "passed": True}}
+        return AuditCase(attack=attack, threat_model="kpa", folder=f"{attack}/kpa", status="ok", reason=None,
+                         means={"ssim": ssim_value, "ssim_up_to_mirror": up_to_mirror, "lpips": None, "psnr": None},
+                         mirrored=mirrored, key_recovered=False, control=None)
 
     cases = [case("a", 0.3, 0.3, False), case("b", 0.2, 0.98, True)]
     kpa = worst_cases(cases, baseline_ssim=0.1)["kpa"]
-    assert kpa["verdict"] == "restored (mirrored)"
-    assert kpa["best_attack"] == "a" and kpa["best_ssim"] == 0.3  # the best attack is still by SSIM
-    assert kpa["best_attack_up_to_mirror"] == "b" and kpa["best_ssim_up_to_mirror"] == 0.98
-    document = {"threat_models": {"kpa": kpa}}
-    (row,) = summary_table(document)[1]
+    assert kpa.verdict == "restored (mirrored)"
+    assert kpa.best_attack == "a" and kpa.best_ssim == 0.3  # the best attack is still by SSIM
+    assert kpa.best_attack_up_to_mirror == "b" and kpa.best_ssim_up_to_mirror == 0.98
+    (row,) = summary_table({"kpa": kpa})[1]
     assert row[3] == f"0.300 ({LABEL}: 0.980, b)"
 
 
@@ -149,8 +149,8 @@ def test_bench_and_audit_put_a_mirrored_restoration_on_its_rung(mirroring_fr, tm
     bench = run_bench(["plain"], ["fr"], tmp_path / "bench", threat="coa", limit=4, accuracy=False)
     assert validate(bench.document, "bench") == []
     (row,) = bench.leaderboard
-    assert row["verdict"] == "restored (mirrored)" and row["best_ssim_up_to_mirror"] == pytest.approx(1.0)
-    assert row["attacks"]["fr"]["ssim_up_to_mirror"] == pytest.approx(1.0)
+    assert row.verdict == "restored (mirrored)" and row.best_ssim_up_to_mirror == pytest.approx(1.0)
+    assert row.attacks["fr"].means["ssim_up_to_mirror"] == pytest.approx(1.0)
     leaderboard = (tmp_path / "bench" / "leaderboard.md").read_text()
     assert f"({LABEL}: 1.000)" in leaderboard and "| plain | restored (mirrored) |" in leaderboard
 
