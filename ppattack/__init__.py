@@ -20,7 +20,8 @@ from .attack import Attack, AttackResult  # noqa: E402
 from .cipher import BlockCipher, Cipher, KeyField, UnitTransforms  # noqa: E402
 from .errors import (DataError, KeyFileError, ParameterError, PluginError,  # noqa: E402
                      PPAttackError, ShapeError, UnknownComponentError)
-from .keys import Key, load_key, save_key  # noqa: E402
+from .key_parsing import load_key  # noqa: E402
+from .keys import Key, save_key  # noqa: E402
 from .registry import create_attack, create_cipher, list_attacks, list_ciphers  # noqa: E402
 from .threat import THREAT_MODELS, ThreatView  # noqa: E402
 

@@ -26,18 +26,16 @@ import random
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 
-from .learning.distributed import launched
+from .cipher import Cipher
 from .errors import ParameterError
 from .params import accepted_parameters
+from .runtime.distributed import launched
 from .threat import ThreatView, check_threat_model
-
-if TYPE_CHECKING:
-    from .cipher import Cipher
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

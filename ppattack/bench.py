@@ -28,7 +28,7 @@ import torch
 
 from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
-from .learning.distributed import gather, init_from_env, local, process_world
+from .runtime.distributed import gather, init_from_env, local, process_world
 from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .metrics import METRICS

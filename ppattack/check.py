@@ -328,7 +328,7 @@ def _nearest(case: Case, cases: Iterable[Case]) -> str:
 def run_case(case: Case, out_dir: Path | None, accuracy: bool = True) -> RunRecord:
     """Produce a missing result by running it (and keep it in ``out_dir`` when given); the
     accuracy classifiers train only when ``accuracy`` (a bound on accuracy reads the case)."""
-    from .learning.distributed import world
+    from .runtime.distributed import world
     from .harness import RunConfig, run
     from .report import write_run
 

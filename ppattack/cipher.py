@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -37,9 +37,7 @@ import torch
 from .errors import KeyFileError, ParameterError, ShapeError
 from .keys import Key, Shape, as_int_array, check_permutation, check_range
 from .rng import KeyRNG
-
-if TYPE_CHECKING:
-    from .solvers.component_map import ComponentMap
+from .unit_map import ComponentMap
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ class Cipher:
         """Inverse of :meth:`encrypt_keyed` (default: :meth:`decrypt`)."""
         return self.decrypt(y, key)
 
-    def key_from_map(self, shape: Shape, found: "ComponentMap") -> dict[str, np.ndarray] | None:
+    def key_from_map(self, shape: Shape, found: ComponentMap) -> dict[str, np.ndarray] | None:
         """This cipher's key material for a recovered map of its keyed part (None: the cipher
         does not say; attacks then decrypt with the map itself and scores compare decryptions)."""
         return None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .version import __version__
-from .learning.distributed import launched, shutdown, world
+from .runtime.distributed import launched, shutdown, world
 from .errors import DataError, PPAttackError, ShapeError
 from .records import RunRecord
 
@@ -291,7 +291,7 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
 def _transform_files(key_path: str, inputs: tuple[str, ...], out_dir: str, decrypt: bool,
                      force: bool = False) -> None:
     from .files import transform_files
-    from .keys import load_key
+    from .key_parsing import load_key
 
     written = transform_files(load_key(key_path), [Path(p) for p in inputs], Path(out_dir), decrypt=decrypt,
                               force=force, warn=lambda message: click.echo(f"warning: {message}", err=True))

@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .learning.cache import cache_dir
-from .learning.distributed import main_first
+from .runtime.cache_folder import cache_dir
+from .runtime.distributed import main_first
 from .errors import DataError, UnknownComponentError
-from .images.disk_cache import MAX_SIDE, Decoder, ImageCache
-from .images.image_set import CacheSource, ImageSet, fit_square_batch
+from .images.disk_cache import MAX_SIDE, CacheSource, Decoder, ImageCache
+from .images.image_set import ImageSet, fit_square_batch
 from .file_io import IMAGE_SUFFIXES, files_below, read_image_exact
 from .offline import offline, offline_flag
 

@@ -28,7 +28,7 @@ from .case import (COUNTS, Case, Resolved, RunConfig, Victim, build_case, case_v
 from .cipher import Cipher
 from .learning import classifier
 from .data import Dataset, Roles, assign_roles, load_dataset
-from .learning.distributed import init_from_env, main_first, world
+from .runtime.distributed import init_from_env, main_first, world
 from .errors import ParameterError, PPAttackError
 from .images.image_set import ImageSet
 from .keys import Key

@@ -33,19 +33,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .solvers.component_map import ComponentMap, from_oracle
+from .cipher import Cipher
 from .errors import ParameterError
 from .functional import block_components
 from .keys import Key, Shape
-
-if TYPE_CHECKING:
-    from .cipher import Cipher
+from .learning.classifier import Classifier, Normalize
+from .registry import create_cipher
+from .solvers.component_map import from_oracle
+from .unit_map import ComponentMap
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class PatchTransform:
         return ComponentMap.signed(index, flips)
 
 
-def patch_transform(cipher: "Cipher", key: Key) -> PatchTransform:
+def patch_transform(cipher: Cipher, key: Key) -> PatchTransform:
     """The :class:`PatchTransform` of ``key``, derived from the cipher's own encryption.
 
     The key's byte map is read with chosen images (:func:`ppattack.solvers.component_map.from_oracle`)
@@ -134,7 +135,7 @@ def patch_transform(cipher: "Cipher", key: Key) -> PatchTransform:
                           flip.astype(bool) if flip.any() else None)
 
 
-def encrypt_model(model: nn.Module, key: Key, *, cipher: "Cipher | None" = None,
+def encrypt_model(model: nn.Module, key: Key, *, cipher: Cipher | None = None,
                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Module:
     """A copy of ``model`` that gives, on images encrypted with ``key``, the logits ``model``
     gives on the plain images (Kiya et al. 2023). No training; ``model`` is left unchanged.
@@ -166,11 +167,7 @@ def encrypt_model(model: nn.Module, key: Key, *, cipher: "Cipher | None" = None,
     """
     from timm.models.vision_transformer import VisionTransformer
 
-    from .learning.classifier import Classifier, Normalize
-
     if cipher is None:
-        from .registry import create_cipher
-
         cipher = create_cipher(key.cipher, **key.params)
     transform = patch_transform(cipher, key)
     new = copy.deepcopy(model)

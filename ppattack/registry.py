@@ -14,7 +14,10 @@ import logging
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
+from .attack import Attack
+from .cipher import Cipher
 from .errors import PluginError, UnknownComponentError
+from .params import instantiate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,26 +98,12 @@ class Registry(Generic[T]):
 
     def create(self, name: str, **params: Any) -> T:
         """Instantiate ``name`` with keyword parameters (unset ``None`` values are dropped)."""
-        from .params import instantiate
-
         return instantiate(self.get(name), self.kind, name,
                            {k: v for k, v in params.items() if v is not None})
 
 
-def _cipher_registry() -> Registry:
-    from .cipher import Cipher
-
-    return Registry("ppattack.ciphers", "cipher", Cipher)
-
-
-def _attack_registry() -> Registry:
-    from .attack import Attack
-
-    return Registry("ppattack.attacks", "attack", Attack)
-
-
-CIPHERS: Registry = _cipher_registry()
-ATTACKS: Registry = _attack_registry()
+CIPHERS: Registry = Registry("ppattack.ciphers", "cipher", Cipher)
+ATTACKS: Registry = Registry("ppattack.attacks", "attack", Attack)
 
 
 def list_ciphers(pattern: str = "*") -> list[str]:

@@ -30,7 +30,8 @@ import torch
 
 from .cipher import Cipher
 from .errors import KeyFileError, PPAttackError, ShapeError
-from .keys import key_from_json, save_key
+from .key_parsing import key_from_json
+from .keys import save_key
 
 Case = tuple[Any, dict[str, Any], tuple[int, int, int]]
 

@@ -18,8 +18,8 @@ from .data import Roles
 from .errors import ParameterError
 from .images.image_set import ImageSet, image_buffer
 from .keys import Key
-from .learning.cache import tensor_digest
 from .learning.classifier import TRAIN_NUMBERS
+from .runtime.digest import tensor_digest
 from .threat import ThreatView
 
 KNOWN_PAIRS = 8  # (plain, cipher) pairs the kpa threat model grants when neither the run nor the attack says

@@ -16,7 +16,7 @@ import torch
 
 import ppattack
 from ppattack.attacks import fr as fr_module
-from ppattack.learning.cache import cache_dir
+from ppattack.runtime.cache_folder import cache_dir
 from ppattack.cipher import Cipher, KeyField, UnitTransforms
 from ppattack.data import assign_roles, load_dataset
 from ppattack.harness import RunConfig, run, threat_view

@@ -20,7 +20,7 @@ import torch
 
 import ppattack
 from ppattack.cli import cli
-from ppattack.keys import load_key
+from ppattack.key_parsing import load_key
 
 
 def refused(result, *fragments: str) -> str:
@@ -645,13 +645,13 @@ def test_a_key_file_with_a_field_given_twice_is_refused(tmp_path, cli_runner):
 
 def test_a_key_file_is_read_with_a_size_bound(tmp_path, cli_runner, monkeypatch):
     """`--key /dev/zero` read without end; a file beyond the bound is refused unread."""
-    import ppattack.keys
+    import ppattack.key_parsing
 
     Image.fromarray(photo()).save(tmp_path / "a.png")
     if Path("/dev/zero").exists():
         refused(encrypt(cli_runner, Path("/dev/zero"), tmp_path / "a.png", tmp_path / "out"), "/dev/zero",
                 "not valid JSON")
-    monkeypatch.setattr(ppattack.keys, "MAX_KEY_BYTES", 4 << 20)
+    monkeypatch.setattr(ppattack.key_parsing, "MAX_KEY_BYTES", 4 << 20)
     big = tmp_path / "big.json"
     big.write_bytes(b"{" + b" " * (5 << 20) + b"}")
     refused(encrypt(cli_runner, big, tmp_path / "a.png", tmp_path / "out"), str(big), "larger than 4 MiB")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ppattack
 from ppattack.errors import KeyFileError, ParameterError, ShapeError
-from ppattack.keys import key_from_json
+from ppattack.key_parsing import key_from_json
 
 NAMES = ppattack.list_ciphers()
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

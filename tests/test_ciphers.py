@@ -16,7 +16,8 @@ import torch
 import ppattack
 from ppattack.cipher import log2_factorial
 from ppattack.errors import KeyFileError, PPAttackError, ParameterError
-from ppattack.keys import Key, key_from_json
+from ppattack.key_parsing import key_from_json
+from ppattack.keys import Key
 
 
 def coded_image(h: int, w: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from ppattack.learning import distributed
+from ppattack.runtime import distributed
 
 BATCH = 8
 
@@ -150,7 +150,7 @@ def test_torchrun_bench_spreads_the_cells_over_the_processes(tmp_path):
 def test_cpu_tensors_use_gloo_even_on_a_gpu_machine():
     """`--device cpu` under torchrun on a GPU machine: the group holds gloo for CPU tensors next
     to NCCL for CUDA ones (NCCL alone cannot reduce CPU tensors); without CUDA, gloo only."""
-    from ppattack.learning.distributed import backend
+    from ppattack.runtime.distributed import backend
 
     per_device = dict(part.split(":") for part in backend(cuda=True).split(","))
     assert per_device == {"cpu": "gloo", "cuda": "nccl"}

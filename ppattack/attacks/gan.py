@@ -39,8 +39,8 @@ from torch import nn
 from ppattack.attack import AttackResult
 from ppattack.errors import ParameterError, ShapeError
 from ppattack.images.image_set import image_buffer
-from ppattack.learning.cache import tensor_digest
-from ppattack.learning.distributed import broadcast_parameters, shard
+from ppattack.runtime.digest import tensor_digest
+from ppattack.runtime.distributed import broadcast_parameters, shard
 from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.learning.trained_attack import TrainedAttack

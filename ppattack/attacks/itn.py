@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from ppattack.attack import AttackResult
 from ppattack.cipher import Cipher, UnitTransforms
 from ppattack.errors import ParameterError, ShapeError
-from ppattack.learning.cache import tensor_digest
-from ppattack.learning.distributed import shard, unwrap, world
+from ppattack.runtime.digest import tensor_digest
+from ppattack.runtime.distributed import shard, unwrap, world
 from ppattack.learning.nets.unet import UNet
 from ppattack.learning.trained_attack import TrainedAttack
 from ppattack.learning.training import batch_indices, crop_flip, crop_pad, prefetched, to_signed, to_uint8

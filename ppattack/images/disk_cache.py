@@ -27,7 +27,7 @@ import torch
 
 from .image_set import resize_shorter_side
 from ..file_io import atomic_write, atomic_write_json
-from ..learning.training import progress
+from ..runtime.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +180,19 @@ class ImageCache:
 
         atomic_write(pixels_path, write_pixels)
         atomic_write(index_path, lambda f: np.save(f, np.column_stack([offsets, shapes])))
+
+
+class CacheSource:
+    """One split of a dataset's disk cache: the :class:`~ppattack.images.image_set.ImageSource`
+    an :class:`~ppattack.images.image_set.ImageSet` reads it through."""
+
+    def __init__(self, cache: ImageCache, split: str):
+        self.cache, self.split = cache, split
+        self.identity = f"cache:{cache.root.name}/{split}"
+
+    def prepare(self, positions: np.ndarray) -> None:
+        self.cache.prepare(self.split, positions)
+
+    def read(self, positions: np.ndarray) -> list[torch.Tensor]:
+        self.cache.prepare(self.split, positions)
+        return self.cache.read(self.split, positions)

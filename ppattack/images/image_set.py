@@ -1,8 +1,8 @@
 """A role's images, read on demand at one square size: memory follows what a run reads.
 
 An :class:`ImageSet` is a list of positions in a source (an :class:`ImageSource`: the native-size
-disk cache of a dataset, or tensors already in memory), their labels and the side ``size`` the
-images are served at. Nothing is decoded or resized until images are asked for: ``set[a:b]``
+disk cache of a dataset, :class:`ppattack.images.disk_cache.CacheSource`, or tensors already in
+memory), their labels and the side ``size`` the images are served at. Nothing is decoded or resized until images are asked for: ``set[a:b]``
 is another set, :meth:`ImageSet.gather` returns a uint8 batch, resized (shorter side to
 ``size``, centre crop) per batch on the device it is asked for, and :meth:`ImageSet.batches`
 streams batches through a torch DataLoader. Small sets (:meth:`ImageSet.small`) may be held
@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from .disk_cache import ImageCache
+from ..runtime.digest import tensor_digest
 
 #: A set at most this large (bytes at its served size) may be held in memory as one tensor.
 SMALL_BYTES = 256 * 2**20
@@ -92,7 +91,6 @@ class TensorSource:
     @property
     def identity(self) -> str:
         if self._identity is None:  # a digest of the content, computed once
-            from ..learning.cache import tensor_digest
             self._identity = f"tensors:{tensor_digest(self.images)}"
         return self._identity
 
@@ -104,21 +102,6 @@ class TensorSource:
 
     def read_batch(self, positions: np.ndarray) -> torch.Tensor:
         return self.images[torch.from_numpy(np.asarray(positions, dtype=np.int64))]
-
-
-class CacheSource:
-    """One split of a dataset's disk cache (:class:`ppattack.images.disk_cache.ImageCache`)."""
-
-    def __init__(self, cache: ImageCache, split: str):
-        self.cache, self.split = cache, split
-        self.identity = f"cache:{cache.root.name}/{split}"
-
-    def prepare(self, positions: np.ndarray) -> None:
-        self.cache.prepare(self.split, positions)
-
-    def read(self, positions: np.ndarray) -> list[torch.Tensor]:
-        self.cache.prepare(self.split, positions)
-        return self.cache.read(self.split, positions)
 
 
 class ImageSet:

@@ -1,50 +1,27 @@
 """Content-addressed cache of trained networks (attack models, classifiers).
 
 An entry's address is the SHA-256 of a JSON identity holding everything that determines the
-trained weights (cipher and params, attack and params, data identity, seed, code version).
-Entries are tensors-only ``torch.save`` files written atomically and read with
-``weights_only=True``; a damaged entry is ignored and rebuilt.
+trained weights (cipher and params, attack and params, data identity, seed, code version;
+data is named by :func:`ppattack.runtime.digest.tensor_digest`). Entries live in ``models/``
+under :func:`ppattack.runtime.cache_folder.cache_dir`; they are tensors-only ``torch.save``
+files written atomically and read with ``weights_only=True``; a damaged entry is ignored and
+rebuilt.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
-from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
-from .distributed import broadcast, world
 from ..file_io import atomic_torch_save, torch_load
+from ..runtime.cache_folder import cache_dir
+from ..runtime.distributed import broadcast, world
 from ..version import __version__
 
 log = logging.getLogger(__name__)
 #: Bump when a change to training code changes what a cached network would be.
 CODE_VERSION = f"{__version__}-1"
-
-
-def cache_dir() -> Path:
-    """Root of ppattack's caches: ``$PPATTACK_CACHE`` or ``~/.cache/ppattack``."""
-    return Path(os.environ.get("PPATTACK_CACHE", Path.home() / ".cache" / "ppattack"))
-
-
-def tensor_digest(*tensors: torch.Tensor, chunk_bytes: int = 64 * 2**20) -> str:
-    """Short SHA-256 of tensors' shapes, dtypes and bytes (the content part of an identity).
-
-    Hashed in slices of about ``chunk_bytes`` (a tensor on a GPU comes over a slice at a time,
-    and no slice is copied again into a bytes object)."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        tensor = tensor.detach()
-        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
-        flat = tensor.reshape(-1)
-        step = max(1, chunk_bytes // max(1, flat.element_size()))
-        for start in range(0, flat.numel(), step):
-            part = flat[start:start + step].cpu().contiguous()
-            digest.update(part.view(torch.uint8).numpy())
-    return digest.hexdigest()[:24]
 
 
 def address(kind: str, identity: dict[str, Any]) -> str:

@@ -50,11 +50,13 @@ from torch import nn
 
 from .cache import cached
 from ..cipher import Cipher, parse_int_param
-from .distributed import data_parallel, shard, world
+from ..runtime.distributed import data_parallel, shard, world
 from ..errors import DataError, ParameterError, ShapeError
 from ..images.image_set import ImageSet
 from ..keys import Key, Shape
-from .training import autocast, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler, progress
+from ..registry import create_cipher
+from ..runtime.progress import progress
+from .training import autocast, cpu_bf16_supported, crop_flip, crop_pad, grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -478,8 +480,6 @@ def measure_accuracy(settings: Mapping[str, Any], cipher: Cipher, key: Key, trai
                      use_cache: bool = True) -> dict[str, Any]:
     """The result.json ``accuracy`` block: a plain model on plain test images and the protected
     model (trained on ``cipher``-encrypted images) on encrypted test images."""
-    from ..registry import create_cipher
-
     plain_shape = train_images.shape
     probe = cipher.encrypt(train_images[:1].tensor(), key)
     if probe.dtype != torch.uint8:

@@ -28,9 +28,11 @@ from torch import nn
 
 from ..attack import Attack
 from ..threat import ThreatView
-from .cache import cached, tensor_digest
-from .distributed import average_gradients, data_parallel
-from .training import autocast, cpu_bf16_supported, grad_scaler, inference_chunk, progress, to_signed
+from .cache import cached
+from ..runtime.digest import tensor_digest
+from ..runtime.distributed import average_gradients, data_parallel
+from ..runtime.progress import progress
+from .training import autocast, cpu_bf16_supported, grad_scaler, inference_chunk, to_signed
 
 
 class TrainedAttack(Attack):
@@ -91,7 +93,7 @@ class TrainedAttack(Attack):
     def parallel(self, net: nn.Module) -> nn.Module:
         """``net`` wrapped in DistributedDataParallel under torchrun (``net`` itself otherwise);
         its gradients are then averaged by DDP's hooks. Unwrap with
-        :func:`ppattack.learning.distributed.unwrap`."""
+        :func:`ppattack.runtime.distributed.unwrap`."""
         return data_parallel(net, self.device)
 
     @staticmethod

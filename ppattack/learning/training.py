@@ -1,4 +1,5 @@
-"""Training ceremony shared by attack networks and classifiers: precision and progress.
+"""Training ceremony shared by attack networks and classifiers: precision, batches, prefetching
+and the pixel conventions of networks (the progress bar is :mod:`ppattack.runtime.progress`).
 
 On CUDA, training uses automatic mixed precision (float16 with a gradient scaler); on the
 CPU, bfloat16 autocast where the caller asks for it (it helps convolutions and matmuls on
@@ -7,7 +8,6 @@ CPUs with native bf16, and costs accuracy nothing measurable at these sizes).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, TypeVar
@@ -29,23 +29,6 @@ def autocast(device: torch.device, cpu_bf16: bool = True) -> contextlib.Abstract
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """A gradient scaler, active only for float16 AMP on CUDA."""
     return torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-
-
-@contextlib.contextmanager
-def progress(description: str, total: int) -> Iterator:
-    """A rich progress bar on stderr when it is a terminal; a no-op otherwise.
-
-    Yields ``advance(n=1)``.
-    """
-    if not sys.stderr.isatty():
-        yield lambda n=1: None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
 
 
 def cpu_bf16_supported() -> bool:

@@ -43,9 +43,11 @@ import numpy as np
 import torch
 
 from ..cipher import Cipher
-from .component_map import ComponentMap, from_oracle, join_units, split_units, unit_bits_of
+from .component_map import from_oracle, unit_bits_of
 from ..errors import ParameterError
 from ..keys import Shape
+from .pieces import DIHEDRAL, turn
+from ..unit_map import ComponentMap, join_units, split_units
 
 PROBE_KEYS = 3  # keys of the attacker's own; each costs a few encryptions of chosen images
 CLASS_KEYS = 8  # keys whose in-piece maps are joined into classes
@@ -143,8 +145,6 @@ def _moves_pixels_whole(src_local: np.ndarray, channels: int, block: int, planes
 def _state_classes(views: list, channels: int, block: int, planes: int) -> tuple[np.ndarray, np.ndarray] | None:
     """One in-piece map per class (up to turns of the piece) of the maps in ``views``; None
     when there are more than :data:`MAX_STATES` classes."""
-    from .pieces import DIHEDRAL, turn
-
     grid = torch.arange(planes * channels * block * block).view(planes, channels, block, block)
     relabel = []
     for t in range(DIHEDRAL if block > 1 else 1):
