@@ -139,16 +139,21 @@ def floor_of(module: str) -> int | None:
     return len(FLOORS) - 1 if module.count(".") == 1 else None
 
 
+def with_floor(module: str) -> str:
+    """``module`` followed by its floor's title in parentheses."""
+    number = floor_of(module)
+    return f"{module} ({FLOORS[number][0] if number is not None else 'no floor'})"
+
+
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    """"module (floor) imports module (floor)" for every import that points up the floors."""
+    """"module (floor) imports module (floor)" for every import that points up the floors (or
+    from or to a module on no floor)."""
     wrong = []
     for module, targets in sorted(graph.items()):
         for target in sorted(targets):
             here, there = floor_of(module), floor_of(target)
             if here is None or there is None or there > here:
-                def named(m: str, f: int | None) -> str:
-                    return f"{m} ({FLOORS[f][0] if f is not None else 'no floor'})"
-                wrong.append(f"{named(module, here)} imports {named(target, there)}")
+                wrong.append(f"{with_floor(module)} imports {with_floor(target)}")
     return wrong
 
 
