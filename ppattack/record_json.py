@@ -2,8 +2,10 @@
 in the fields' order, so that a record's JSON keys are its fields.
 
 A field tells how its JSON value is read back in its metadata (:func:`read_as`, :func:`read_each`,
-:func:`read_values`; without one the JSON value is kept as it is); a field of one value per metric
-(:func:`per_metric`) is written among the record's keys, a key per metric, not under its own name.
+:func:`read_values`, :func:`read_with`; without one the JSON value is kept as it is); a field of
+one value per metric (:func:`per_metric`, :func:`spread`) is written among the record's keys, a key
+per metric, not under its own name; an optional field (:func:`omitted_if_none`) has no key when
+it is None.
 
     @dataclass(frozen=True)
     class Row:
@@ -23,14 +25,19 @@ from . import metrics
 READ = "read"
 #: The metadata key of a field whose mapping is written among the record's own keys.
 SPREAD = "spread"
+#: The metadata key of a field whose key is left out when its value is None.
+OMIT_NONE = "omit_none"
 
 
 def to_json(record: Any) -> dict[str, Any]:
     """``record``'s JSON object: each field's :func:`json_value` under its name, in field order
-    (a :func:`per_metric` field's entries in its place)."""
+    (a :func:`spread` field's entries in its place; an :func:`omitted_if_none` field that is None
+    left out)."""
     document: dict[str, Any] = {}
     for item in fields(record):
         value = json_value(getattr(record, item.name))
+        if value is None and item.metadata.get(OMIT_NONE):
+            continue
         if item.metadata.get(SPREAD):
             document.update(value)
         else:
@@ -83,8 +90,24 @@ def read_values(record: type) -> dict[str, Any]:
     return {READ: lambda values: {name: record.from_json(item) for name, item in values.items()}}
 
 
+def read_with(read: Callable[[Any], Any]) -> dict[str, Any]:
+    """Field metadata: the JSON value is read by ``read`` (JSON value -> field value)."""
+    return {READ: read}
+
+
+def omitted_if_none(read: Callable[[Any], Any] = _as_is) -> dict[str, Any]:
+    """Field metadata: no key when the value is None (a key the document lacks leaves the
+    field's default); ``read`` reads the JSON value when there is one."""
+    return {OMIT_NONE: True, READ: read}
+
+
+def spread(read: Callable[[Mapping[str, Any]], Any]) -> dict[str, Any]:
+    """Field metadata: a mapping written among the record's own keys, not under the field's name;
+    ``read`` reads it back from the record's whole JSON object."""
+    return {SPREAD: True, READ: read}
+
+
 def per_metric() -> dict[str, Any]:
     """Field metadata: a mapping of metric name -> mean, written among the record's keys, one per
     metric of :data:`ppattack.metrics.METRICS` (a metric the document lacks reads None)."""
-    return {SPREAD: True, READ: lambda document: {metric.name: document.get(metric.name)
-                                                    for metric in metrics.METRICS}}
+    return spread(lambda document: {metric.name: document.get(metric.name) for metric in metrics.METRICS})

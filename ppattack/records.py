@@ -2,7 +2,9 @@
 
 The harness builds a :class:`RunRecord`; report, cli, bench, audit, check and restore read its
 fields; ``to_json()`` writes it as the result.json document at the edge (``schemas/result.schema.json``)
-and ``from_json()`` reads such a document back. A recovered key is never a field of any record
+and ``from_json()`` reads such a document back: generic over the fields (:mod:`ppattack.record_json`,
+a key per field, in order) except where result.json is not one key per field (:class:`Baseline`,
+:class:`Control`, :class:`RunRecord`). A recovered key is never a field of any record
 here: the attack's record holds only the scores of the recovery (:class:`AttackRecord`).
 
     record = run(RunConfig(cipher="proposed", attack="fr")).record
@@ -10,10 +12,11 @@ here: the attack's record holds only the scores of the recovery (:class:`AttackR
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .metrics import METRICS
+from .record_json import from_json, omitted_if_none, read_each, read_with, spread, to_json
 
 #: One summary statistic as result.json holds it: a float, "inf"/"-inf" (JSON has no infinity)
 #: or None (no images, or a std over infinite values).
@@ -28,14 +31,14 @@ class Summary:
     mean: Statistic
     median: Statistic
     std: Statistic
-    values: tuple[float | str, ...]
+    values: tuple[float | str, ...] = field(metadata=read_each())
 
     def to_json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "median": self.median, "std": self.std, "values": list(self.values)}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Summary:
-        return cls(document["mean"], document["median"], document["std"], tuple(document["values"]))
+        return from_json(cls, document)
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,22 @@ class MirrorSummary(Summary):
     mirrored: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "mirrored": self.mirrored}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> MirrorSummary:
-        return cls(document["mean"], document["median"], document["std"], tuple(document["values"]),
-                   bool(document["mirrored"]))
+        return from_json(cls, document)
+
+
+def read_summaries(document: Mapping[str, Any]) -> dict[str, Summary | None]:
+    """The summary of every metric of the table in a scores object (a metric the document lacks
+    reads None; one up to a mirror is a :class:`MirrorSummary`)."""
+    summaries: dict[str, Summary | None] = {}
+    for metric in METRICS:
+        summary = document.get(metric.name)
+        reader = MirrorSummary if metric.up_to_mirror else Summary
+        summaries[metric.name] = None if summary is None else reader.from_json(summary)
+    return summaries
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,8 @@ class Scores:
     (LPIPS without its network, ``lpips_unavailable`` then says why; a metric newer than the
     result.json read). ``scores["psnr"]`` reads one; the properties name the ones code reads."""
 
-    summaries: Mapping[str, Summary | None]
-    lpips_unavailable: str | None
+    summaries: Mapping[str, Summary | None] = field(metadata=spread(read_summaries))
+    lpips_unavailable: str | None = None
 
     def __getitem__(self, name: str) -> Summary | None:
         return self.summaries.get(name)
@@ -90,18 +103,11 @@ class Scores:
         return self.summaries.get("lpips")
 
     def to_json(self) -> dict[str, Any]:
-        return {**{name: None if summary is None else summary.to_json() for name, summary in self.summaries.items()},
-                "lpips_unavailable": self.lpips_unavailable}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Scores:
-        """Read scores for every metric of the table (a metric the document lacks reads None)."""
-        summaries: dict[str, Summary | None] = {}
-        for metric in METRICS:
-            summary = document.get(metric.name)
-            reader = MirrorSummary if metric.up_to_mirror else Summary
-            summaries[metric.name] = None if summary is None else reader.from_json(summary)
-        return cls(summaries, document.get("lpips_unavailable"))
+        return from_json(cls, document)
 
 
 @dataclass(frozen=True)
@@ -128,17 +134,16 @@ class DatasetRecord:
     size of each split or role (images)."""
 
     name: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] = field(metadata=read_each())
     classes: int
     splits: Mapping[str, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "image_shape": list(self.image_shape), "classes": self.classes,
-                "splits": dict(self.splits)}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> DatasetRecord:
-        return cls(document["name"], tuple(document["image_shape"]), document["classes"], dict(document["splits"]))
+        return from_json(cls, document)
 
 
 @dataclass(frozen=True)
@@ -154,50 +159,11 @@ class CipherRecord:
     paper: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.params, "key_space_bits": self.key_space_bits,
-                "separable_bits": self.separable_bits, "key_reuse": self.key_reuse, "paper": self.paper}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> CipherRecord:
-        return cls(document["name"], document["params"], document["key_space_bits"], document["separable_bits"],
-                   document["key_reuse"], document["paper"])
-
-
-@dataclass(frozen=True)
-class AttackRecord:
-    """What an attack did: its name, threat model, resolved parameters, its own facts (JSON
-    values), training and reconstruction time (seconds), and the scores of any key recovery
-    (fractions in [0, 1], :func:`ppattack.harness.key_recovery_scores`; None: it recovered none).
-    The recovered key itself is not here and cannot be: only its scores are."""
-
-    name: str
-    threat_model: str
-    params: Mapping[str, Any]
-    facts: Mapping[str, Any]
-    train_seconds: float
-    attack_seconds: float
-    key_recovery: Mapping[str, float] | None = None
-
-    @property
-    def key_recovered(self) -> bool:
-        """Whether the recovered key or map decrypts every ciphertext (``complete`` is 1)."""
-        return float((self.key_recovery or {}).get("complete", 0.0)) >= 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        document = {"name": self.name, "threat_model": self.threat_model, "params": self.params,
-                    "facts": self.facts, "train_seconds": self.train_seconds,
-                    "attack_seconds": self.attack_seconds}
-        if self.key_recovery is not None:
-            document["key_recovery"] = dict(self.key_recovery)
-        return document
-
-    @classmethod
-    def from_json(cls, document: Mapping[str, Any]) -> AttackRecord:
-        """Read a result.json ``attack``; the budget of one written before it was called
-        ``budget`` (its key was ``preset``) is read under its new name."""
-        return cls(document["name"], document["threat_model"], budget_named(document["params"]),
-                   document["facts"], document["train_seconds"], document["attack_seconds"],
-                   document.get("key_recovery"))
+        return from_json(cls, document)
 
 
 def budget_named(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,6 +179,36 @@ def budget_named(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class AttackRecord:
+    """What an attack did: its name, threat model, resolved parameters, its own facts (JSON
+    values), training and reconstruction time (seconds), and the scores of any key recovery
+    (fractions in [0, 1], :func:`ppattack.harness.key_recovery_scores`; None: it recovered none).
+    The recovered key itself is not here and cannot be: only its scores are."""
+
+    name: str
+    threat_model: str
+    params: Mapping[str, Any] = field(metadata=read_with(budget_named))
+    facts: Mapping[str, Any]
+    train_seconds: float
+    attack_seconds: float
+    key_recovery: Mapping[str, float] | None = field(default=None, metadata=omitted_if_none())
+
+    @property
+    def key_recovered(self) -> bool:
+        """Whether the recovered key or map decrypts every ciphertext (``complete`` is 1)."""
+        return float((self.key_recovery or {}).get("complete", 0.0)) >= 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> AttackRecord:
+        """Read a result.json ``attack``; the budget of one written before it was called
+        ``budget`` (its key was ``preset``) is read under its new name."""
+        return from_json(cls, document)
+
+
+@dataclass(frozen=True)
 class Accuracy:
     """The two classifiers (:func:`ppattack.harness.measure_accuracy`): a plain model on plain
     test images and the protected model on encrypted test images, as fractions in [0, 1] (None:
@@ -223,11 +219,11 @@ class Accuracy:
     plain_model_on_plain: float | None
     protected_model_on_encrypted: float | None
     reason: str | None
-    test_images: int | None = None
-    train_images: int | None = None
-    classifier: Mapping[str, Any] | None = None
-    train_seconds: Mapping[str, float] | None = None
-    cache_hit: Mapping[str, bool] | None = None
+    test_images: int | None = field(default=None, metadata=omitted_if_none())
+    train_images: int | None = field(default=None, metadata=omitted_if_none())
+    classifier: Mapping[str, Any] | None = field(default=None, metadata=omitted_if_none())
+    train_seconds: Mapping[str, float] | None = field(default=None, metadata=omitted_if_none())
+    cache_hit: Mapping[str, bool] | None = field(default=None, metadata=omitted_if_none())
 
     @classmethod
     def not_measured(cls, reason: str) -> Accuracy:
@@ -239,20 +235,11 @@ class Accuracy:
         return self.plain_model_on_plain is not None or self.protected_model_on_encrypted is not None
 
     def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"plain_model_on_plain": self.plain_model_on_plain,
-                                    "protected_model_on_encrypted": self.protected_model_on_encrypted,
-                                    "reason": self.reason}
-        if self.test_images is not None:
-            document.update(test_images=self.test_images, train_images=self.train_images,
-                            classifier=self.classifier, train_seconds=self.train_seconds,
-                            cache_hit=self.cache_hit)
-        return document
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Accuracy:
-        return cls(document.get("plain_model_on_plain"), document.get("protected_model_on_encrypted"),
-                   document.get("reason"), document.get("test_images"), document.get("train_images"),
-                   document.get("classifier"), document.get("train_seconds"), document.get("cache_hit"))
+        return from_json(cls, document)
 
 
 @dataclass(frozen=True)
@@ -288,61 +275,56 @@ class Control:
                    document["passed"], document["seconds"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Environment:
     """Where a run ran: the torch device, its name, library versions, and the processes
     (torchrun ranks) that took part."""
 
     device: str
-    device_name: str | None
+    device_name: str | None = None
     torch: str
-    cuda: str | None
+    cuda: str | None = None
     python: str
     ppattack: str
     processes: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Environment:
-        return cls(document["device"], document.get("device_name"), document["torch"], document.get("cuda"),
-                   document["python"], document["ppattack"], document.get("processes", 1))
+        return from_json(cls, document)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConfigRecord:
     """The run's configuration as result.json records it: the :class:`~ppattack.harness.RunConfig`
     fields (``device`` the device it resolved to) and ``settings``, the preset merged with the
-    user's values. ``params`` are the user's ``K=V`` overrides."""
+    user's values. ``params`` are the user's ``K=V`` overrides. The fields the schema leaves
+    optional default as in RunConfig."""
 
     cipher: str
     attack: str
-    dataset: str | None
-    data_root: str | None
-    preset: str
-    params: Mapping[str, Any]
+    dataset: str | None = None
+    data_root: str | None = None
+    preset: str = "quick"
+    params: Mapping[str, Any] = field(default_factory=dict)
     device: str
-    seed: int
-    limit: int | None
-    accuracy: bool
-    threat: str | None
-    control: bool
-    lpips_weights: str | None
-    attack_budget: str | None
-    settings: Mapping[str, Any]
+    seed: int = 0
+    limit: int | None = None
+    accuracy: bool = True
+    threat: str | None = None
+    control: bool = False
+    lpips_weights: str | None = None
+    attack_budget: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "params": dict(self.params), "settings": self.settings}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ConfigRecord:
-        """Read a result.json ``config``; the fields the schema leaves optional default as in RunConfig."""
-        return cls(document["cipher"], document["attack"], document.get("dataset"), document.get("data_root"),
-                   document.get("preset", "quick"), dict(document.get("params", {})), document["device"],
-                   document.get("seed", 0), document.get("limit"), document.get("accuracy", True),
-                   document.get("threat"), document.get("control", False), document.get("lpips_weights"),
-                   document.get("attack_budget"), dict(document.get("settings", {})))
+        return from_json(cls, document)
 
 
 @dataclass(frozen=True)

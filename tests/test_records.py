@@ -75,6 +75,49 @@ def test_result_json_says_budget_for_the_attack_s_budget_and_older_files_that_sa
     assert read.attack.params == record.attack.params and read.attack.params["budget"] == "quick"
 
 
+def example_documents(document: dict) -> dict[str, dict]:
+    """The result.json layouts the tests write, derived from one run's ``document``: a key
+    recovered and none, a control run, accuracy measured, LPIPS measured, a baseline that could
+    not be scored."""
+    gone = object()  # a key left out
+
+    def changed(**parts) -> dict:
+        changed_document = json.loads(json.dumps(document))
+        for path, value in parts.items():
+            *above, name = path.split("__")
+            target = changed_document
+            for part in above:
+                target = target[part]
+            if value is gone:
+                del target[name]
+            else:
+                target[name] = value
+        return changed_document
+
+    summary = {"mean": 0.4567, "median": 0.45, "std": 0.01, "values": [0.4567] * 48}
+    return {
+        "as run": changed(),
+        "no key recovery": changed(attack__key_recovery=gone),
+        "control ran": changed(control={"run": True, "cipher": "plain", "params": {"attack.block_size": 4},
+                                        "ssim": 0.9412, "psnr": "inf", "threshold": 0.9, "passed": True,
+                                        "seconds": 3.5}),
+        "accuracy measured": changed(accuracy={
+            "plain_model_on_plain": 0.91, "protected_model_on_encrypted": 0.88, "reason": None,
+            "test_images": 16, "train_images": 64, "classifier": {"model": "vit", "training": {"epochs": 1}},
+            "train_seconds": {"plain": 1.5, "protected": 2.5}, "cache_hit": {"plain": False, "protected": True}}),
+        "lpips measured": changed(metrics__lpips=summary, metrics__lpips_unavailable=None),
+        "baseline unavailable": changed(baseline={"unavailable": "ciphertexts are float32, not 8-bit images"}),
+    }
+
+
+def test_every_example_result_json_reads_back_and_writes_the_same_text(keyrec_result):
+    document = json.loads(json.dumps(finite(keyrec_result[0].record.to_json())))
+    for name, example in example_documents(document).items():
+        assert validate(example, "result") == [], name
+        text = json.dumps(example, indent=2)
+        assert json.dumps(finite(RunRecord.from_json(example).to_json()), indent=2) == text, name
+
+
 def test_a_recovered_key_never_reaches_result_json_nor_report_md(keyrec_result, tmp_path: Path):
     result, seen = keyrec_result
     (outcome,) = seen
