@@ -10,7 +10,7 @@ is listed as "n/a" with the attack's reason, never counted as a failure; any oth
 an "error", except bad input (:class:`~ppattack.errors.DataError`), which stops the audit. Accuracy is measured once, by the first case that runs (the classifiers depend only
 on the cipher). A third-party attack joins the ensemble by being installed.
 
-    result = run_audit("my-cipher", "runs/audit", preset="quick")
+    result = run_audit("my-cipher", "runs/audit", RunConfig(cipher="*", attack="*", seed=3))
     result.record.threat_models["kpa"].verdict      # e.g. "key recovered"
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .version import __version__
 from .bench import cell_params, expand
 from .cipher import parse_int_param
 from .errors import DataError, ParameterError, ShapeError
+from .case import config_options
 from .harness import RunConfig, RunResult, _git_commit, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .presets import get_preset
@@ -146,24 +147,24 @@ def worst_cases(cases: Sequence[AuditCase], baseline_ssim: float | None) -> dict
     return summary
 
 
-def budget_limit(cipher: str, budget: str, options: dict[str, Any]) -> int | None:
-    """The target images per case: the preset's number (or the user's ``targets``, a positive
-    integer, else :class:`ParameterError`), capped by the budget's."""
+def budget_limit(budget: str, preset_name: str, given: Mapping[str, Any]) -> int | None:
+    """The target images per case: the preset's number (or the user's ``targets`` among the
+    ``given`` ``K=V`` values, a positive integer, else :class:`ParameterError`), capped by the
+    budget's."""
     cap = AUDIT_BUDGETS[budget].targets
-    preset = get_preset(options.get("preset", "quick"))
-    targets = options.get("params", {}).get("targets", preset.get("targets"))
+    targets = given.get("targets", get_preset(preset_name).get("targets"))
     if targets is None:
         return None
     targets = parse_int_param("targets", targets)
     return targets if cap is None else min(targets, cap)
 
 
-def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The run's ``K=V`` values with what the budget sets where the preset differs: the
+def budget_params(budget: str, preset_name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's ``given`` ``K=V`` values with what the budget sets where the preset differs: the
     classifier preset's ``classifier_*`` values and ``max_train`` capped (the user's win)."""
     spend = AUDIT_BUDGETS[budget]
-    preset = get_preset(options.get("preset", "quick"))
-    given = dict(options.get("params", {}))
+    preset = get_preset(preset_name)
+    given = dict(given)
     values: dict[str, Any] = {}
     if spend.classifier is not None:
         values.update({k: v for k, v in get_preset(spend.classifier).items() if k.startswith("classifier")})
@@ -174,29 +175,37 @@ def budget_params(budget: str, options: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in values.items() if preset.get(k) != v}, **given}
 
 
-def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
-              attacks: Sequence[str] = ("*",), progress: Progress | None = None, **options: Any) -> AuditResult:
+def run_audit(cipher: str, out_dir: str | Path, template: RunConfig, *, budget: str = "quick",
+              attacks: Sequence[str] = ("*",), recorded: Sequence[str] | None = None,
+              progress: Progress | None = None) -> AuditResult:
     """Audit ``cipher`` and write audit.json, audit.md, audit.png, index.html and every case's
     result folder ``<attack>/<threat>/`` into ``out_dir``, all together once the audit is done
     (a failed or interrupted audit writes nothing).
 
     Args:
+        template: the run options every case shares; the audit sets cipher, attack, threat,
+            control and the attack's budget itself (a threat or control set is an error), and
+            ``limit`` overrides the budget's cap.
         attacks: the ensemble (names, wildcards allowed): by default every registered attack.
         budget: quick | cpu | paper: what the audit may spend (:data:`AUDIT_BUDGETS`).
-        **options: :class:`~ppattack.harness.RunConfig` fields other than cipher, attack,
-            threat, control and accuracy (``limit`` overrides the budget's cap).
+        recorded: the template's fields that audit.json's ``options`` records
+            (:func:`~ppattack.case.config_options`; the command line's: the ones it set), less
+            ``accuracy``, with the ``limit`` the cases ran with last.
     """
     if budget not in AUDIT_BUDGETS:
         raise ParameterError(f"unknown budget '{budget}': choose one of {', '.join(AUDIT_BUDGETS)}")
-    for fixed in ("cipher", "attack", "threat", "control"):
-        if fixed in options:
-            raise ParameterError(f"an audit sets '{fixed}' itself")
+    if template.threat is not None:
+        raise ParameterError("an audit sets 'threat' itself")
+    if template.control:
+        raise ParameterError("an audit sets 'control' itself")
     started = time.time()
     CIPHERS.get(cipher)  # an unknown name fails before any work
     cases = audit_cases(expand(attacks, ATTACKS))
-    with_accuracy = options.pop("accuracy", True)
-    limit = options.pop("limit", None) or budget_limit(cipher, budget, options)
-    options["params"] = budget_params(budget, options)
+    limit = template.limit or budget_limit(budget, template.preset, template.params)
+    shared = replace(template, cipher=cipher, limit=limit,
+                     params=budget_params(budget, template.preset, template.params))
+    options = {name: value for name, value in config_options(shared, recorded).items()
+               if name not in ("accuracy", "limit")}
     out = Path(out_dir)
     check_placeable(out, [*AUDIT_FILES, *(Path(attack, threat, name) for attack, threat in cases
                                           for name in RUN_FILES)])
@@ -206,9 +215,9 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     for index, (attack, threat) in enumerate(cases):
         if progress:
             progress(index, len(cases), attack, threat)
-        config = RunConfig(cipher=cipher, attack=attack, threat=threat, control=True,
-                           accuracy=with_accuracy and accuracy is None, limit=limit,
-                           attack_budget=attack_budget(attack, AUDIT_BUDGETS[budget].attacks), **options)
+        config = replace(shared, attack=attack, threat=threat, control=True,
+                         accuracy=template.accuracy and accuracy is None,
+                         attack_budget=attack_budget(attack, AUDIT_BUDGETS[budget].attacks))
         config = replace(config, params=cell_params(config)[0])  # K=V only where it is taken
         outcome, error, not_applicable = None, None, None
         try:
@@ -237,7 +246,7 @@ def run_audit(cipher: str, out_dir: str | Path, *, budget: str = "quick",
     document = AuditDocument(
         ppattack_version=__version__, git_commit=_git_commit(), cipher=first_record.cipher,
         dataset=first_record.dataset, budget=budget, attacks=tuple(sorted({attack for attack, _ in cases})),
-        options={**options, "params": dict(options.get("params", {})), "limit": limit},
+        options={**options, "limit": limit},
         baseline=BaselineMeans(baseline_ssim, summary_mean(first_record.baseline.scores, "lpips")),
         accuracy=accuracy, threat_models=threat_models, cases=tuple(records), seconds=time.time() - started)
     picture = png(grid_image(audit_rows(results, threat_models)))

@@ -167,15 +167,17 @@ def check_audits(bounds: list[AuditBound], out_dir: Path | None = None) -> list[
     """Run each audit (into ``out_dir/audit-<cipher>`` when given) and compare its limits."""
     from .audit import run_audit
     from .bench import split_names
+    from .harness import RunConfig
 
     verdicts = []
     for index, bound in enumerate(bounds):
         options = dict(bound.options)
         budget = options.pop("budget", "quick")
         options["params"] = dict(options.get("params", {}))
+        template = RunConfig(cipher=bound.cipher, attack="*", accuracy=False, **options)
         with tempfile.TemporaryDirectory() as scratch:
             folder = (out_dir / f"audit-{index}-{bound.cipher}") if out_dir else Path(scratch)
-            result = run_audit(bound.cipher, folder, budget=budget, attacks=split_names(bound.attacks),
-                               accuracy=False, **options)
+            result = run_audit(bound.cipher, folder, template, budget=budget, attacks=split_names(bound.attacks),
+                               recorded=tuple(options))
         verdicts += compare(bound, result.record.threat_models)
     return verdicts

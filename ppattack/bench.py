@@ -13,7 +13,7 @@ The combined files go next to them; all of them appear together once the bench i
 - ``grid.png``: the seed's Fig. 4 across ciphers and attacks;
 - ``index.html``: all of it on one self-contained page (images inline).
 
-    result = run_bench(["plain", "proposed"], ["fr"], "runs/bench", preset="quick")
+    result = run_bench(["plain", "proposed"], ["fr"], "runs/bench", RunConfig(cipher="*", attack="*", seed=3))
     result.leaderboard[0].best_attack
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 from .version import __version__
 from .errors import ParameterError, PPAttackError, ShapeError
 from .runtime.distributed import gather, init_from_env, local, process_world
+from .case import config_options
 from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .metrics import METRICS
@@ -106,17 +107,18 @@ def cell_params(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     return taken, ignored
 
 
-def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Path, *,
-              progress: Progress | None = None, **options: Any) -> BenchResult | None:
+def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Path, template: RunConfig, *,
+              recorded: Sequence[str] | None = None, progress: Progress | None = None) -> BenchResult | None:
     """Run the cipher x attack matrix and write its files into ``out_dir``.
 
     Args:
         ciphers, attacks: registered names (wildcards allowed).
         out_dir: the bench folder; cell results go to ``<cipher>/<attack>/`` inside it.
+        template: the run options every cell shares (its cipher and attack are each cell's). A
+            ``K=V`` parameter goes to the cells that take it; one that no cell takes is an error.
+        recorded: the template's fields that bench.json's ``options`` records
+            (:func:`~ppattack.case.config_options`; the command line's: the ones it set).
         progress: called before each cell.
-        **options: the :class:`~ppattack.harness.RunConfig` fields other than ``cipher`` and
-            ``attack``, shared by every cell. A ``K=V`` parameter goes to the cells that take it;
-            one that no cell takes is an error.
 
     A cell that fails with a :class:`~ppattack.errors.PPAttackError` (e.g. an attack that
     cannot handle a cipher) is recorded with its message and the bench goes on. Under torchrun
@@ -128,11 +130,11 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     ciphers, attacks = expand(ciphers, CIPHERS), expand(attacks, ATTACKS)
     out = Path(out_dir)
     check_placeable(out, [*BENCH_FILES, *(Path(c, a, name) for c in ciphers for a in attacks for name in RUN_FILES)])
-    configs = [RunConfig(cipher=c, attack=a, **options) for c in ciphers for a in attacks]
+    configs = [replace(template, cipher=c, attack=a) for c in ciphers for a in attacks]
     routed = [cell_params(config) for config in configs]
-    for name in options.get("params", {}):
+    for name, value in template.params.items():
         if all(name in ignored for _, ignored in routed):
-            resolve(replace(configs[0], params={name: options["params"][name]}))  # its message
+            resolve(replace(configs[0], params={name: value}))  # its message
     outcomes = run_cells([replace(config, params=taken) for config, (taken, _) in zip(configs, routed)],
                          progress)
     if outcomes is None:  # a torchrun rank other than 0: its cells went to rank 0
@@ -158,7 +160,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
         if config.cipher not in cards and not any(c[0] == config.cipher for c in images):
             cards[config.cipher] = key_space_card(replace(config, params=taken))
     document = BenchDocument(ppattack_version=__version__, git_commit=_git_commit(), ciphers=tuple(ciphers),
-                             attacks=tuple(attacks), options={**options, "params": dict(options.get("params", {}))},
+                             attacks=tuple(attacks), options=config_options(template, recorded),
                              leaderboard=tuple(leaderboard(cells, ciphers, attacks, cards)), cells=tuple(cells),
                              seconds=time.time() - started)
     grid = png(grid_image(bench_grid_rows(images, cells, ciphers, attacks)))

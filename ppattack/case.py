@@ -14,8 +14,8 @@ key wherever a case is built.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -49,6 +49,20 @@ class RunConfig:
     control: bool = False  # also run the positive control (the same attack on plain)
     lpips_weights: str | None = None  # AlexNet trunk for LPIPS (None: torch hub cache)
     attack_budget: str | None = None  # the attack's budget (None: the preset's name; audit --budget sets it)
+
+
+def config_options(config: RunConfig, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fields ``names`` of ``config``, in that order, and always ``params``: the run options
+    that bench.json and audit.json record of their template (the fields the command line set).
+    By default the fields other than cipher and attack that differ from RunConfig's defaults.
+
+        >>> config_options(RunConfig(cipher="*", attack="*", seed=3))
+        {'seed': 3, 'params': {}}
+    """
+    if names is None:
+        default = RunConfig(cipher=config.cipher, attack=config.attack)
+        names = [item.name for item in fields(RunConfig) if getattr(config, item.name) != getattr(default, item.name)]
+    return {**{name: getattr(config, name) for name in names}, "params": dict(config.params)}
 
 
 @dataclass(frozen=True)

@@ -418,11 +418,14 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     A cell that fails (e.g. an attack that cannot take a cipher's ciphertexts) is reported in
     the leaderboard and its notes; the exit status is 2 only when every cell fails."""
     from .bench import run_bench, split_names
+    from .harness import RunConfig
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
     check_writable(out, options["dataset"], options["data_root"])
+    values = run_config_values(options)
+    template = RunConfig(cipher="*", attack="*", **values)  # each cell sets its cipher and attack
     with status("bench ...") as spinner:
-        result = run_bench(split_names(ciphers), split_names(attacks), out, **run_config_values(options),
+        result = run_bench(split_names(ciphers), split_names(attacks), out, template, recorded=tuple(values),
                            progress=lambda i, n, c, a: spinner.update(f"bench [{i + 1}/{n}]: {a} against {c} ..."))
     if result is not None:  # None on torchrun ranks other than 0
         print_leaderboard(result.record, out)
@@ -444,12 +447,15 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     index.html, plus every case's result folder."""
     from .audit import run_audit
     from .bench import split_names
+    from .harness import RunConfig
 
     out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
+    template = RunConfig(cipher=cipher_name, attack="*", **values)  # each case sets its attack
     with status(f"auditing {cipher_name} ...") as spinner:
-        result = run_audit(cipher_name, out, budget=budget, attacks=split_names(attacks), **values,
+        result = run_audit(cipher_name, out, template, budget=budget, attacks=split_names(attacks),
+                           recorded=tuple(values),
                            progress=lambda i, n, a, t: spinner.update(f"audit [{i + 1}/{n}]: {a} ({t}) against {cipher_name} ..."))
     print_audit(result.record, out)
 

@@ -12,6 +12,7 @@ from ppattack.records import Control
 from ppattack.verdict import PARTIAL_MARGIN, RESTORED_SSIM, verdict
 from ppattack.cli import cli
 from ppattack.errors import ParameterError
+from ppattack.harness import RunConfig
 from ppattack.report import finite
 from ppattack.schemas import validate
 
@@ -107,7 +108,8 @@ def test_an_attack_that_cannot_take_the_cipher_is_not_applicable_and_a_crash_is_
         return real_run(config)
 
     monkeypatch.setattr(audit_module, "run", run)
-    result = run_audit("plain", tmp_path / "a", attacks=["fr", "kpa", "cpa"], accuracy=False, limit=8)
+    result = run_audit("plain", tmp_path / "a", RunConfig(cipher="plain", attack="*", accuracy=False, limit=8),
+                       attacks=["fr", "kpa", "cpa"])
     document = result.document
     assert validate(document, "audit") == []
     status = {(c["attack"], c["threat_model"]): (c["status"], c["reason"]) for c in document["cases"]}
@@ -123,14 +125,14 @@ def test_an_attack_that_cannot_take_the_cipher_is_not_applicable_and_a_crash_is_
 
 def test_budget_sets_the_attacks_budget_and_a_small_classifier_where_the_user_did_not():
     # cpu on the cifar preset: the quick preset's classifier, training images capped.
-    values = budget_params("cpu", {"preset": "cifar", "params": {"classifier_epochs": 2}})
+    values = budget_params("cpu", "cifar", {"classifier_epochs": 2})
     assert values["classifier_width"] == 48 and values["classifier_depth"] == 2
     assert values["classifier_epochs"] == 2  # the user's value wins
     assert values["max_train"] == 10000
     # quick on the quick preset sets nothing (its audits keep their numbers); paper nothing ever.
-    assert budget_params("quick", {"preset": "quick"}) == {}
-    assert budget_params("paper", {"preset": "cifar", "params": {"targets": 9}}) == {"targets": 9}
-    assert budget_params("cpu", {"preset": "quick", "params": {"max_train": 50000}})["max_train"] == 50000  # theirs
+    assert budget_params("quick", "quick", {}) == {}
+    assert budget_params("paper", "cifar", {"targets": 9}) == {"targets": 9}
+    assert budget_params("cpu", "quick", {"max_train": 50000})["max_train"] == 50000  # theirs
 
 
 def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypatch):
@@ -142,7 +144,8 @@ def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypat
 
     monkeypatch.setattr(audit_module, "run", run)
     with pytest.raises(ParameterError, match="no registered attack applies"):
-        run_audit("plain", tmp_path / "a", budget="cpu", attacks=["fr", "gan"], preset="cifar", accuracy=False)
+        run_audit("plain", tmp_path / "a", RunConfig(cipher="plain", attack="*", preset="cifar", accuracy=False),
+                  budget="cpu", attacks=["fr", "gan"])
     assert AUDIT_BUDGETS["cpu"].attacks == ("audit", "quick")
     assert sorted(budget for budget, _, _ in seen) == ["audit", "quick", "quick"]  # gan's, fr's (coa, coa+public)
     assert all(preset == "cifar" and params["classifier_width"] == 48 for _, preset, params in seen)
@@ -159,7 +162,8 @@ def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):
 
 
 def test_a_per_image_key_cipher_is_outside_kpa_and_the_audit_says_why(tmp_path):
-    document = run_audit("pe", tmp_path / "pe", attacks=["fr", "kpa"], accuracy=False, limit=8).document
+    document = run_audit("pe", tmp_path / "pe", RunConfig(cipher="pe", attack="*", accuracy=False, limit=8),
+                         attacks=["fr", "kpa"]).document
     kpa = document["threat_models"]["kpa"]
     assert kpa["verdict"] == "no attack applies" and kpa["attacks_run"] == []
     assert "key per image" in kpa["not_applicable"]["kpa"]

@@ -14,6 +14,7 @@ from ppattack.bench import expand, leaderboard, run_bench, split_names
 from ppattack.bench_records import AttackEntry, BenchCell, BenchDocument
 from ppattack.cli import cli
 from ppattack.errors import ParameterError, PPAttackError, UnknownComponentError
+from ppattack.harness import RunConfig
 from ppattack.records import Accuracy, Baseline, CipherRecord, RunRecord, Scores, Summary
 from ppattack.registry import ATTACKS, CIPHERS
 from ppattack.report import CAPTION_HEIGHT, GAP, cell_size, finite
@@ -108,7 +109,7 @@ def test_bench_cli_bad_names_exit_2(cli_runner):
 
 def test_a_parameter_no_cell_takes_is_an_error(tmp_path: Path):
     with pytest.raises(ParameterError, match="wat"):
-        run_bench(["proposed"], ["fr"], tmp_path, params={"wat": 1}, limit=2, accuracy=False)
+        run_bench(["proposed"], ["fr"], tmp_path, RunConfig(cipher="*", attack="*", params={"wat": 1}, limit=2, accuracy=False))
     assert not list(tmp_path.iterdir())
 
 
@@ -137,7 +138,7 @@ def test_failed_cells_are_recorded_and_the_bench_goes_on(tmp_path: Path, cli_run
 
     monkeypatch.setattr(bench_module, "run", broken)
     with pytest.raises(PPAttackError, match="every cell of the bench failed.*broken"):
-        run_bench(["proposed"], ["fr"], tmp_path / "none", limit=2, accuracy=False)
+        run_bench(["proposed"], ["fr"], tmp_path / "none", RunConfig(cipher="*", attack="*", limit=2, accuracy=False))
     result = cli_runner.invoke(cli, ["bench", "--ciphers", "proposed", "--attacks", "fr",
                                      "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and "every cell of the bench failed" in result.stderr

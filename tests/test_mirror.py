@@ -146,7 +146,7 @@ def test_the_command_line_summary_shows_the_ssim_up_to_a_mirror(mirroring_fr, tm
 
 
 def test_bench_and_audit_put_a_mirrored_restoration_on_its_rung(mirroring_fr, tmp_path: Path):
-    bench = run_bench(["plain"], ["fr"], tmp_path / "bench", threat="coa", limit=4, accuracy=False)
+    bench = run_bench(["plain"], ["fr"], tmp_path / "bench", RunConfig(cipher="*", attack="*", threat="coa", limit=4, accuracy=False))
     assert validate(bench.document, "bench") == []
     (row,) = bench.leaderboard
     assert row.verdict == "restored (mirrored)" and row.best_ssim_up_to_mirror == pytest.approx(1.0)
@@ -154,7 +154,7 @@ def test_bench_and_audit_put_a_mirrored_restoration_on_its_rung(mirroring_fr, tm
     leaderboard = (tmp_path / "bench" / "leaderboard.md").read_text()
     assert f"({LABEL}: 1.000)" in leaderboard and "| plain | restored (mirrored) |" in leaderboard
 
-    audit = run_audit("plain", tmp_path / "audit", attacks=["fr"], accuracy=False, limit=4)
+    audit = run_audit("plain", tmp_path / "audit", RunConfig(cipher="plain", attack="*", accuracy=False, limit=4), attacks=["fr"])
     assert validate(audit.document, "audit") == []
     coa = audit.document["threat_models"]["coa"]
     assert coa["verdict"] == "restored (mirrored)" and coa["best_ssim_up_to_mirror"] == pytest.approx(1.0)

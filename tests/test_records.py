@@ -152,8 +152,8 @@ def test_a_bench_trains_the_classifiers_once_per_cipher(tmp_path: Path, monkeypa
         return real_fit(cipher, key, *args, description=description, **kwargs)
 
     monkeypatch.setattr(classifier_module, "fit", counting_fit)
-    bench = run_bench(["proposed", "plain"], ["fr", "keyrec"], tmp_path, limit=4,
-                      params={"classifier_epochs": 1, "max_train": 64, "max_test": 16})
+    bench = run_bench(["proposed", "plain"], ["fr", "keyrec"], tmp_path, RunConfig(
+        cipher="*", attack="*", limit=4, params={"classifier_epochs": 1, "max_train": 64, "max_test": 16}))
     assert trainings == {"proposed": 1, "plain": 1}
     for cipher in ("proposed", "plain"):  # every cell of a cipher reports the one measurement
         accuracies = [json.loads((tmp_path / cipher / attack / "result.json").read_text())["accuracy"]
