@@ -129,7 +129,7 @@ def test_an_output_may_not_overwrite_another_input(tmp_path, cli_runner, key_fil
     save_png(tmp_path / "in" / "a.png")
     save_png(tmp_path / "in" / "enc" / "a.png", seed=1)  # the output folder sits inside the input folder
     result = invoke(cli_runner, "encrypt", "--key", str(key_file), str(tmp_path / "in"), "-o", str(tmp_path / "in" / "enc"))
-    assert_usage_error(result, "would overwrite the input")
+    assert_usage_error(result, "could overwrite the input")
 
 
 def test_wrong_image_size_writes_nothing(tmp_path, cli_runner, key_file):
