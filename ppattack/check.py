@@ -29,8 +29,9 @@ Without result folders, every bound is produced by running it (trained networks 
 cache; the accuracy classifiers train only for a case a ``min_accuracy`` bound reads). With
 result folders, every bound must be answered by a valid result found in them (same case, and
 holding the bounded measurement); a folder without a result, a result that does not validate
-(types, ranges, schema version) and a bound without its result are input errors, never a silent
-re-run.
+against ``ppattack/schemas/result.schema.json`` (fields, types, ranges, schema version) or whose
+mean SSIM contradicts its per-image values, and a bound without its result are input errors,
+never a silent re-run.
 """
 from __future__ import annotations
 
@@ -42,11 +43,15 @@ import statistics
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import DataError, ParameterError
 from .file_io import files_below
 from .records import RunRecord
+from .schemas import schema_errors
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -226,54 +231,94 @@ def case_of(record: RunRecord) -> Case:
                 params=tuple(sorted(dict(config.params).items())), data_root=config.data_root)
 
 
-def _field(document: Any, dotted: str) -> Any:
-    """``document["a"]["b"]`` for ``"a.b"``; a missing level raises ValueError naming the field."""
-    value = document
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ValueError(f"field '{dotted}' is missing")
-        value = value[part]
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+#: How a schema's JSON types read in a message.
+TYPE_WORDS = {"null": "null", "boolean": "true or false", "integer": "an integer", "number": "a number",
+              "string": "a string", "array": "a list", "object": "an object"}
 
 
 def validate_result(document: Any) -> None:
-    """Check the parts of a result document that ``check`` reads against the result schema
-    (types, ranges, schema version); raise ValueError naming the first bad field."""
-    from .harness import RESULT_SCHEMA_VERSION
+    """Validate a result document against the result schema, then what no schema can say (a mean
+    SSIM that contradicts its per-image values); raise ValueError naming the first bad field."""
+    errors = schema_errors(document, "result")
+    if errors:
+        raise ValueError(schema_message(_first(errors)))
+    ssim = document["metrics"]["ssim"]
+    values_mean = math.fsum(ssim["values"]) / len(ssim["values"])
+    if abs(values_mean - ssim["mean"]) > 1e-6:
+        raise ValueError(f"field 'metrics.ssim.mean' is {ssim['mean']!r} but the mean of the {len(ssim['values'])} "
+                         f"values in 'metrics.ssim.values' is {values_mean!r}")
 
-    if not isinstance(document, dict):
-        raise ValueError("not a result document (expected a JSON object)")
-    version = _field(document, "schema_version")
-    if version != RESULT_SCHEMA_VERSION or isinstance(version, bool):
-        raise ValueError(f"schema_version is {version!r}; this ppattack reads version {RESULT_SCHEMA_VERSION}")
-    for name in ("config.cipher", "config.attack", "dataset.name", "attack.threat_model"):
-        if not isinstance(_field(document, name), str):
-            raise ValueError(f"field '{name}' must be a string")
-    config = document["config"]
-    for name, kinds in (("preset", (str,)), ("seed", (int,)), ("limit", (int, type(None))),
-                        ("params", (dict,)), ("data_root", (str, type(None)))):
-        if name in config and (not isinstance(config[name], kinds) or isinstance(config[name], bool)):
-            raise ValueError(f"field 'config.{name}' has the wrong type ({type(config[name]).__name__})")
-    ssim = _field(document, "metrics.ssim.mean")
-    if not (_is_number(ssim) and -1.0 <= ssim <= 1.0):
-        raise ValueError(f"field 'metrics.ssim.mean' must be a number in [-1, 1], got {ssim!r}")
-    values = _field(document, "metrics.ssim.values")
-    if not (isinstance(values, list) and values and all(_is_number(v) and -1.0 <= v <= 1.0 for v in values)):
-        raise ValueError("field 'metrics.ssim.values' must be a non-empty list of numbers in [-1, 1]")
-    if abs(math.fsum(values) / len(values) - ssim) > 1e-6:
-        raise ValueError(f"field 'metrics.ssim.mean' is {ssim!r} but the mean of the {len(values)} values in "
-                         f"'metrics.ssim.values' is {math.fsum(values) / len(values)!r}")
-    accuracy = _field(document, "accuracy")
-    if not isinstance(accuracy, dict):
-        raise ValueError("field 'accuracy' must be an object")
-    value = accuracy.get("protected_model_on_encrypted")
-    if value is not None and not (_is_number(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"field 'accuracy.protected_model_on_encrypted' must be null or a number "
-                         f"in [0, 1], got {value!r}")
+
+def _first(errors: list[ValidationError]) -> ValidationError:
+    """The violation to report: the shallowest, a plain rule before an "any of"; within an "any
+    of", the alternative the value has the type of, when there is one."""
+    error = min(errors, key=lambda e: (len(e.absolute_path), e.validator in ("anyOf", "oneOf")))
+    if error.validator in ("anyOf", "oneOf"):
+        depth = len(error.absolute_path)
+        fitting = [e for e in error.context
+                   if not (e.validator in ("type", "enum", "const") and len(e.absolute_path) == depth)]
+        if fitting:
+            return _first(fitting)
+    return error
+
+
+def schema_message(error: ValidationError) -> str:
+    """One schema violation as a sentence naming the field: missing, unknown, of the wrong type
+    or out of range, or an unknown schema version."""
+    field_name = _dotted(error.absolute_path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        missing = next(name for name in expected if name not in value)
+        return f"field '{_dotted([*error.absolute_path, missing])}' is missing"
+    if kind == "additionalProperties":
+        unknown = sorted(set(value) - set(error.schema.get("properties", {})))
+        return f"field '{_dotted([*error.absolute_path, unknown[0]])}' is not in the result schema"
+    if kind == "const" and field_name == "schema_version":
+        return f"schema_version is {value!r}; this ppattack reads version {expected}"
+    if kind in ("type", "minimum", "maximum", "enum", "const", "minItems", "maxItems"):
+        where = f"field '{field_name}'" if field_name else "the document"
+        return f"{where} must be {describe(error.schema)}, got {_shown(value)}"
+    return f"field '{field_name}': {error.message}"
+
+
+def describe(schema: dict[str, Any]) -> str:
+    """What a (simple) schema accepts, in words: ``null or a number in [0, 1]``."""
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(choice) for choice in schema["enum"])
+    types = schema.get("type", [])
+    types = sorted([types] if isinstance(types, str) else types, key=lambda name: name != "null")
+    words = [TYPE_WORDS[name] + (_range(schema) if name in ("integer", "number") else "") for name in types]
+    if "array" in types and schema.get("minItems", 0) >= 1:
+        words[types.index("array")] = "a non-empty list"
+    if "array" in types and "type" in schema.get("items", {}):
+        words[types.index("array")] += f" of {describe(schema['items'])}"
+    return " or ".join(words) or "valid"
+
+
+def _range(schema: dict[str, Any]) -> str:
+    """`` in [a, b]``, `` >= a``, `` <= b`` or nothing, from a schema's minimum and maximum."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    return f" >= {low}" if low is not None else f" <= {high}" if high is not None else ""
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    """A path into a document as a field name: ``metrics.ssim.values[3]``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _non_finite(name: str) -> str:
+    """``NaN`` / ``Infinity`` / ``-Infinity`` (not JSON) as the strings result.json writes them."""
+    return str(float(name))
 
 
 def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path, RunRecord]]:
@@ -290,7 +335,7 @@ def collect_results(result_dirs: Iterable[str | Path]) -> dict[Case, tuple[Path,
                             "wrote, or leave it out to let check run the case")
         for path in paths:
             try:
-                document = json.loads(path.read_text(encoding="utf-8"))
+                document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_non_finite)
                 validate_result(document)
                 record = RunRecord.from_json(document)
             except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:

@@ -329,18 +329,34 @@ def _set(path: str, value):
 
 @pytest.mark.parametrize("path, value, fragment", [
     ("metrics.ssim.mean", "0.1", "'metrics.ssim.mean' must be a number in [-1, 1], got '0.1'"),
-    ("metrics", KeyError, "field 'metrics.ssim.mean' is missing"),
+    ("metrics", KeyError, "field 'metrics' is missing"),
     ("metrics.ssim.mean", -3.0, "got -3.0"),
     ("metrics.ssim.mean", True, "got True"),
-    ("metrics.ssim.mean", math.inf, "got inf"),
+    ("metrics.ssim.mean", math.inf, "got 'inf'"),  # Infinity is no JSON: read as result.json's "inf"
     ("schema_version", 999, "schema_version is 999"),
     ("accuracy.protected_model_on_encrypted", 1.5, "'accuracy.protected_model_on_encrypted' must be null"),
-    ("config.limit", "8", "'config.limit' has the wrong type"),
+    ("config.limit", "8", "'config.limit' must be null or an integer >= 1, got '8'"),
 ])
 def test_a_tampered_result_is_an_input_error_not_a_regression(tmp_path, cli_runner, result_dir, path, value,
                                                                fragment):
     folder = tampered(tmp_path, result_dir, _set(path, value))
     refused(check_with(cli_runner, tmp_path, folder), "result.json", "is not a ppattack result", fragment)
+    assert not (tmp_path / "made").exists()
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    ("seconds", -1.0, "field 'seconds' must be a number >= 0, got -1.0"),
+    ("dataset.classes", "ten", "field 'dataset.classes' must be an integer >= 0, got 'ten'"),
+    ("metrics.psnr", {"mean": 30.0}, "field 'metrics.psnr.median' is missing"),
+    ("surprise", 1, "field 'surprise' is not in the result schema"),
+])
+def test_a_field_the_schema_constrains_beyond_what_check_reads_is_refused(tmp_path, cli_runner, result_dir, path,
+                                                                         value, fragment):
+    """check validated only the fields it reads: a negative run time, a non-integer class count
+    and an unknown field were trusted (exit 0), and a PSNR summary without its median was refused
+    as "Summary.__init__() missing 3 required positional arguments", naming no field."""
+    folder = tampered(tmp_path, result_dir, _set(path, value))
+    refused(check_with(cli_runner, tmp_path, folder), f"{folder / 'result.json'} is not a ppattack result", fragment)
     assert not (tmp_path / "made").exists()
 
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError
 from ..metrics import METRICS
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 SCHEMA_FILES = ("result.schema.json", "bench.schema.json", "audit.schema.json")
 #: The keyword of an object schema whose properties include one per metric: its value is the
@@ -66,12 +69,18 @@ def _registry():
     return Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas)
 
 
-def validate(instance: Any, schema: str | dict[str, Any]) -> list[str]:
-    """Every violation of ``schema`` (a name or a schema dict) by ``instance``, as
-    ``"at /path: message"`` lines sorted by path; empty if valid."""
+def schema_errors(instance: Any, schema: str | dict[str, Any]) -> list[ValidationError]:
+    """Every violation of ``schema`` (a name or a schema dict) by ``instance``, as jsonschema's
+    errors sorted by path; empty if valid."""
     from jsonschema import Draft202012Validator
 
     root = load_schema(schema) if isinstance(schema, str) else schema
     validator = Draft202012Validator(root, registry=_registry())
-    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"at /{'/'.join(str(p) for p in error.absolute_path)}: {error.message}" for error in errors]
+    return sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def validate(instance: Any, schema: str | dict[str, Any]) -> list[str]:
+    """Every violation of ``schema`` (a name or a schema dict) by ``instance``, as
+    ``"at /path: message"`` lines sorted by path; empty if valid."""
+    return [f"at /{'/'.join(str(p) for p in error.absolute_path)}: {error.message}"
+            for error in schema_errors(instance, schema)]
