@@ -20,11 +20,11 @@ PINNED = {
     ("fr", "quick"): {'budget': 'quick', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 10},
     ("fr", "cifar"): {'budget': 'cifar', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 20},
     ("fr", "paper"): {'budget': 'paper', 'threat': 'coa', 'seed': 0, 'solver': 'auto', 'grayscale': False, 'icm_iterations': 20},
-    ("gan", "smoke"): {'budget': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 8, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 4},
-    ("gan", "quick"): {'budget': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 16},
-    ("gan", "cifar"): {'budget': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32},
-    ("gan", "audit"): {'budget': 'audit', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 250, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32},
-    ("gan", "paper"): {'budget': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': None, 'epochs': 25, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 64},
+    ("gan", "smoke"): {'budget': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 8, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 4, 'polarity': True},
+    ("gan", "quick"): {'budget': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 16, 'polarity': True},
+    ("gan", "cifar"): {'budget': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32, 'polarity': True},
+    ("gan", "audit"): {'budget': 'audit', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': 250, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 32, 'polarity': True},
+    ("gan", "paper"): {'budget': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': None, 'd_width': 64, 'steps': None, 'epochs': 25, 'batch_size': 64, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 0.0, 'c_width': 64, 'polarity': True},
     ("itn", "smoke"): {'budget': 'smoke', 'threat': 'coa+public', 'seed': 0, 'width': 4, 'depth': 2, 'steps': 3, 'epochs': None, 'batch_size': 4, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.25, 'eval_every': 3, 'schedule': 'constant', 'canonical': True},
     ("itn", "quick"): {'budget': 'quick', 'threat': 'coa+public', 'seed': 0, 'width': 16, 'depth': 4, 'steps': 250, 'epochs': None, 'batch_size': 16, 'optimizer': 'adam', 'lr': 0.003, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine', 'canonical': True},
     ("itn", "cifar"): {'budget': 'cifar', 'threat': 'coa+public', 'seed': 0, 'width': 32, 'depth': 4, 'steps': 2000, 'epochs': None, 'batch_size': 64, 'optimizer': 'adam', 'lr': 0.001, 'ssim_weight': 1.0, 'augment': True, 'val_fraction': 0.05, 'eval_every': 250, 'schedule': 'constant', 'canonical': True},
@@ -41,10 +41,10 @@ PINNED = {
     ("model-leak", "quick"): {'budget': 'quick', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
     ("model-leak", "cifar"): {'budget': 'cifar', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
     ("model-leak", "paper"): {'budget': 'paper', 'threat': 'model', 'seed': 0, 'restarts': 8, 'max_ciphertexts': 200},
-    ("sia-gan", "smoke"): {'budget': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 4, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': False, 'class_weight': 1.0, 'c_width': 4, 'adaptation': 'auto', 'd_head': 'flatten'},
-    ("sia-gan", "quick"): {'budget': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 150, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'auto', 'd_head': 'flatten'},
-    ("sia-gan", "cifar"): {'budget': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 32, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 16, 'adaptation': 'auto', 'd_head': 'flatten'},
-    ("sia-gan", "paper"): {'budget': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "smoke"): {'budget': 'smoke', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 4, 'd_width': 4, 'steps': 3, 'epochs': None, 'batch_size': 4, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': False, 'class_weight': 1.0, 'c_width': 4, 'polarity': True, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "quick"): {'budget': 'quick', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 150, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'polarity': True, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "cifar"): {'budget': 'cifar', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 32, 'steps': 3000, 'epochs': None, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 16, 'polarity': True, 'adaptation': 'auto', 'd_head': 'flatten'},
+    ("sia-gan", "paper"): {'budget': 'paper', 'threat': 'coa+public', 'seed': 0, 'block_size': None, 'g_width': 64, 'd_width': 128, 'steps': None, 'epochs': 100, 'batch_size': 64, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 64, 'polarity': True, 'adaptation': 'auto', 'd_head': 'flatten'},
 }
 
 #: (attack, user values at budget quick, seed 3) -> params: values converted as before
@@ -53,11 +53,11 @@ PINNED_GIVEN = [
     ("itn", {"lr": 1, "epochs": 2, "width": "8"},
      {'budget': 'quick', 'threat': 'coa+public', 'seed': 3, 'width': 8, 'depth': 4, 'steps': 250, 'epochs': 2, 'batch_size': 16, 'optimizer': 'adam', 'lr': 1.0, 'ssim_weight': 1.0, 'augment': False, 'val_fraction': 0.1, 'eval_every': 50, 'schedule': 'cosine', 'canonical': True}),
     ("gan", {"block_size": 4, "g_width": 32, "class_weight": 1},
-     {'budget': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': 4, 'g_width': 32, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 1.0, 'c_width': 16}),
+     {'budget': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': 4, 'g_width': 32, 'd_width': 16, 'steps': 200, 'epochs': None, 'batch_size': 32, 'lr_g': 0.0002, 'lr_d': 0.0002, 'augment': False, 'class_weight': 1.0, 'c_width': 16, 'polarity': True}),
     ("fr", {"icm_iterations": 5, "grayscale": 1},
      {'budget': 'quick', 'threat': 'coa', 'seed': 3, 'solver': 'auto', 'grayscale': True, 'icm_iterations': 5}),
     ("sia-gan", {"adaptation": "shared", "steps": 7},
-     {'budget': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 7, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'adaptation': 'shared', 'd_head': 'flatten'}),
+     {'budget': 'quick', 'threat': 'coa+public', 'seed': 3, 'block_size': None, 'g_width': 16, 'd_width': 16, 'steps': 7, 'epochs': None, 'batch_size': 16, 'lr_g': 0.0001, 'lr_d': 0.0004, 'augment': True, 'class_weight': 1.0, 'c_width': 8, 'polarity': True, 'adaptation': 'shared', 'd_head': 'flatten'}),
 ]
 
 

@@ -165,7 +165,7 @@ def test_inference_in_chunks_is_the_generator_in_float32_on_the_cpu(roles, tmp_p
     """On the CPU inference keeps the trained float32 (no bf16 autocast), chunk by chunk."""
     monkeypatch.setenv("PPATTACK_CACHE", str(tmp_path))
     view = plain_view(roles)
-    attack = ppattack.create_attack("sia-gan", **SMALL)
+    attack = ppattack.create_attack("sia-gan", **SMALL, polarity=False)  # the generator's own output
     whole = attack(view).images  # one chunk
     from ppattack.learning import trained_attack
 

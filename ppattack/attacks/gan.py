@@ -45,6 +45,7 @@ from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.learning.trained_attack import TrainedAttack
 from ppattack.learning.training import batch_indices, random_flip, to_signed, to_uint8
+from ppattack.solvers.polarity import fit_polarity_prior, polarity_vote
 from ppattack.threat import ThreatView
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class GAN(TrainedAttack):
     budget's networks for 250 steps, the smallest whose control passes at CIFAR scale. Block size B: the
     cipher's, or 1 (pixel-wise) when it has none. ``class_weight``: weight of the joint
     classifier's cross-entropy in the generator loss (0: off, gan's default); ``c_width``: that
-    classifier's width.
+    classifier's width. ``polarity`` (default on, a ppattack addition): the restorations are
+    negated as a set when a prior fitted on the public images judges them negatives (an
+    unpaired generator keeps the sign it starts with: some seeds restore every negative).
     """
 
     name = "gan"
@@ -95,7 +98,7 @@ class GAN(TrainedAttack):
                  d_width: int | None = None, steps: int | None = None, epochs: int | float | None = None,
                  batch_size: int | None = None, lr_g: float | None = None, lr_d: float | None = None,
                  augment: bool | None = None, class_weight: float | None = None,
-                 c_width: int | None = None, **common: Any):
+                 c_width: int | None = None, polarity: bool = True, **common: Any):
         super().__init__(**common)
         self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
         if self.steps is None and self.epochs is None:
@@ -280,9 +283,18 @@ class GAN(TrainedAttack):
     def reconstruct(self, view: ThreatView) -> AttackResult:
         """The generator over the targets, in chunks whose activations (about 8 x decoder width
         per pixel) fit the memory (:meth:`forward_in_chunks`; results do not depend on the
-        chunking)."""
+        chunking); with ``polarity`` (the default), negated as a whole when the polarity prior
+        fitted on the public images (:mod:`ppattack.solvers.polarity`) judges the restorations
+        to be negatives (``facts.polarity``)."""
         _, h, w = view.plain_shape
         most = 2048 if self.device.type == "cuda" else 256
         chunks = self.forward_in_chunks(self.generator, view.ciphertexts, 8 * (self.g_width or 64) * h * w, most)
-        outs = [to_uint8(out) for _, out in chunks]
-        return AttackResult(torch.cat(outs).to(view.ciphertexts.device), facts=dict(self._train_facts))
+        restored = torch.cat([to_uint8(out) for _, out in chunks])
+        facts = dict(self._train_facts)
+        if self.polarity:
+            vote = polarity_vote(fit_polarity_prior(view.public_images.cpu()), restored)
+            if vote.negative:
+                restored = 255 - restored
+            facts["polarity"] = {"negated": vote.negative, "margin": vote.margin,
+                                 "agreeing": vote.agreeing, "pictures": vote.pictures}
+        return AttackResult(restored.to(view.ciphertexts.device), facts=facts)

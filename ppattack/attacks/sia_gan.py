@@ -24,6 +24,9 @@ alone would: black borders, which the discriminator then learns to look for);
 the joint classifier is a small CNN of width ``c_width`` (theirs: PyramidNet-110), and their
 total-variation term (weight 1e-3) on the adapted features is not used; where one conv per
 block position would be too large the shared conv + position embedding variant is used.
+Added (``polarity``, from :class:`~ppattack.attacks.gan.GAN`): restorations a prior fitted on
+the public images calls negatives are negated as a set (a generator keeps the sign of the
+correlation it starts with; some seeds restore every picture's negative).
 """
 from __future__ import annotations
 
