@@ -22,16 +22,7 @@ import ppattack
 from ppattack.cli import cli
 from ppattack.key_parsing import load_key
 
-
-def refused(result, *fragments: str) -> str:
-    """Assert exit status 2 with one `error:` line holding every fragment; return the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
+from cli_checks import refused
 
 
 def keygen(runner, path: Path, cipher: str = "proposed", shape: str = "3,32,32", seed: int = 1,

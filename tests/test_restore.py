@@ -14,6 +14,8 @@ from ppattack.cli import cli
 from ppattack.data import load_dataset
 from ppattack.schemas import validate
 
+from cli_checks import refused
+
 BLOCK = 4  # M: the quick preset's block size at 32x32
 
 
@@ -148,19 +150,12 @@ def restore(runner, files: Path, out: Path, *extra: str, truth: bool = True):
     return runner.invoke(cli, [*args, *(["--truth", str(files / "truth")] if truth else []), *extra])
 
 
-def refused_one_line(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert all(fragment in lines[0] for fragment in fragments), lines[0]
-
-
 @pytest.mark.parametrize("out", ["ct", "truth", "public", "ct/deeper", "."])
 def test_restore_refuses_an_output_folder_overlapping_an_input(files, cli_runner, out):
     """-o the ciphertexts', truth or public folder, one inside it or one holding it: refused
     before any work, every input byte kept (it overwrote them: issue 29)."""
     before = snapshot(files)
-    refused_one_line(restore(cli_runner, files, files / out), "output folder", "apart from the inputs")
+    refused(restore(cli_runner, files, files / out), "output folder", "apart from the inputs")
     assert snapshot(files) == before
 
 
@@ -169,7 +164,7 @@ def test_restore_refuses_a_ciphertext_where_the_report_goes(files, cli_runner, t
     for folder in ("ct", "truth"):
         (files / folder / "report").mkdir()
         shutil.copy(files / folder / "img000.png", files / folder / "report" / "grid.png")
-    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "report", "move it out")
+    refused(restore(cli_runner, files, tmp_path / "out"), "report", "move it out")
     assert not (tmp_path / "out").exists()
 
 
@@ -178,12 +173,12 @@ def test_restore_writes_nothing_when_an_output_cannot_be_placed(files, cli_runne
     before the attack, nothing written (5 of 8 restorations were: issue 29)."""
     out = tmp_path / "out"
     (out / "img005.png").mkdir(parents=True)
-    refused_one_line(restore(cli_runner, files, out), "img005.png", "folder")
+    refused(restore(cli_runner, files, out), "img005.png", "folder")
     assert snapshot(out) == {"img005.png": None}
     shutil.rmtree(out)
     out.mkdir()
     (out / "report").write_text("mine")
-    refused_one_line(restore(cli_runner, files, out), "report", "is a file")
+    refused(restore(cli_runner, files, out), "report", "is a file")
     assert snapshot(out) == {"report": b"mine"}
 
 
@@ -192,7 +187,7 @@ def test_restore_checks_lpips_weights_before_writing(files, cli_runner, tmp_path
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"not a checkpoint")
     result = restore(cli_runner, files, tmp_path / "out", "--lpips-weights", str(weights))
-    refused_one_line(result, str(weights))
+    refused(result, str(weights))
     assert not (tmp_path / "out").exists()
 
 
@@ -201,14 +196,14 @@ def test_restore_refuses_ciphertexts_that_are_not_exact_pixels(files, cli_runner
     by content, naming the cause (they were silently read: issue 29)."""
     image = np.asarray(Image.open(files / "ct" / "img000.png"))
     Image.fromarray(image).save(files / "ct" / "img000.png", format="JPEG")
-    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img000.png", "JPEG", "lossy")
+    refused(restore(cli_runner, files, tmp_path / "out"), "img000.png", "JPEG", "lossy")
     Image.fromarray(image).save(files / "ct" / "img000.png")
     alpha = np.dstack([image, np.full(image.shape[:2], 128, np.uint8)])
     Image.fromarray(alpha, "RGBA").save(files / "ct" / "img001.png")
-    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img001.png", "transparent")
+    refused(restore(cli_runner, files, tmp_path / "out"), "img001.png", "transparent")
     Image.fromarray(image).save(files / "ct" / "img001.png")
     Image.fromarray(image[:, :, 0].astype(np.uint16) * 257).save(files / "ct" / "img002.png")
-    refused_one_line(restore(cli_runner, files, tmp_path / "out"), "img002.png", "16-bit")
+    refused(restore(cli_runner, files, tmp_path / "out"), "img002.png", "16-bit")
     assert not (tmp_path / "out").exists()
 
 
@@ -223,7 +218,7 @@ def test_restore_refuses_an_output_folder_linked_into_an_input(files, cli_runner
     out.mkdir()
     (out / "sub").symlink_to(files / "ct" / "sub")
     before = snapshot(files)
-    refused_one_line(restore(cli_runner, files, out), "through a link")
+    refused(restore(cli_runner, files, out), "through a link")
     assert snapshot(files) == before
 
 

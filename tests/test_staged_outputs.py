@@ -17,15 +17,7 @@ from PIL import Image
 from ppattack.cli import cli
 from ppattack.file_io import STAGING_PREFIX
 
-
-def refused(result, *fragments: str) -> str:
-    """Exit status 2 and one `error:` line holding every fragment; return the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+from cli_checks import refused
 
 
 def keygen(runner, path: Path, seed: int = 1, shape: str = "3,32,32") -> Path:
