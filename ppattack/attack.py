@@ -107,7 +107,19 @@ def typed(value: Any, annotation: Any) -> Any:
     types = [t for t in (typing.get_args(annotation) or (annotation,)) if t is not type(None)]
     if value is None or len(types) != 1 or types[0] not in (int, float, bool, str):
         return value
+    if types[0] is bool:
+        return truth_value(value)
     return types[0](value)
+
+
+def truth_value(value: Any) -> bool:
+    """A boolean parameter's value: a bool, 0 or 1, or the text true / false in any case
+    (``bool("false")`` would be True); anything else is a ValueError."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, (bool, int, float)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 class Attack:

@@ -9,7 +9,10 @@ import json
 import pytest
 
 import ppattack
+from ppattack.cli import cli
 from ppattack.errors import ParameterError
+
+from cli_checks import refused
 
 #: (attack, budget) -> params, in order, as recorded before parameters were declared once
 #: (the budget's key since renamed from ``preset`` to ``budget``, issue 30).
@@ -97,3 +100,19 @@ def test_a_budget_without_a_needed_value_names_the_parameter():
     with pytest.raises(ParameterError, match="no 'smoke' budget value for icm_iterations"):
         ppattack.create_attack("fr", budget="smoke")
     assert ppattack.create_attack("fr", budget="smoke", icm_iterations=3).icm_iterations == 3
+
+
+@pytest.mark.parametrize("given, expected", [("False", False), ("TRUE", True), (" true ", True),
+                                             (0, False), (1, True), (True, True)])
+def test_a_boolean_parameter_reads_true_and_false_in_any_case(given, expected):
+    """`--param attack.polarity=False` reaches the attack as the text 'False', which bool()
+    turns into True."""
+    assert ppattack.create_attack("gan", budget="quick", polarity=given).polarity is expected
+
+
+def test_a_boolean_parameter_refuses_other_values(tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, ["run", "--cipher", "plain", "--attack", "gan", "--no-accuracy",
+                                     "--param", "attack.polarity=maybe", "--param", "attack.steps=1",
+                                     "--out", str(tmp_path / "out")])
+    refused(result, "polarity='maybe'", "expected true or false")
+    assert not (tmp_path / "out").exists()
