@@ -103,6 +103,13 @@ def select_and_xor(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return out.bitwise_xor_(negative)
 
 
+def folded_and_sorted(images: torch.Tensor) -> torch.Tensor:
+    """pe's canonical form in closed form: each pixel's components folded, ``min(v, 255 - v)``,
+    in ascending order (the least of its 48 candidates: any component may be negated and sit
+    anywhere). uint8 ``(N, 3, H, W)`` -> the same."""
+    return torch.minimum(images, 255 - images).sort(dim=1).values
+
+
 class Pe(Cipher):
     """PE: per-pixel negative-positive and colour shuffling, a fresh key per image (Sirichotedumrong et al. 2019)."""
 
@@ -199,4 +206,4 @@ class Pe(Cipher):
             mask = torch.as_tensor(MASK[1, t], device=units.device).view(1, 3, 1, 1)
             return units.index_select(1, source).bitwise_xor_(mask)
 
-        return UnitTransforms(unit="pixel", unit_size=1, count=CODES, undo=undo)
+        return UnitTransforms(unit="pixel", unit_size=1, count=CODES, undo=undo, canonical_form=folded_and_sorted)

@@ -73,6 +73,10 @@ class UnitTransforms:
     undo: Callable[[torch.Tensor, int], torch.Tensor]
     #: Key material parts of units given their candidate numbers, or None.
     key_parts: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    #: A closed form of :meth:`canonical` (uint8 ``(N, C, H, W)`` -> the same), when the cipher
+    #: knows one: it must give exactly the search's result (a cipher's tests check it against
+    #: :meth:`search_canonical`); the search over every candidate costs ``count`` passes.
+    canonical_form: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def canonical(self, images: torch.Tensor) -> torch.Tensor:
         """Every unit of ``images`` replaced by the least of its candidates (lexicographic over
@@ -85,6 +89,12 @@ class UnitTransforms:
 
         Shape: uint8 ``(N, C, H, W)`` with H and W multiples of ``unit_size``, same out.
         """
+        if self.canonical_form is not None:
+            return self.canonical_form(images)
+        return self.search_canonical(images)
+
+    def search_canonical(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`canonical` by its definition: every candidate of every unit compared."""
         n, c, h, w = images.shape
         s = self.unit_size
         units = images.reshape(n, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, s, s)

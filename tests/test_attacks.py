@@ -165,6 +165,30 @@ def test_canonical_form_is_the_least_candidate_of_each_unit():
     assert all(torch.equal(turns.canonical(torch.rot90(block, k, dims=(-2, -1))), block) for k in range(4))
 
 
+def closed_canonical_forms() -> list[str]:
+    """Registered ciphers whose per-unit transform set gives a closed canonical form."""
+    names = []
+    for name in ppattack.registry.CIPHERS.names():
+        transforms = ppattack.create_cipher(name).unit_transforms((3, 8, 8))
+        if transforms is not None and transforms.canonical_form is not None:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", closed_canonical_forms())
+def test_a_closed_canonical_form_is_exactly_the_search(name):
+    """A cipher's closed form must give the least candidate of every unit, as the search over
+    all candidates does: on random images, on the values around the fold (127, 128) and on ties
+    (equal components, 0 and 255)."""
+    transforms = ppattack.create_cipher(name).unit_transforms((3, 8, 8))
+    random = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    edges = torch.tensor([0, 1, 126, 127, 128, 129, 254, 255], dtype=torch.uint8)
+    grid = torch.stack(torch.meshgrid(edges, edges, edges, indexing="ij")).reshape(3, -1)  # 512 pixels
+    extremes = grid.reshape(3, 8, 8, 8).permute(1, 0, 2, 3)  # (8, 3, 8, 8)
+    for images in (random, extremes):
+        assert torch.equal(transforms.canonical(images), transforms.search_canonical(images))
+
+
 @pytest.mark.parametrize("cipher", [PixelNP(), BlockTurn()])
 def test_canonical_form_is_the_same_under_every_key(cipher, samples_roles):
     images = samples_roles.targets.tensor()[:8]
