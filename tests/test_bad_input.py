@@ -250,6 +250,24 @@ def test_an_image_size_that_cannot_fit_is_refused_with_the_memory_it_needs(tmp_p
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", [["audit", "--cipher", "proposed", "--attacks", "fr"],
+                                     ["bench", "--ciphers", "proposed", "--attacks", "fr,gan"]])
+def test_audit_and_bench_refuse_an_image_size_that_cannot_fit_by_its_memory(tmp_path, cli_runner, monkeypatch,
+                                                                            command):
+    """They said "no registered attack applies" (audit) or "every cell of the bench failed"
+    (bench): the memory refusal was taken for an attack that does not apply. A bench refuses
+    before it decodes any cell's data."""
+    import ppattack.bench
+
+    prepared = []
+    monkeypatch.setattr(ppattack.bench, "prepare_data", prepared.append)
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, [*command, "--param", "image_size=100000", "--no-accuracy", "--out", str(out)])
+    line = refused(result, "image_size=100000 with 1 target image(s) needs at least", "GiB", "memory",
+                   "use a smaller image_size")
+    assert "no registered attack" not in line and "every cell" not in line
+    assert sorted(tmp_path.iterdir()) == [] and prepared == []
+
 # -- 5.-8. check: baselines and results ---------------------------------------------------------------
 
 BOUND = '[defaults]\nlimit = 8\n[[bound]]\ncipher = "proposed"\nattack = "fr"\n'
