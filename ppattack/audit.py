@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .version import __version__
 from .bench import cell_params, expand
 from .cipher import parse_int_param
-from .errors import DataError, ParameterError, ShapeError
+from .errors import DataError, MemoryNeedError, ParameterError, ShapeError
 from .case import config_options
 from .harness import RunConfig, RunResult, _git_commit, run
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
@@ -222,6 +222,8 @@ def run_audit(cipher: str, out_dir: str | Path, template: RunConfig, *, budget: 
         outcome, error, not_applicable = None, None, None
         try:
             outcome = run(config)
+        except MemoryNeedError:  # the size, not the attack: every case would fail alike
+            raise
         except (ParameterError, ShapeError) as e:
             not_applicable = str(e)
         except DataError:  # bad input (a missing folder, unreadable images) fails every case alike

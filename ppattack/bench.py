@@ -27,10 +27,11 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .version import __version__
-from .errors import ParameterError, PPAttackError, ShapeError
+from .errors import MemoryNeedError, ParameterError, PPAttackError, ShapeError
 from .runtime.distributed import gather, init_from_env, local, process_world
 from .case import config_options
-from .harness import RunConfig, RunResult, _git_commit, accuracy_inputs, prepare_data, resolve, run
+from .harness import (RunConfig, RunResult, _git_commit, accuracy_inputs, check_run_memory, prepare_data, resolve,
+                      run)
 from .file_io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_placeable, staged_output
 from .metrics import METRICS
 from .registry import ATTACKS, CIPHERS, Registry
@@ -135,8 +136,9 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     for name, value in template.params.items():
         if all(name in ignored for _, ignored in routed):
             resolve(replace(configs[0], params={name: value}))  # its message
-    outcomes = run_cells([replace(config, params=taken) for config, (taken, _) in zip(configs, routed)],
-                         progress)
+    cell_configs = [replace(config, params=taken) for config, (taken, _) in zip(configs, routed)]
+    check_cells_memory(cell_configs)
+    outcomes = run_cells(cell_configs, progress)
     if outcomes is None:  # a torchrun rank other than 0: its cells went to rank 0
         return None
     cells: list[BenchCell] = []
@@ -175,6 +177,19 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     return BenchResult(document, out)
 
 
+def check_cells_memory(configs: Sequence[RunConfig]) -> None:
+    """Refuse the bench (MemoryNeedError, :func:`~ppattack.harness.check_run_memory`) when a
+    cell's size cannot fit, before any data is read; a cell that fails otherwise says why when
+    it runs."""
+    for config in configs:
+        try:
+            check_run_memory(config)
+        except MemoryNeedError:
+            raise
+        except PPAttackError:
+            continue
+
+
 def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
               ) -> list[tuple[str, str | None, RunResult | None, int]] | None:
     """Run each cell: ``(status, message, result, rank)`` per config, in order. Status "ok"
@@ -206,6 +221,8 @@ def run_cells(configs: Sequence[RunConfig], progress: Progress | None = None
                 result = run(config, accuracy=accuracies.get(inputs))  # the cipher's first cell measures
                 accuracies.setdefault(inputs, result.record.accuracy)
                 mine[index] = ("ok", None, grid_only(result), processes.rank)
+            except MemoryNeedError:  # the size, not the attack: every cell would fail alike
+                raise
             except (ParameterError, ShapeError) as e:
                 log.info("%s does not apply to %s: %s", config.attack, config.cipher, e)
                 mine[index] = ("n/a", str(e), None, processes.rank)

@@ -275,6 +275,6 @@ def _open_folder(splits: dict[str, list[tuple[Path, str]]]) -> tuple[tuple[str, 
                for seed, split in enumerate(SPLITS)}
 
     def decode(split: str, position: int) -> torch.Tensor:
-        return read_image_exact(ordered[split][position][0], 3)
+        return read_image_exact(ordered[split][position][0], 3, as_displayed=True)
 
     return classes, {split: [index[c] for _, c in ordered[split]] for split in SPLITS}, decode

@@ -28,6 +28,11 @@ class ParameterError(PPAttackError, ValueError):
     """A parameter is unknown to a component or has an invalid value."""
 
 
+class MemoryNeedError(ParameterError):
+    """A size whose images cannot fit in the device's memory (refused before the work, never
+    taken for an attack that does not apply)."""
+
+
 class DataError(PPAttackError, OSError):
     """A dataset cannot be read: missing, empty, offline, or not in the expected layout."""
 

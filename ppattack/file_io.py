@@ -214,15 +214,18 @@ def upright(im: Any) -> Any:
     return ImageOps.exif_transpose(im) if orientation in range(2, 9) else im
 
 
-def displayed_size(im: Any) -> tuple[int, int]:
-    """(height, width) of the opened image as displayed (EXIF orientations 5-8 turn it)."""
+def opened_size(im: Any, *, as_displayed: bool) -> tuple[int, int]:
+    """(height, width) of the opened image: as displayed (EXIF orientations 5-8 turn it) for a
+    plain image, as stored for a ciphertext (see :func:`read_image_exact`)."""
     width, height = im.size
-    return (width, height) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (height, width)
+    turned = as_displayed and im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    return (width, height) if turned else (height, width)
 
 
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
-    """Decode an image file as displayed (EXIF orientation applied) to a uint8 tensor (C, H, W);
-    ``mode`` is a PIL mode (RGB or L)."""
+    """Decode a plain image file as displayed (EXIF orientation applied) to a uint8 tensor
+    (C, H, W); ``mode`` is a PIL mode (RGB or L). Not for ciphertexts: they are read as stored
+    (:func:`read_image_exact`)."""
     from PIL import Image
 
     try:
@@ -289,16 +292,20 @@ def _depth_problem(im: Any, path: str | os.PathLike) -> str | None:
     return f"{bits}-bit samples" if bits > 8 else None
 
 
-def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
+def read_image_exact(path: str | os.PathLike, channels: int, *, as_displayed: bool) -> torch.Tensor:
     """Decode one still 8-bit image to a uint8 tensor (``channels``, H, W), converting only
     where nothing is lost, else raise :class:`DataError` saying what to do.
+
+    ``as_displayed``: True for plain images (photos, datasets, truth): an EXIF orientation is
+    applied (an exact turn or mirror). False for ciphertexts: their pixels are read as stored,
+    whatever orientation tag the file carries (turning them would scramble the decryption).
 
     Converted exactly: bilevel and palette images (expanded), grey to RGB (replicated), RGB
     whose channels are all equal to grey, an alpha channel that is opaque everywhere (dropped).
     Refused: samples other than 8-bit (16-bit PNG/TIFF/PGM/PPM, a PGM/PPM maxval other than
     255, 32-bit integer or float images),
     transparency, colour into a 1-channel key, other modes (CMYK, YCbCr, LAB, HSV) and
-    animated files (more than one frame). An EXIF orientation is applied (the image as displayed).
+    animated files (more than one frame).
     """
     from PIL import Image
 
@@ -313,7 +320,8 @@ def read_image_exact(path: str | os.PathLike, channels: int) -> torch.Tensor:
                 raise DataError(f"image {path} has {depth}: the ciphers work on 8-bit images and converting "
                                 "it would change the data; convert it to 8 bits yourself first")
             im.load()
-            im = upright(im)
+            if as_displayed:
+                im = upright(im)
             mode = im.mode
             if mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")

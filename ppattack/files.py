@@ -12,7 +12,8 @@ key's non-secret fingerprint (``ppattack-key-fingerprint``, :func:`~ppattack.key
 ``force`` is given; a file without them (not written by ``encrypt``) decrypts with a warning.
 
 Image modes are read by :func:`~ppattack.file_io.read_image_exact`: converted where nothing is lost,
-refused otherwise (16-bit, transparency, animation, colour into a grey key).
+refused otherwise (16-bit, transparency, animation, colour into a grey key). ``encrypt`` reads
+its plain images as displayed (EXIF orientation applied), ``decrypt`` its ciphertexts as stored.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Callable
 import torch
 
 from .errors import DataError, ShapeError
-from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, displayed_size, files_below, png_text,
+from .file_io import (IMAGE_SUFFIXES, check_apart, check_placeable, files_below, opened_size, png_text,
                       read_image_exact, staged_output, unreadable, write_png)
 from .keys import Key, key_fingerprint
 from .registry import create_cipher
@@ -73,13 +74,14 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file as displayed (EXIF orientation applied), read from its header."""
+def image_size(path: Path, *, as_displayed: bool) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header: as displayed (EXIF orientation
+    applied) or as stored (:func:`~ppattack.file_io.read_image_exact`)."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return displayed_size(im)
+            return opened_size(im, as_displayed=as_displayed)
     except Exception as e:
         if not unreadable(e):
             raise
@@ -144,7 +146,7 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
     check_placeable(out_dir, [target.relative_to(out_dir) for _, target in pairs])
     per_image = cipher.key_reuse == "per-image"
     for source, _ in pairs:  # check every image before writing anything
-        size = image_size(source)
+        size = image_size(source, as_displayed=not decrypt)
         if size != tuple(shape[1:]):
             raise ShapeError(f"image {source} is {size[0]}x{size[1]} but the key is for {shape[1]}x{shape[2]}: "
                              f"resize it, or make a key with --shape {key.shape[0]},{size[0]},{size[1]}")
@@ -159,7 +161,8 @@ def transform_files(key: Key, inputs: list[Path], out_dir: Path, *, decrypt: boo
     with staged_output(out_dir) as staging:  # the outputs appear together, or not at all
         for start in range(0, len(pairs), BATCH):
             chunk, chunk_numbers = pairs[start:start + BATCH], numbers[start:start + BATCH]
-            batch = torch.stack([read_image_exact(source, shape[0]) for source, _ in chunk])
+            # plain images as displayed, ciphertexts as stored (an orientation tag never turns them)
+            batch = torch.stack([read_image_exact(source, shape[0], as_displayed=not decrypt) for source, _ in chunk])
             result = (cipher.decrypt(batch, key, indices=chunk_numbers) if decrypt
                       else cipher.encrypt(batch, key, indices=chunk_numbers))
             for (_, target), image, number in zip(chunk, result, chunk_numbers):

@@ -29,7 +29,7 @@ from .cipher import Cipher
 from .learning import classifier
 from .data import Dataset, Roles, assign_roles, load_dataset
 from .runtime.distributed import init_from_env, main_first, world
-from .errors import ParameterError, PPAttackError
+from .errors import MemoryNeedError, PPAttackError
 from .images.image_set import ImageSet
 from .keys import Key
 from .solvers.keyscore import score_map, score_recovery
@@ -63,16 +63,24 @@ def device_memory(device: torch.device) -> int:
 
 
 def check_memory(image_size: int, targets: int, classifier_batch: int | None, device: torch.device) -> None:
-    """Refuse (ParameterError) sizes whose tensors cannot fit, before any work."""
+    """Refuse (MemoryNeedError) sizes whose tensors cannot fit, before any work."""
     need, have = memory_floor(image_size, targets, classifier_batch), device_memory(device)
     if need > have:
         batch = f" and a classifier batch of {classifier_batch}" if classifier_batch else ""
         size = image_size if image_size < 10 ** 20 else f"(an integer of {len(str(image_size))} digits)"
         gib = need >> 30  # an integer: a huge size overflows a float
         needed = f"{need / 2 ** 30:.1f}" if gib < 10 ** 15 else f"10^{len(str(gib)) - 1}"
-        raise ParameterError(f"image_size={size} with {targets} target image(s){batch} needs at least "
+        raise MemoryNeedError(f"image_size={size} with {targets} target image(s){batch} needs at least "
                              f"{needed} GiB, more than the {have / 2 ** 30:.1f} GiB of {device.type} "
                              "memory: use a smaller image_size, targets (--limit) or classifier_batch")
+
+
+def check_run_memory(config: RunConfig) -> None:
+    """Refuse (MemoryNeedError) ``config`` when one target image at its ``image_size`` cannot
+    fit in its device's memory: the check :func:`run` makes first, before any data is read."""
+    resolved = resolve(config)
+    batch = resolved.settings.get("classifier_batch") if config.accuracy else None
+    check_memory(int(resolved.settings["image_size"]), 1, batch, resolve_device(config.device))
 
 
 def key_recovery_scores(cipher: Cipher, key: Key, recovered: Any, recovered_map: Any) -> dict[str, float] | None:
@@ -235,7 +243,7 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     settings, shape, cipher = case.settings, case.shape, case.cipher
     size = shape[-1]
     batch = settings.get("classifier_batch") if config.accuracy else None
-    check_memory(size, 1, batch, device)  # before loading: the dataset's size is not known yet
+    check_run_memory(config)  # before loading: the dataset's size is not known yet
     perceptual = prepare_lpips(config.lpips_weights, device)  # LPIPS, or why it is unavailable
 
     dataset, roles = case_data(config, settings, case.attack)

@@ -54,26 +54,28 @@ def image_files(folder: Path, what: str) -> list[Path]:
     return files
 
 
-def read_batch(files: list[Path], what: str, *, exact: bool = False) -> torch.Tensor:
+def read_batch(files: list[Path], what: str, *, exact: bool = False, as_displayed: bool = True) -> torch.Tensor:
     """Decode ``files`` (all one size) into a uint8 batch ``(N, 3, H, W)``.
 
     ``exact``: the files must hold exactly the pixels to use (ciphertexts, truth): a lossy
     format (JPEG, WebP; told by content, not by name) is refused, and so is anything
     :func:`~ppattack.file_io.read_image_exact` refuses (16-bit samples, transparency,
-    animation). Otherwise (the attacker's own images) any image converts to RGB."""
+    animation). Otherwise (the attacker's own images) any image converts to RGB.
+    ``as_displayed`` (exact reads): False for ciphertexts, read as stored (an EXIF orientation
+    tag is not applied); the other images are plain, read as displayed."""
     if exact:
         for path in files:
             kind = lossy_format(path)
             if kind:
                 raise DataError(f"{what} {path} is {kind} data, a lossy format: give the {what}s as PNG "
                                 "(or another lossless format); a lossy copy does not hold the exact pixels")
-    images = [read_image_exact(p, 3) if exact else read_image(p) for p in files]
+    images = [read_image_exact(p, 3, as_displayed=as_displayed) if exact else read_image(p) for p in files]
     sizes = {tuple(image.shape[1:]) for image in images}
     if len(sizes) > 1:
-        first = next(p for p, im in zip(files, images) if tuple(im.shape[1:]) != tuple(images[0].shape[1:]))
+        other = next(i for i, im in enumerate(images) if tuple(im.shape[1:]) != tuple(images[0].shape[1:]))
         raise ShapeError(f"{what} images have different sizes ({files[0].name} "
-                         f"{'x'.join(map(str, images[0].shape[1:]))}, {first.name} "
-                         f"{'x'.join(map(str, read_image(first).shape[1:]))}): give one size")
+                         f"{'x'.join(map(str, images[0].shape[1:]))}, {files[other].name} "
+                         f"{'x'.join(map(str, images[other].shape[1:]))}): give one size")
     return torch.stack(images)
 
 
@@ -99,7 +101,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     if CIPHERS.get(cipher_name).ciphertext_dtype != torch.uint8:
         raise ParameterError(f"cipher {cipher_name} makes non-image ciphertexts; restore reads image files")
     files = image_files(ciphertexts_dir, "ciphertexts")
-    ciphertexts = read_batch(files, "ciphertext", exact=True)
+    ciphertexts = read_batch(files, "ciphertext", exact=True, as_displayed=False)  # as stored
     shape = tuple(ciphertexts.shape[1:])
     run_device = resolve_device(device)
     # the cipher and the attack (seeded as `run` seeds it) of the case; the cipher takes the files' shape

@@ -171,8 +171,8 @@ def test_colour_into_a_grey_key_is_refused_and_grey_rgb_is_kept(tmp_path):
     grey = photo((32, 32))
     Image.fromarray(np.dstack([grey] * 3)).save(grey_rgb)
     with pytest.raises(DataError, match="colour.png is in colour but the key is for 1 channel"):
-        read_image_exact(colour, 1)
-    assert np.array_equal(read_image_exact(grey_rgb, 1)[0].numpy(), grey)
+        read_image_exact(colour, 1, as_displayed=True)
+    assert np.array_equal(read_image_exact(grey_rgb, 1, as_displayed=True)[0].numpy(), grey)
 
 
 def test_a_16_bit_image_in_a_folder_dataset_is_refused(tmp_path, cli_runner):
@@ -249,6 +249,24 @@ def test_an_image_size_that_cannot_fit_is_refused_with_the_memory_it_needs(tmp_p
     assert "with 1 target image(s)" in line
     assert not out.exists()
 
+
+@pytest.mark.parametrize("command", [["audit", "--cipher", "proposed", "--attacks", "fr"],
+                                     ["bench", "--ciphers", "proposed", "--attacks", "fr,gan"]])
+def test_audit_and_bench_refuse_an_image_size_that_cannot_fit_by_its_memory(tmp_path, cli_runner, monkeypatch,
+                                                                            command):
+    """They said "no registered attack applies" (audit) or "every cell of the bench failed"
+    (bench): the memory refusal was taken for an attack that does not apply. A bench refuses
+    before it decodes any cell's data."""
+    import ppattack.bench
+
+    prepared = []
+    monkeypatch.setattr(ppattack.bench, "prepare_data", prepared.append)
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, [*command, "--param", "image_size=100000", "--no-accuracy", "--out", str(out)])
+    line = refused(result, "image_size=100000 with 1 target image(s) needs at least", "GiB", "memory",
+                   "use a smaller image_size")
+    assert "no registered attack" not in line and "every cell" not in line
+    assert sorted(tmp_path.iterdir()) == [] and prepared == []
 
 # -- 5.-8. check: baselines and results ---------------------------------------------------------------
 
@@ -787,6 +805,53 @@ def test_an_exif_rotated_jpeg_is_encrypted_as_displayed(tmp_path, cli_runner):
     assert result.exit_code == 0, result.output
     assert np.array_equal(read(tmp_path / "dec-tall" / "wide.png"), shown)
 
+
+def png_tagged(path: Path, array: np.ndarray, orientation: int, text: dict[str, str] | None = None) -> None:
+    """Save ``array`` as a PNG carrying the EXIF ``orientation`` (and the ``text`` chunks)."""
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    info = PngInfo()
+    for name, value in (text or {}).items():
+        info.add_text(name, value)
+    image.save(path, exif=exif.tobytes(), pnginfo=info)
+    with Image.open(path) as im:
+        assert im.getexif().get(0x0112) == orientation
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (32, 48)])
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_a_ciphertext_png_with_an_exif_orientation_decrypts_as_stored(tmp_path, cli_runner, shape, orientation):
+    """A ciphertext is read as stored: its EXIF orientation turned it before decryption (a
+    scrambled picture; a non-square one was refused by its turned size). A plain PNG with the
+    same tag is still encrypted as displayed."""
+    from PIL import ImageOps
+    from ppattack.file_io import png_text
+
+    height, width = shape
+    key = keygen(cli_runner, tmp_path / "key.json", shape=f"3,{height},{width}")
+    plain = photo((height, width, 3))
+    Image.fromarray(plain).save(tmp_path / "plain.png")
+    assert encrypt(cli_runner, key, tmp_path / "plain.png", tmp_path / "enc").exit_code == 0
+    ciphertext = tmp_path / "enc" / "plain.png"
+    (tmp_path / "tagged").mkdir()
+    png_tagged(tmp_path / "tagged" / "plain.png", read(ciphertext), orientation, png_text(ciphertext))
+    for folder in ("enc", "tagged"):
+        result = cli_runner.invoke(cli, ["decrypt", "--key", str(key), str(tmp_path / folder),
+                                         "-o", str(tmp_path / f"dec-{folder}")])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "dec-tagged" / "plain.png").read_bytes() == (tmp_path / "dec-enc" / "plain.png").read_bytes()
+    assert np.array_equal(read(tmp_path / "dec-tagged" / "plain.png"), plain)
+
+    png_tagged(tmp_path / "turned.png", photo((width, height, 3), seed=1), orientation)  # shown height x width
+    with Image.open(tmp_path / "turned.png") as im:
+        shown = np.asarray(ImageOps.exif_transpose(im))
+    assert shown.shape == (height, width, 3)
+    assert encrypt(cli_runner, key, tmp_path / "turned.png", tmp_path / "enc-turned").exit_code == 0
+    result = cli_runner.invoke(cli, ["decrypt", "--key", str(key), str(tmp_path / "enc-turned"),
+                                     "-o", str(tmp_path / "dec-turned")])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read(tmp_path / "dec-turned" / "turned.png"), shown)
 
 def test_a_50_mb_ztxt_chunk_is_an_unreadable_image_not_an_unexpected_error(tmp_path, cli_runner):
     """PIL refuses a text chunk that decompresses beyond its bound with a ValueError, reported

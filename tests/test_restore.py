@@ -222,6 +222,24 @@ def test_restore_refuses_an_output_folder_linked_into_an_input(files, cli_runner
     assert snapshot(files) == before
 
 
+def test_restore_reads_ciphertexts_as_stored_whatever_their_exif_orientation(files, cli_runner, tmp_path):
+    """Ciphertext PNGs carrying EXIF orientation 6 were turned before the attack saw them; they
+    are restored exactly as the same files without the tag (the truth is plain, still read as
+    displayed)."""
+    untagged = restore(cli_runner, files, tmp_path / "untagged", truth=False)
+    assert untagged.exit_code == 0, untagged.output
+    for path in sorted((files / "ct").glob("*.png")):
+        with Image.open(path) as im:
+            image = Image.fromarray(np.asarray(im))
+        exif = image.getexif()
+        exif[0x0112] = 6
+        image.save(path, exif=exif.tobytes())
+        with Image.open(path) as im:
+            assert im.getexif().get(0x0112) == 6
+    result = restore(cli_runner, files, tmp_path / "tagged", truth=False)
+    assert result.exit_code == 0, result.output
+    assert snapshot(tmp_path / "tagged") == snapshot(tmp_path / "untagged")
+
 # -- issue 30: the case is built once ----------------------------------------------------------------
 
 def test_restore_and_run_give_the_attack_the_same_seed(files, cli_runner, tmp_path):
