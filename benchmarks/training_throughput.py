@@ -90,7 +90,7 @@ def attack_trainer(name: str, preset: str, steps: int, view, device):
         attack = ppattack.create_attack(name, budget=preset, device=device, steps=n,
                                         **({"eval_every": n} if name == "itn" else {}))
         attack._train(view)
-    batch = ppattack.registry.ATTACKS.get(name).budgets[preset]["batch_size"]
+    batch = ppattack.create_attack(name, budget=preset, device=device).batch_size
     return train, batch
 
 

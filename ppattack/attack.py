@@ -2,11 +2,11 @@
 
 A subclass sets ``name``, ``paper`` and ``threat_models`` (the first is the default of the
 class; the harness prefers coa+public, :func:`ppattack.threat.default_threat`), declares its
-parameters once, as keyword arguments of its constructor (None: the budget's value), with its
-``budgets`` table of default values, and implements ``fit`` (optional training on what the
-view grants) and ``reconstruct`` (ciphertexts -> plain-shaped uint8 images). The base class
-stores and records the parameters, and owns seeds, the device, timing and no-grad; one call
-runs it::
+parameters once, as keyword arguments of its constructor whose defaults are the real ones (the
+paper's setting), lists in its ``budgets`` table what each budget changes, and implements
+``fit`` (optional training on what the view grants) and ``reconstruct`` (ciphertexts ->
+plain-shaped uint8 images). The base class stores and records the parameters, and owns seeds,
+the device, timing and no-grad; one call runs it::
 
     attack = ppattack.create_attack("fr", budget="quick")
     result = attack(view)          # view: a ThreatView built by the harness
@@ -14,9 +14,19 @@ runs it::
 
 A subclass's constructor stores its parameters with one call::
 
-    def __init__(self, *, steps: int | None = None, lr: float = 1e-3, **common: Any):
+    budgets = {"quick": {"steps": 200}, "cifar": {"steps": 3000}, "paper": {}}
+
+    def __init__(self, *, steps: int = 10_000, lr: float = 1e-3, **common: Any):
         super().__init__(**common)
-        self.store_params(locals())   # self.steps: the given value, else the budget's; self.lr
+        self.store_params(locals())   # steps: 200 at quick, 10,000 at paper, 7 if given steps=7
+
+Each parameter takes, in this order: the value the caller passed (by name, even one equal to
+the default), else the budget's override, else the signature's default. None is an ordinary
+value (e.g. ``steps=None``: train by ``epochs``), never "unset": which values the caller passed
+is noted at construction (:meth:`Attack.__new__`). (:func:`ppattack.create_attack`, and so
+``--param``, drops None values: there None leaves a parameter to the budget.) A subclass that wants another default for a
+parent's parameter declares the parameter again (or overrides it in its budgets); a value it
+passes to ``super().__init__`` counts as a default, which a budget overrides.
 """
 from __future__ import annotations
 
@@ -128,13 +138,22 @@ class Attack:
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     threat_models: ClassVar[tuple[str, ...]] = ("coa",)
-    #: budget name -> default values of this attack's parameters at that budget. A run preset
-    #: picks the budget of its name (``--preset quick``: budget ``quick``); a parameter left at
-    #: None takes the budget's value.
+    #: budget name -> the parameters that budget changes, with their values there (only those
+    #: that differ from the constructor's defaults; ``"paper": {}`` when the defaults are the
+    #: paper's setting). A run preset picks the budget of its name (``--preset quick``: budget
+    #: ``quick``). An attack with a table refuses a budget it does not name unless every
+    #: parameter some budget overrides is passed.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: True: the harness adds the victim's encrypted training images to the view
     #: (``ThreatView.training_ciphertexts``); they cost an encryption pass and memory.
     uses_training_ciphertexts: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **given: Any) -> Attack:
+        """A new attack that notes the names of the keyword arguments its caller passed, so that
+        :meth:`store_params` tells a value passed from a default (both may be equal)."""
+        attack = super().__new__(cls)
+        attack._passed = frozenset(given)
+        return attack
 
     def __init__(self, *, budget: str = "quick", threat: str | None = None, seed: int = 0,
                  device: str | torch.device = "auto"):
@@ -161,20 +180,20 @@ class Attack:
 
     def store_params(self, given: Mapping[str, Any]) -> None:
         """Store the parameters a constructor was given (its ``locals()``) as attributes of the
-        same names, converted to their annotated types (:func:`typed`). A parameter that some
-        budget names and that is given as None takes this budget's value; a budget without it
-        is an error that says which parameter to pass."""
-        budgeted = {name for values in self.budgets.values() for name in values}
+        same names, converted to their annotated types (:func:`typed`): the value the caller
+        passed, else this budget's override, else the signature's default. A budget that the
+        ``budgets`` table does not name is an error that says which parameter to pass, unless
+        the caller passed every parameter that some budget overrides."""
+        overridden = {name for values in self.budgets.values() for name in values}
         for name, parameter in self.declared_params().items():
             if name not in given:  # another constructor's parameter (a base or a subclass)
                 continue
             value = given[name]
-            if value is None and name in budgeted:
-                try:
-                    value = self.budgets[self.budget][name]
-                except KeyError:
+            if name not in self._passed and name in overridden:
+                if self.budget not in self.budgets:
                     raise ParameterError(f"attack '{self.name}' has no '{self.budget}' budget value for "
-                                         f"{name}: pass --param {name}=...") from None
+                                         f"{name}: pass --param {name}=...")
+                value = self.budgets[self.budget].get(name, value)
             setattr(self, name, typed(value, parameter.annotation))
 
     def public_images_wanted(self) -> int | None:

@@ -4,6 +4,7 @@ change one value, type or position. The expected values were printed by the code
 each parameter three times (signature, assignment, ``params``), before the change."""
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -116,3 +117,35 @@ def test_a_boolean_parameter_refuses_other_values(tmp_path, cli_runner):
                                      "--out", str(tmp_path / "out")])
     refused(result, "polarity='maybe'", "expected true or false")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ppattack.list_attacks())
+def test_the_signature_holds_the_paper_defaults_and_budgets_only_what_they_change(name):
+    """The constructor's defaults are the paper's setting; a budget lists only the values it
+    changes (issue 30: no table that repeats every value at every budget)."""
+    cls = ppattack.registry.ATTACKS.get(name)
+    defaults = {k: p.default for k, p in cls.declared_params().items()}
+    assert inspect.Parameter.empty not in defaults.values(), "every parameter has a default"
+    for budget, values in cls.budgets.items():
+        repeated = sorted(k for k, v in values.items() if json.dumps(v) == json.dumps(defaults[k]))
+        assert not repeated, f"{name}'s {budget} budget repeats the defaults of {repeated}"
+    paper = ppattack.create_attack(name, budget="paper", device="cpu").params
+    assert recorded({k: paper[k] for k in defaults}) == recorded(defaults)
+
+
+def test_a_value_passed_beats_the_budget_even_when_it_equals_the_default():
+    itn = ppattack.registry.ATTACKS.get("itn")
+    assert itn.declared_params()["width"].default == 64
+    assert ppattack.create_attack("itn", budget="quick").width == 16
+    assert ppattack.create_attack("itn", budget="quick", width=64).width == 64
+    # None is a value like any other when passed to the constructor (create_attack drops it)
+    by_epochs = itn(budget="quick", steps=None, epochs=2, device="cpu")
+    assert (by_epochs.steps, by_epochs.epochs, by_epochs.lr) == (None, 2, 3e-3)
+
+
+def test_sia_gan_declares_its_own_paper_defaults_over_gan():
+    sia = ppattack.create_attack("sia-gan", budget="paper", device="cpu")
+    gan = ppattack.create_attack("gan", budget="paper", device="cpu")
+    assert (sia.g_width, sia.d_width, sia.epochs, sia.lr_g, sia.lr_d) == (64, 128, 100, 1e-4, 4e-4)
+    assert (gan.g_width, gan.d_width, gan.epochs, gan.lr_g, gan.lr_d) == (None, 64, 25, 2e-4, 2e-4)
+    assert ppattack.create_attack("sia-gan", budget="quick", device="cpu", d_width=128).d_width == 128

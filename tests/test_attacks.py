@@ -358,8 +358,9 @@ def test_the_trained_attacks_are_read_from_the_registry():
 @pytest.mark.parametrize("attack", TRAINED_ATTACKS)
 def test_training_is_deterministic_for_a_seed(attack, tmp_path, monkeypatch):
     def short_run_smoke(name: str):  # the attack's smoke budget, given as parameters of a quick run
-        smoke = ppattack.registry.ATTACKS.get(name).budgets["smoke"]
-        params = {f"attack.{k}": v for k, v in smoke.items() if v is not None}
+        smoke = ppattack.create_attack(name, budget="smoke").params
+        params = {f"attack.{k}": v for k, v in smoke.items()
+                  if v is not None and k not in ("budget", "threat", "seed")}
         return run(RunConfig(cipher="proposed", attack=name, limit=8, accuracy=False, params=params))
 
     monkeypatch.setenv("PPATTACK_CACHE", str(tmp_path / "one"))

@@ -93,28 +93,27 @@ class ITN(TrainedAttack):
     paper = ("Ito, Kinoshita, Kiya: Image transformation network for privacy-preserving deep "
              "neural networks and its security evaluation (2020)")
     threat_models = ("coa+public", "kpa")
+    # what each budget changes; the defaults are the paper's (the constructor's signature)
     budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"width": 4, "depth": 2, "steps": 3, "epochs": None, "batch_size": 4,
-                  "optimizer": "adam", "lr": 1e-3, "ssim_weight": 1.0, "augment": False,
-                  "val_fraction": 0.25, "eval_every": 3, "schedule": "constant"},
-        "quick": {"width": 16, "depth": 4, "steps": 250, "epochs": None, "batch_size": 16,
-                  "optimizer": "adam", "lr": 3e-3, "ssim_weight": 1.0, "augment": False,
+                  "optimizer": "adam", "lr": 1e-3, "ssim_weight": 1.0,
+                  "val_fraction": 0.25, "eval_every": 3},
+        "quick": {"width": 16, "steps": 250, "epochs": None, "batch_size": 16,
+                  "optimizer": "adam", "lr": 3e-3, "ssim_weight": 1.0,
                   "val_fraction": 0.1, "eval_every": 50, "schedule": "cosine"},
-        "cifar": {"width": 32, "depth": 4, "steps": 2000, "epochs": None, "batch_size": 64,
+        "cifar": {"width": 32, "steps": 2000, "epochs": None, "batch_size": 64,
                   "optimizer": "adam", "lr": 1e-3, "ssim_weight": 1.0, "augment": True,
-                  "val_fraction": 0.05, "eval_every": 250, "schedule": "constant"},
-        "paper": {"width": 64, "depth": 4, "steps": None, "epochs": 50, "batch_size": 128,
-                  "optimizer": "sgd", "lr": 0.01, "ssim_weight": 0.0, "augment": False,
-                  "val_fraction": 0.05, "eval_every": None, "schedule": "constant"},
+                  "eval_every": 250},
+        "paper": {},
     }
 
-    def __init__(self, *, width: int | None = None, depth: int | None = None,
-                 steps: int | None = None, epochs: int | float | None = None,
-                 batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
-                 ssim_weight: float | None = None, augment: bool | None = None,
-                 val_fraction: float | None = None, eval_every: int | None = None,
-                 schedule: str | None = None, canonical: bool = True, **common: Any):
+    def __init__(self, *, width: int = 64, depth: int = 4,
+                 steps: int | None = None, epochs: int | float | None = 50,
+                 batch_size: int = 128, optimizer: str = "sgd", lr: float = 0.01,
+                 ssim_weight: float = 0.0, augment: bool = False,
+                 val_fraction: float = 0.05, eval_every: int | None = None,
+                 schedule: str = "constant", canonical: bool = True, **common: Any):
         super().__init__(**common)
         self.store_params(locals())
         if self.schedule not in ("constant", "cosine"):

@@ -175,9 +175,9 @@ class Jigsaw(Attack):
              "against jigsaw puzzle solver attacks (ICASSP 2017); Gallagher: Jigsaw puzzles "
              "with pieces of unknown orientation (CVPR 2012)")
     threat_models = ("coa+public", "coa")
-    budgets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {"block_size": 16}}
+    budgets = {"quick": {"block_size": 4}, "cifar": {"block_size": 4}, "paper": {}}  # changes to the defaults
 
-    def __init__(self, *, block_size: int | None = None, compat: str = "mgc", reg: float = 1.0,
+    def __init__(self, *, block_size: int = 16, compat: str = "mgc", reg: float = 1.0,
                  top: int = 3, max_public: int = 500, **common):
         super().__init__(**common)
         self.store_params(locals())

@@ -91,17 +91,14 @@ class KeyRec(Attack):
     # decides little at this scale (width 8, 100 steps on 1,000 CIFAR pictures: z 0.06), so only
     # the cifar budget spends it; the results' SSIM up to a left-right mirror shows a mirrored
     # restoration for what it is.
-    budgets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000, "mirror_public": 1000, "mirror_steps": 0,
-                         "mirror_width": 32},
-               "cifar": {"max_ciphertexts": 5000, "max_public": 2000, "mirror_public": 10000, "mirror_steps": 600,
-                         "mirror_width": 32},
-               "paper": {"max_ciphertexts": 100, "max_public": 200, "mirror_public": 200, "mirror_steps": 0,
-                         "mirror_width": 32}}
+    # what each budget changes; the defaults are the paper budget's (the constructor's signature)
+    budgets = {"quick": {"max_ciphertexts": 1000, "max_public": 1000, "mirror_public": 1000},
+               "cifar": {"max_ciphertexts": 5000, "max_public": 2000, "mirror_public": 10000, "mirror_steps": 600},
+               "paper": {}}
     PLACEMENT_IMAGES = 256  # ciphertexts whose edges are summed to place pieces with turns
 
-    def __init__(self, *, max_ciphertexts: int | None = None, max_public: int | None = None,
-                 mirror_public: int | None = None, mirror_steps: int | None = None,
-                 mirror_width: int | None = None,
+    def __init__(self, *, max_ciphertexts: int = 100, max_public: int = 200,
+                 mirror_public: int = 200, mirror_steps: int = 0, mirror_width: int = 32,
                  compat: str = "mgc", reg: float = 1.0, restarts: int = 8, **common):
         super().__init__(**common)
         self.store_params(locals())

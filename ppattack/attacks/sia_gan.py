@@ -62,22 +62,24 @@ class SIAGAN(GAN):
     paper = ("Madono, Tanaka, Onishi, Ogawa: SIA-GAN: Scrambling inversion attack using generative "
              "adversarial network (IEEE Access 2021)")
     threat_models = ("coa+public",)
+    # what each budget changes; the defaults are the paper's (gan's parameters, declared again
+    # below where SIA-GAN's differ)
     budgets = {
         # smoke: a handful of steps that exercise the code (the cipher conformance kit), no more
         "smoke": {"g_width": 4, "d_width": 4, "steps": 3, "epochs": None, "batch_size": 4,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": False,
-                  "class_weight": 1.0, "c_width": 4},
-        "quick": {"g_width": 16, "d_width": 16, "steps": 150, "epochs": None, "batch_size": 16,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 8},
-        "cifar": {"g_width": 64, "d_width": 32, "steps": 3000, "epochs": None, "batch_size": 64,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 16},
-        "paper": {"g_width": 64, "d_width": 128, "steps": None, "epochs": 100, "batch_size": 64,
-                  "lr_g": 1e-4, "lr_d": 4e-4, "augment": True, "class_weight": 1.0, "c_width": 64},
+                  "augment": False, "c_width": 4},
+        "quick": {"g_width": 16, "d_width": 16, "steps": 150, "epochs": None, "batch_size": 16, "c_width": 8},
+        "cifar": {"d_width": 32, "steps": 3000, "epochs": None, "c_width": 16},
+        "paper": {},
     }
     betas = (0.0, 0.9)
 
-    def __init__(self, *, adaptation: str = "auto", d_head: str = "flatten", **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, *, g_width: int | None = 64, d_width: int = 128, epochs: int | float | None = 100,
+                 lr_g: float = 1e-4, lr_d: float = 4e-4, augment: bool = True, class_weight: float = 1.0,
+                 adaptation: str = "auto", d_head: str = "flatten", **kwargs: Any):
+        # gan's parameters whose paper values differ here, declared again with SIA-GAN's
+        super().__init__(g_width=g_width, d_width=d_width, epochs=epochs, lr_g=lr_g, lr_d=lr_d,
+                         augment=augment, class_weight=class_weight, **kwargs)
         self.store_params(locals())
         if self.adaptation not in ("auto", "per-position", "shared"):
             raise ParameterError(f"sia-gan adaptation must be auto, per-position or shared, got {self.adaptation!r}")
