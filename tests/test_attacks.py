@@ -189,6 +189,23 @@ def test_a_closed_canonical_form_is_exactly_the_search(name):
         assert torch.equal(transforms.canonical(images), transforms.search_canonical(images))
 
 
+@pytest.mark.parametrize("name", ["pe", "proposed"])
+def test_fresh_keys_differ_for_every_image_and_every_batch(name):
+    """itn's fresh keys: one new key per image, for per-image ciphers (one key, a derived key
+    per image number) as for shared-key ones (a key per image)."""
+    from ppattack.attacks.itn import encrypt_fresh
+
+    if name not in ppattack.registry.CIPHERS.names():
+        pytest.skip(f"{name} is not registered")
+    cipher = ppattack.create_cipher(name)
+    image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    batch = image.repeat(4, 1, 1, 1)  # four copies of one image
+    once, again = encrypt_fresh(cipher, batch, np.array([5, 6, 7, 8])), encrypt_fresh(cipher, batch, np.array([9, 1, 2, 3]))
+    assert len({bytes(c.numpy()) for c in once}) == 4  # every copy encrypted under its own key
+    assert all(not torch.equal(a, b) for a, b in zip(once, again))  # and new keys for a new batch
+    assert encrypt_fresh(cipher, batch[:0], np.array([], dtype=np.int64)).shape == (0, 3, 32, 32)
+
+
 @pytest.mark.parametrize("cipher", [PixelNP(), BlockTurn()])
 def test_canonical_form_is_the_same_under_every_key(cipher, samples_roles):
     images = samples_roles.targets.tensor()[:8]

@@ -56,8 +56,18 @@ def fresh_seeds(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def encrypt_fresh(cipher: Cipher, images: torch.Tensor, seeds: np.ndarray) -> torch.Tensor:
-    """Encrypt image i of a uint8 batch with a new key made from ``seeds[i]``."""
+    """Encrypt every image of a uint8 batch under a new key of its own.
+
+    A shared-key cipher gets a key per image, made from ``seeds[i]``. A per-image cipher
+    (``key_reuse == "per-image"``: one key derives a different key for every image number)
+    encrypts the whole batch in one call under one new key made from ``seeds[0]``: image i then
+    gets the key derived for number i, as fresh as the first way and one batched pass.
+    """
+    if not len(images):
+        return images.clone()
     shape = tuple(images.shape[1:])
+    if cipher.key_reuse == "per-image":
+        return cipher.encrypt(images, cipher.generate_key(shape, seed=int(seeds[0])))
     out = [cipher.encrypt(image[None], cipher.generate_key(shape, seed=int(seed)))
            for image, seed in zip(images, seeds)]
     return torch.cat(out)
