@@ -65,10 +65,12 @@ class AuditBudget:
 #: ``--budget`` -> what an audit may spend. ``quick`` and ``cpu`` fit a 2-core CPU (``cpu``: the
 #: CIFAR-10 copy at 32x32 in under 30 minutes): every attack at its ``audit`` budget where it has
 #: one (the unpaired GANs: the smallest whose positive control passes), else its quick budget, and
-#: the quick preset's small ViT for accuracy; ``paper`` spends what the preset says.
+#: the quick preset's small ViT for accuracy; ``cpu`` first takes an attack's own ``cpu`` budget
+#: where it has one (itn: a longer training that reads pe's canonical form well);
+#: ``paper`` spends what the preset says.
 AUDIT_BUDGETS: dict[str, AuditBudget] = {
     "quick": AuditBudget(targets=64, attacks=("audit", "quick"), classifier="quick", max_train=2000),
-    "cpu": AuditBudget(targets=256, attacks=("audit", "quick"), classifier="quick", max_train=10000),
+    "cpu": AuditBudget(targets=256, attacks=("cpu", "audit", "quick"), classifier="quick", max_train=10000),
     "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None),
 }
 #: ``progress(done, total, attack, threat_model)`` before each case.

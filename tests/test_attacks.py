@@ -104,9 +104,10 @@ def test_every_registered_attack_names_its_paper_threat_models_and_budgets(name)
     cls = ppattack.registry.ATTACKS.get(name)
     assert cls.name == name and cls.paper and cls.threat_models
     # an attack with budgets has one per run preset (smoke: the conformance kit's; audit: what
-    # ppattack audit trains at, when quick is too small for the control); one without (kpa,
+    # ppattack audit trains at, when quick is too small for the control; cpu: what its cpu budget
+    # trains, where that differs); one without (kpa,
     # cpa, model-leak: no trained network) takes any budget name unchanged
-    assert set(cls.budgets) - {"smoke", "audit"} in ({"quick", "cifar", "paper"}, set())
+    assert set(cls.budgets) - {"smoke", "audit", "cpu"} in ({"quick", "cifar", "paper"}, set())
     for budget in ("quick", "cifar", "paper"):
         attack = ppattack.create_attack(name, budget=budget)
         assert attack.params["budget"] == budget  # result.json's key for the attack's budget

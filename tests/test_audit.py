@@ -139,16 +139,23 @@ def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypat
     seen = []
 
     def run(config):
-        seen.append((config.attack_budget, config.preset, dict(config.params)))
+        seen.append((config.attack, config.attack_budget, config.preset, dict(config.params)))
         raise ParameterError("recorded (test)")
 
     monkeypatch.setattr(audit_module, "run", run)
     with pytest.raises(ParameterError, match="no registered attack applies"):
         run_audit("plain", tmp_path / "a", RunConfig(cipher="plain", attack="*", preset="cifar", accuracy=False),
-                  budget="cpu", attacks=["fr", "gan"])
-    assert AUDIT_BUDGETS["cpu"].attacks == ("audit", "quick")
-    assert sorted(budget for budget, _, _ in seen) == ["audit", "quick", "quick"]  # gan's, fr's (coa, coa+public)
-    assert all(preset == "cifar" and params["classifier_width"] == 48 for _, preset, params in seen)
+                  budget="cpu", attacks=["fr", "gan", "itn"])
+    assert AUDIT_BUDGETS["cpu"].attacks == ("cpu", "audit", "quick")
+    # gan's audit budget, fr's quick (coa, coa+public), itn's own cpu budget (coa+public, kpa)
+    assert sorted((attack, budget) for attack, budget, _, _ in seen) == [
+        ("fr", "quick"), ("fr", "quick"), ("gan", "audit"), ("itn", "cpu"), ("itn", "cpu")]
+    assert all(preset == "cifar" and params["classifier_width"] == 48 for _, _, preset, params in seen)
+    seen.clear()
+    with pytest.raises(ParameterError, match="no registered attack applies"):
+        run_audit("plain", tmp_path / "b", RunConfig(cipher="plain", attack="*", preset="cifar", accuracy=False),
+                  budget="quick", attacks=["itn"])
+    assert [budget for _, budget, _, _ in seen] == ["quick", "quick"]  # the quick audit keeps itn quick
 
 
 def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):
