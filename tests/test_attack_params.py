@@ -116,3 +116,16 @@ def test_a_boolean_parameter_refuses_other_values(tmp_path, cli_runner):
                                      "--out", str(tmp_path / "out")])
     refused(result, "polarity='maybe'", "expected true or false")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("attack, param, fragment", [
+    ("itn", "attack.steps=-1", "steps must be >= 1"), ("itn", "attack.steps=0", "steps must be >= 1"),
+    ("itn", "attack.lr=inf", "learning rates must be finite"), ("gan", "attack.lr_d=nan", "learning rates must be finite"),
+    ("sia-gan", "attack.epochs=-2", "epochs must be a finite number > 0")])
+def test_a_training_budget_that_trains_nothing_is_refused(tmp_path, cli_runner, attack, param, fragment):
+    """steps=-1 or 0 reported an untrained network as the attack's result, and lr=inf one
+    trained into NaN (exit 0 both; issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "plain", "--attack", attack, "--no-accuracy", "--limit", "4",
+                                     "--param", param, "--out", str(tmp_path / "out")])
+    refused(result, fragment)
+    assert not (tmp_path / "out").exists()

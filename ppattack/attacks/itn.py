@@ -121,10 +121,9 @@ class ITN(TrainedAttack):
             raise ParameterError(f"itn schedule must be constant or cosine, got {self.schedule!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ParameterError(f"itn optimizer must be sgd or adam, got {self.optimizer!r}")
-        if self.steps is None and self.epochs is None:
-            raise ParameterError("itn needs steps or epochs: pass --param steps=N")
-        if min(self.width, self.depth, self.batch_size) < 1 or self.lr <= 0:
-            raise ParameterError("itn width, depth and batch_size must be >= 1 and lr > 0")
+        self.check_budget(self.lr)
+        if min(self.width, self.depth, self.batch_size) < 1:
+            raise ParameterError("itn width, depth and batch_size must be >= 1")
         self.net: UNet | None = None
         self._transforms: UnitTransforms | None = None
 
