@@ -431,6 +431,17 @@ def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     refused(result, "parameter 'block_size' is given twice")
 
 
+@pytest.mark.parametrize("param, fragment", [("attack.foo=1", "'attack.foo' is not taken"),
+                                             ("foo=1", "takes parameter 'foo'")])
+def test_an_audit_refuses_a_parameter_no_audited_attack_takes(tmp_path, cli_runner, param, fragment):
+    """`run` and `bench` refused a misspelt parameter; `audit` ignored it and wrote its audit
+    as if it were not given (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", param, "--out", str(tmp_path / "a")])
+    refused(result, fragment)
+    assert not (tmp_path / "a").exists()
+
+
 def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monkeypatch, encrypted):
     """Exit status 1 means only "a regression": a crash inside ppattack is 2, never 1."""
     import ppattack.files
