@@ -79,6 +79,18 @@ def read_batch(files: list[Path], what: str, *, exact: bool = False, as_displaye
     return torch.stack(images)
 
 
+def check_plain_apart(ciphertexts_dir: Path, plain: Mapping[str, Path | None]) -> None:
+    """Raise :class:`DataError` when a folder of plain images (public, truth) is, lies inside
+    or holds the ciphertexts folder (compared resolved): the folder scans would read
+    ciphertexts as plain images, or plain images as ciphertexts."""
+    ciphertexts = ciphertexts_dir.resolve()
+    for what, folder in plain.items():
+        where = folder.resolve() if folder is not None else None
+        if where is not None and (where == ciphertexts or where in ciphertexts.parents or ciphertexts in where.parents):
+            raise DataError(f"the {what} folder {folder} overlaps the ciphertexts folder {ciphertexts_dir}: "
+                            f"the {what} images are plain images; give them in a folder apart from the ciphertexts")
+
+
 def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, public_dir: Path, out_dir: Path, *,
                   params: Mapping[str, Any] | None = None, truth_dir: Path | None = None, preset: str = "quick",
                   seed: int = 0, device: str = "auto", lpips_weights: str | None = None) -> RestoreResult:
@@ -90,6 +102,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     succeeded (:func:`~ppattack.file_io.staged_output`)."""
     started = time.time()
     check_apart(out_dir, {"ciphertexts": ciphertexts_dir, "public": public_dir, "truth": truth_dir})
+    check_plain_apart(ciphertexts_dir, {"public": public_dir, "truth": truth_dir})
     attack_class = ATTACKS.get(attack_name)
     threat = next((t for t in FILE_THREATS if t in attack_class.threat_models), None)
     if threat is None:

@@ -159,6 +159,20 @@ def test_restore_refuses_an_output_folder_overlapping_an_input(files, cli_runner
     assert snapshot(files) == before
 
 
+@pytest.mark.parametrize("option, folder", [("--public", "ct"), ("--truth", "ct"), ("--public", "."),
+                                            ("--truth", "ct/sub")])
+def test_restore_refuses_plain_images_overlapping_the_ciphertexts(files, cli_runner, tmp_path, option, folder):
+    """--public or --truth the ciphertexts folder (or one holding it): the ciphertexts were read
+    as the attacker's plain images, or scored as their own truth (exit 0; issue 29)."""
+    (files / "ct" / "sub").mkdir()
+    given = {"--public": files / "public", "--truth": files / "truth", option: files / folder}
+    result = cli_runner.invoke(cli, ["restore", "--attack", "keyrec", "--cipher", "proposed", "--param",
+                                     f"block_size={BLOCK}", "--ciphertexts", str(files / "ct"),
+                                     *(str(v) for item in given.items() for v in item), "-o", str(tmp_path / "out")])
+    refused(result, f"the {option[2:]} folder", "overlaps the ciphertexts folder")
+    assert not (tmp_path / "out").exists()
+
+
 def test_restore_refuses_a_ciphertext_where_the_report_goes(files, cli_runner, tmp_path):
     """A ciphertext report/grid.png would be overwritten by the report's grid (issue 29)."""
     for folder in ("ct", "truth"):
