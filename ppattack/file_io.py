@@ -74,9 +74,17 @@ def is_staging(path: Path, folder: Path) -> bool:
 
 def files_below(folder: Path, pattern: str = "*", suffixes: Sequence[str] | None = None) -> list[Path]:
     """The files matching ``pattern`` at any depth below ``folder`` (with one of ``suffixes``,
-    case-insensitive, when given), sorted, leaving out staging folders' contents."""
-    return sorted(p for p in folder.rglob(pattern)
-                  if (suffixes is None or p.suffix.lower() in suffixes) and p.is_file() and not is_staging(p, folder))
+    case-insensitive, when given), sorted, leaving out staging folders' contents. A matching
+    link to a missing file is a :class:`DataError` (it was left out without a word)."""
+    found = []
+    for path in folder.rglob(pattern):
+        if (suffixes is not None and path.suffix.lower() not in suffixes) or is_staging(path, folder):
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_symlink() and not path.exists():
+            raise DataError(f"{path} is a link to a missing file: remove the link or restore what it points to")
+    return sorted(found)
 
 
 def existing_folder_above(out_dir: str | os.PathLike) -> Path:

@@ -514,6 +514,19 @@ def test_encrypt_writes_nothing_when_an_output_folder_is_a_file(tmp_path, cli_ru
     assert listing(out) == {"sub": b"mine"}
 
 
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_a_link_to_a_missing_image_is_refused_not_skipped(tmp_path, cli_runner, command):
+    """A folder's b.png linking to a deleted file was left out without a word: encrypt wrote
+    one image of two, exit 0 (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo()).save(tmp_path / "photos" / "a.png")
+    (tmp_path / "photos" / "b.png").symlink_to(tmp_path / "deleted.png")
+    result = cli_runner.invoke(cli, [command, "--key", str(key), str(tmp_path / "photos"), "-o", str(tmp_path / "out")])
+    refused(result, "b.png is a link to a missing file")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_encrypt_leaves_no_new_folders(tmp_path, cli_runner):
     """A refused image (found while encrypting) leaves neither OUTDIR nor the folders above it."""
     key = keygen(cli_runner, tmp_path / "key.json")
