@@ -527,6 +527,13 @@ def test_a_link_to_a_missing_image_is_refused_not_skipped(tmp_path, cli_runner, 
     assert not (tmp_path / "out").exists()
 
 
+def test_an_input_that_is_a_device_is_not_called_missing(tmp_path, cli_runner):
+    """/dev/null as an input was reported as "does not exist" (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    refused(encrypt(cli_runner, key, Path("/dev/null"), tmp_path / "out"), "/dev/null is neither a file nor a folder")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_encrypt_leaves_no_new_folders(tmp_path, cli_runner):
     """A refused image (found while encrypting) leaves neither OUTDIR nor the folders above it."""
     key = keygen(cli_runner, tmp_path / "key.json")
