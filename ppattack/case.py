@@ -92,12 +92,23 @@ def resolve(config: RunConfig) -> Resolved:
     attack_accepts = set(ATTACKS.get(config.attack).declared_params())
     cipher_params: dict[str, Any] = {}
     attack_params: dict[str, Any] = {}
+    spelled: dict[tuple[str, str], str] = {}  # (component, parameter) -> the name that set it
+
+    def give(component: str, params: dict[str, Any], bare: str, value: Any, name: str) -> None:
+        """Set ``params[bare]``; two spellings (``K``, ``cipher.K``) with different values are
+        an error, since the last one given would win."""
+        earlier = spelled.setdefault((component, bare), name)
+        if earlier != name and params[bare] != value:
+            raise ParameterError(f"the {component}'s parameter '{bare}' is given twice, as '{earlier}' and "
+                                 f"'{name}', with different values: give it once")
+        params[bare] = value
+
     for name, value in config.params.items():
         target, _, bare = name.rpartition(".")
         if target == "cipher" and bare in cipher_accepts:
-            cipher_params[bare] = value
+            give("cipher", cipher_params, bare, value, name)
         elif target == "attack" and bare in attack_accepts:
-            attack_params[bare] = value
+            give("attack", attack_params, bare, value, name)
         elif target:
             raise ParameterError(f"parameter '{name}' is not taken by the {target} "
                                  f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
@@ -105,9 +116,9 @@ def resolve(config: RunConfig) -> Resolved:
             if name in settings:
                 settings[name] = value
             if name in cipher_accepts:
-                cipher_params[name] = value
+                give("cipher", cipher_params, name, value, name)
             if name in attack_accepts:
-                attack_params[name] = value
+                give("attack", attack_params, name, value, name)
         else:
             raise ParameterError(f"no preset value, cipher '{config.cipher}' or attack "
                                  f"'{config.attack}' takes parameter '{name}' (preset values: "

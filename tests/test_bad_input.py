@@ -442,6 +442,16 @@ def test_an_audit_refuses_a_parameter_no_audited_attack_takes(tmp_path, cli_runn
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.parametrize("first, second", [("block_size=4", "cipher.block_size=8"),
+                                           ("cipher.block_size=8", "block_size=4")])
+def test_a_parameter_given_bare_and_prefixed_with_two_values_is_refused(tmp_path, cli_runner, first, second):
+    """block_size=4 with cipher.block_size=8 ran with whichever came last (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", first, "--param", second, "--out", str(tmp_path / "run")])
+    refused(result, "parameter 'block_size' is given twice", "with different values")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monkeypatch, encrypted):
     """Exit status 1 means only "a regression": a crash inside ppattack is 2, never 1."""
     import ppattack.files
