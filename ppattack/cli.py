@@ -274,7 +274,7 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
     from .registry import create_cipher
 
     out = Path(out_path)
-    if not out.name or out.name == "..":
+    if not out.name or out.name == ".." or out_path.endswith(("/", os.sep)):  # "key.json/" names a folder
         raise DataError(f"-o {out_path!r} names no file: give the key file's name, e.g. -o key.json")
     if out.exists() and not force:
         raise DataError(f"{out_path} exists: refusing to overwrite a key (data encrypted with it "

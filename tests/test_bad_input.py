@@ -668,6 +668,14 @@ def test_audit_refuses_a_file_where_a_case_folder_goes_before_the_work(tmp_path,
     assert listing(out) == {"fr": None, "fr/coa": b"mine"}
 
 
+def test_keygen_refuses_a_key_path_ending_in_a_slash(tmp_path, cli_runner):
+    """-o key.json/ names a folder; a key file key.json was written (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--param", "block_size=4", "--shape", "3,32,32",
+                                     "-o", f"{tmp_path / 'key.json'}/"])
+    refused(result, "names no file")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keygen_without_shape_is_a_usage_error(tmp_path, cli_runner):
     """It was "unexpected TypeError" (click 8.3 drops `required` when default=None is passed)."""
     result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "-o", str(tmp_path / "key.json")])
