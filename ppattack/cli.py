@@ -7,6 +7,7 @@ with no traceback unless ``--debug`` is given before the command; 130 interrupte
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -108,6 +109,8 @@ class PPAttackGroup(click.Group):
         own_process = args is None and threading.current_thread() is threading.main_thread()
         if own_process:  # the process's own command line (not a test's or a caller's)
             signal.signal(signal.SIGTERM, stop)
+        if isinstance(sys.stdout, io.TextIOWrapper):  # as stderr is: a name that is not UTF-8
+            sys.stdout.reconfigure(errors="backslashreplace")  # cannot fail a finished command
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:  # bare `ppattack`: the help, not an error
             argv = ["--help"]

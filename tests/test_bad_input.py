@@ -452,6 +452,18 @@ def test_a_parameter_given_bare_and_prefixed_with_two_values_is_refused(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_an_output_folder_named_in_another_encoding_is_printed_not_a_failure(tmp_path, cli_runner):
+    """An --out name that is not UTF-8 (Latin-1 caf\xe9) made printing the summary fail after
+    the results were in place: exit 2, "unexpected UnicodeEncodeError" (issue 29)."""
+    import os
+
+    out = tmp_path / os.fsdecode(b"caf\xe9")
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "caf\\udce9" in result.stdout and (out / "result.json").is_file()
+
+
 def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monkeypatch, encrypted):
     """Exit status 1 means only "a regression": a crash inside ppattack is 2, never 1."""
     import ppattack.files
