@@ -177,7 +177,7 @@ def _catalogue(spec: str, data_root: str | os.PathLike | None) -> _Catalogue:
         for split, files in splits.items():
             for path, _ in files:
                 stat = path.stat()
-                listing.update(f"{split}/{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+                listing.update(os.fsencode(f"{split}/{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n"))
         return _Catalogue("folder", f"folder-{folder.resolve()}-{listing.hexdigest()}",
                           MAX_SIDE, lambda: _open_folder(splits))
     raise UnknownComponentError(f"unknown dataset '{spec}': use samples, cifar10, cifar100 or folder:PATH")

@@ -464,6 +464,23 @@ def test_an_output_folder_named_in_another_encoding_is_printed_not_a_failure(tmp
     assert "caf\\udce9" in result.stdout and (out / "result.json").is_file()
 
 
+def test_a_folder_dataset_with_names_in_another_encoding_runs(tmp_path, cli_runner):
+    """A class folder or image named in Latin-1 (caf\xe9) failed the dataset's identity:
+    "unexpected UnicodeEncodeError", exit 2 (issue 29)."""
+    import os
+
+    for split in ("train", "test"):
+        for label, name in enumerate(["plain", os.fsdecode(b"caf\xe9")]):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for seed in range(3):
+                Image.fromarray(photo(seed=seed + 3 * label)).save(tmp_path / "data" / split / name / f"{name}{seed}.png")
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", "image_size=32",
+                                     "--dataset", f"folder:{tmp_path / 'data'}", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "result.json").is_file()
+
+
 def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monkeypatch, encrypted):
     """Exit status 1 means only "a regression": a crash inside ppattack is 2, never 1."""
     import ppattack.files
