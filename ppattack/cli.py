@@ -18,7 +18,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import click
 
@@ -346,18 +346,22 @@ RUN_OPTIONS = CASE_OPTIONS + (
 )
 
 
-def check_writable(folder: Path, dataset: str | None = None, data_root: str | None = None) -> None:
+def check_writable(folder: Path, dataset: str | None = None, data_root: str | None = None,
+                   params: Mapping[str, Any] | None = None) -> None:
     """Fail now, with exit status 2, when ``folder`` could not be created or written later, or
     when it overlaps the folder of a ``folder:PATH`` ``dataset`` (the results would land
-    among its images) or the ``--data-root`` (where datasets are read and downloaded)."""
+    among its images) or the ``--data-root`` (where datasets are read and downloaded). A
+    ``dataset`` in ``params`` (``--param dataset=...``) wins over ``dataset``, as in the run."""
     from .file_io import check_apart
+
+    dataset = (params or {}).get("dataset", dataset)
 
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
-    if dataset and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
+    if isinstance(dataset, str) and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
         check_apart(folder, {"dataset": Path(dataset[len("folder:"):]).expanduser()})
     if data_root:
         check_apart(folder, {"data root": Path(data_root).expanduser()})
@@ -398,7 +402,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])  # before the work, not after it
+    check_writable(out, options["dataset"], options["data_root"], config.params)  # before the work
     check_placeable(out, RUN_FILES)
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
@@ -424,8 +428,8 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     from .harness import RunConfig
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
+    check_writable(out, options["dataset"], options["data_root"], values["params"])
     template = RunConfig(cipher="*", attack="*", **values)  # each cell sets its cipher and attack
     with status("bench ...") as spinner:
         result = run_bench(split_names(ciphers), split_names(attacks), out, template, recorded=tuple(values),
@@ -453,8 +457,8 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     from .harness import RunConfig
 
     out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
+    check_writable(out, options["dataset"], options["data_root"], values["params"])
     template = RunConfig(cipher=cipher_name, attack="*", **values)  # each case sets its attack
     with status(f"auditing {cipher_name} ...") as spinner:
         result = run_audit(cipher_name, out, template, budget=budget, attacks=split_names(attacks),
@@ -601,9 +605,11 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
                         "[[bound]] entries in a baseline of their own")
     if out_dir:
         check_writable(Path(out_dir))
-        for dataset, root in ({(b.case.dataset, b.case.data_root) for b in bounds}
-                              | {(a.options.get("dataset"), a.options.get("data_root")) for a in audits}):
-            check_writable(Path(out_dir), dataset, root)  # the kept runs never land among the data
+        for bound in bounds:  # the kept runs never land among the data
+            check_writable(Path(out_dir), bound.case.dataset, bound.case.data_root, dict(bound.case.params))
+        for entry in audits:
+            check_writable(Path(out_dir), entry.options.get("dataset"), entry.options.get("data_root"),
+                           entry.options.get("params"))
     # the runs the check makes are kept in --out only once every bound was measured
     with status("checking bounds ..."), \
             (staged_output(out_dir) if out_dir else contextlib.nullcontext(None)) as kept:

@@ -850,6 +850,31 @@ def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_ru
     assert listing(tmp_path) == before
 
 
+@pytest.mark.parametrize("command", [["run", "--cipher", "proposed", "--attack", "fr"],
+                                     ["audit", "--cipher", "proposed", "--attacks", "fr"],
+                                     ["bench", "--ciphers", "proposed", "--attacks", "fr"]])
+def test_results_are_not_written_among_a_param_datasets_images(tmp_path, cli_runner, monkeypatch, command):
+    """`--param dataset=folder:PATH` (a preset value, as --dataset) escaped the check: the
+    results landed among the images, in a class folder (exit 0; issue 29)."""
+    import ppattack.audit
+    import ppattack.bench
+    import ppattack.harness
+
+    def run(config, **options):
+        raise AssertionError("the work started")
+
+    for module in (ppattack.harness, ppattack.audit, ppattack.bench):
+        monkeypatch.setattr(module, "run", run)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(photo(seed=len(name))).save(tmp_path / "data" / name / "0.png")
+    before = listing(tmp_path)
+    result = cli_runner.invoke(cli, [*command, "--no-accuracy", "--param", f"dataset=folder:{tmp_path / 'data'}",
+                                     "--out", str(tmp_path / "data" / "a")])
+    refused(result, "dataset folder", "apart from the inputs")
+    assert listing(tmp_path) == before
+
+
 def jpeg_turned(path: Path, array: np.ndarray, orientation: int) -> np.ndarray:
     """Save ``array`` as a JPEG whose EXIF orientation is ``orientation``; return its pixels as
     displayed (decoded, then turned as the tag says)."""
