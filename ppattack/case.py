@@ -76,6 +76,8 @@ class Resolved:
 
 #: Preset values that must be positive integers (None: no limit, for the max_* values).
 COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test", "classifier_batch")
+#: The counts that may be None (no limit; known_pairs: as many as the attack asks for).
+UNBOUNDED = ("known_pairs", "max_train", "max_test")
 
 
 def resolve(config: RunConfig) -> Resolved:
@@ -124,8 +126,8 @@ def resolve(config: RunConfig) -> Resolved:
                                  f"'{config.attack}' takes parameter '{name}' (preset values: "
                                  f"{sorted(settings)})")
     for name in COUNTS:  # the harness's own numbers; the components check theirs
-        if settings.get(name) is not None:
-            settings[name] = parse_int_param(name, settings[name])
+        if settings.get(name) is not None or name not in UNBOUNDED:  # image_size=null is no size
+            settings[name] = parse_int_param(name, settings.get(name))
     if "block_size" in cipher_accepts:
         cipher_params.setdefault("block_size", settings["block_size"])
     return Resolved(settings, cipher_params, attack_params)

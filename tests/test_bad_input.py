@@ -425,6 +425,15 @@ def test_a_bare_folder_dataset_is_refused(tmp_path, cli_runner):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("name", ["image_size", "block_size", "targets"])
+def test_a_count_given_as_null_is_refused(tmp_path, cli_runner, name):
+    """--param image_size=null reached int(None): "unexpected TypeError" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                     "--param", f"{name}=null", "--out", str(tmp_path / "run")])
+    refused(result, f"parameter {name} must be an integer, got None")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])
