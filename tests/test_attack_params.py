@@ -129,3 +129,16 @@ def test_a_training_budget_that_trains_nothing_is_refused(tmp_path, cli_runner, 
                                      "--param", param, "--out", str(tmp_path / "out")])
     refused(result, fragment)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("attack, param, fragment", [
+    ("fr", "attack.icm_iterations=-1", "icm_iterations must be >= 0"),
+    ("keyrec", "attack.reg=nan", "reg must be finite and >= 0"), ("keyrec", "attack.restarts=0", "restarts at least 1"),
+    ("jigsaw", "attack.reg=-inf", "reg must be finite and >= 0"), ("jigsaw", "attack.top=0", "top and max_public")])
+def test_a_solver_parameter_out_of_range_is_refused(tmp_path, cli_runner, attack, param, fragment):
+    """fr's icm_iterations=-1 and keyrec's reg=nan ran, exit 0 (keyrec with an "All-NaN slice"
+    warning; issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", attack, "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", param, "--out", str(tmp_path / "out")])
+    refused(result, fragment)
+    assert not (tmp_path / "out").exists()
