@@ -102,8 +102,8 @@ class GAN(TrainedAttack):
         super().__init__(**common)
         self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
         self.check_budget(self.lr_g, self.lr_d)
-        if self.d_width < 1 or self.batch_size < 1:
-            raise ParameterError(f"{self.name}: d_width and batch_size must be >= 1")
+        if min(self.d_width, self.batch_size, 1 if self.g_width is None else self.g_width) < 1:
+            raise ParameterError(f"{self.name}: g_width, d_width and batch_size must be >= 1")
         if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
             raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
         self.generator: nn.Module | None = None

@@ -124,6 +124,9 @@ class ITN(TrainedAttack):
         self.check_budget(self.lr)
         if min(self.width, self.depth, self.batch_size) < 1:
             raise ParameterError("itn width, depth and batch_size must be >= 1")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.ssim_weight < math.inf) or (self.eval_every or 0) < 0:
+            raise ParameterError(f"itn val_fraction must lie in [0, 1) (got {self.val_fraction}), ssim_weight be "
+                                 f"finite and >= 0 (got {self.ssim_weight}), eval_every >= 0 (got {self.eval_every})")
         self.net: UNet | None = None
         self._transforms: UnitTransforms | None = None
 

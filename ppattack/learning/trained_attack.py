@@ -89,7 +89,7 @@ class TrainedAttack(Attack):
             raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
         if self.steps is not None and self.steps < 1:
             raise ParameterError(f"{self.name} steps must be >= 1, got {self.steps}")
-        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and 0 < self.epochs < math.inf):
             raise ParameterError(f"{self.name} epochs must be a finite number > 0, got {self.epochs}")
         if not all(math.isfinite(lr) and lr > 0 for lr in learning_rates):
             raise ParameterError(f"{self.name} learning rates must be finite and > 0, got "
