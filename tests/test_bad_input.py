@@ -425,6 +425,13 @@ def test_a_bare_folder_dataset_is_refused(tmp_path, cli_runner):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("cipher", ["etc", "le"])
+def test_a_block_size_given_as_true_is_refused(cli_runner, cipher):
+    """--param block_size=true was read as block size 1 (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["info", "--cipher", cipher, "--param", "block_size=true", "--shape", "3,32,32"])
+    refused(result, "block_size must be an integer, got True")
+
+
 @pytest.mark.parametrize("name", ["image_size", "block_size", "targets"])
 def test_a_count_given_as_null_is_refused(tmp_path, cli_runner, name):
     """--param image_size=null reached int(None): "unexpected TypeError" (issue 29)."""
