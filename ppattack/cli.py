@@ -94,7 +94,11 @@ class Interrupted(Exception):
 
 
 def stop(signum: int, frame: Any) -> None:
-    """SIGTERM stops a command as Ctrl-C does (exit status 130, staged outputs discarded)."""
+    """SIGINT (Ctrl-C) and SIGTERM stop a command (exit status 130, staged outputs discarded);
+    another one while it stops is ignored (a second Ctrl-C printed a traceback from the
+    interpreter's shutdown, which waits for a batch being read)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -108,6 +112,7 @@ class PPAttackGroup(click.Group):
     def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
         own_process = args is None and threading.current_thread() is threading.main_thread()
         if own_process:  # the process's own command line (not a test's or a caller's)
+            signal.signal(signal.SIGINT, stop)
             signal.signal(signal.SIGTERM, stop)
         if isinstance(sys.stdout, io.TextIOWrapper):  # as stderr is: a name that is not UTF-8
             sys.stdout.reconfigure(errors="backslashreplace")  # cannot fail a finished command

@@ -843,6 +843,35 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing(tmp_path, cli_runner):
     assert listing(tmp_path) == before
 
 
+def test_a_second_ctrl_c_while_stopping_prints_nothing_more(tmp_path, cli_runner):
+    """Ctrl-C twice: the second one, while the interpreter shut down, printed a KeyboardInterrupt
+    traceback after the error line (issue 29)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, os, signal, sys, time\n"
+        "import ppattack.files\n"
+        "def again():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "def write_png(*args, **kwargs):\n"
+        "    atexit.register(again)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(1)\n"
+        "ppattack.files.write_png = write_png\n"
+        "import ppattack.cli\n"
+        "sys.argv = ['ppattack'] + sys.argv[1:]\n"
+        "ppattack.cli.main()\n")
+    key = keygen(cli_runner, tmp_path / "key.json")
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    done = subprocess.run([sys.executable, "-c", script, "encrypt", "--key", str(key), str(tmp_path / "a.png"),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", ["run", "audit"])
 def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_runner, monkeypatch, command):
     """`--out` inside `folder:PATH` put result files (and an audit's fr/coa/grid.png, a new
