@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 
 from .errors import DataError, ShapeError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -75,10 +78,17 @@ def is_staging(path: Path, folder: Path) -> bool:
 def files_below(folder: Path, pattern: str = "*", suffixes: Sequence[str] | None = None) -> list[Path]:
     """The files matching ``pattern`` at any depth below ``folder`` (with one of ``suffixes``,
     case-insensitive, when given), sorted, leaving out staging folders' contents. A matching
-    link to a missing file is a :class:`DataError` (it was left out without a word)."""
+    link to a missing file is a :class:`DataError`, a link to a folder (not followed) a warning:
+    both were left out without a word."""
     found = []
     for path in folder.rglob(pattern):
-        if (suffixes is not None and path.suffix.lower() not in suffixes) or is_staging(path, folder):
+        if is_staging(path, folder):
+            continue
+        if path.is_symlink() and path.is_dir():
+            log.warning("%s is a link to a folder, which is not followed: its files are left out "
+                        "(give the folder itself)", path)
+            continue
+        if suffixes is not None and path.suffix.lower() not in suffixes:
             continue
         if path.is_file():
             found.append(path)

@@ -582,6 +582,20 @@ def test_a_link_to_a_missing_image_is_refused_not_skipped(tmp_path, cli_runner, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_link_to_a_folder_among_the_inputs_is_named_in_a_warning(tmp_path, cli_runner):
+    """A linked sub-folder is not followed; its images were left out without a word (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    for folder, seed in (("photos", 0), ("elsewhere", 1)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(photo(seed=seed)).save(tmp_path / folder / "a.png")
+    (tmp_path / "photos" / "more").symlink_to(tmp_path / "elsewhere")
+    result = encrypt(cli_runner, key, tmp_path / "photos", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("wrote 1 image(s)"), result.stderr
+    assert lines[0].startswith("warning: ") and "more is a link to a folder, which is not followed" in lines[0]
+
+
 def test_an_input_that_is_a_device_is_not_called_missing(tmp_path, cli_runner):
     """/dev/null as an input was reported as "does not exist" (issue 29)."""
     key = keygen(cli_runner, tmp_path / "key.json")
