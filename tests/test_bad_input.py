@@ -522,6 +522,15 @@ def test_a_gpu_index_beyond_the_gpus_present_is_refused(tmp_path, cli_runner, mo
     assert not out.exists()
 
 
+@pytest.mark.parametrize("device", ["mps", "meta"])
+def test_a_device_torch_knows_but_ppattack_does_not_is_refused(tmp_path, cli_runner, device):
+    """--device mps failed deep in the run as "unexpected NotImplementedError" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--device", device, "--out", str(tmp_path / "run")])
+    refused(result, f"unknown device '{device}': use auto, cpu or cuda")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_explicit_gpu_under_torchrun_is_refused(tmp_path, cli_runner, monkeypatch):
     """Under torchrun every rank takes cuda:LOCAL_RANK; `--device cuda:0` would put all ranks on
     one GPU (NCCL rejects that), so it is refused with what to give instead."""
