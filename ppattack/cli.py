@@ -357,7 +357,7 @@ def check_writable(folder: Path, dataset: str | None = None, data_root: str | No
     when it overlaps the folder of a ``folder:PATH`` ``dataset`` (the results would land
     among its images) or the ``--data-root`` (where datasets are read and downloaded). A
     ``dataset`` in ``params`` (``--param dataset=...``) wins over ``dataset``, as in the run."""
-    from .file_io import check_apart
+    from .file_io import check_apart, user_path
 
     dataset = (params or {}).get("dataset", dataset)
 
@@ -367,9 +367,9 @@ def check_writable(folder: Path, dataset: str | None = None, data_root: str | No
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
     if isinstance(dataset, str) and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
-        check_apart(folder, {"dataset": Path(dataset[len("folder:"):]).expanduser()})
+        check_apart(folder, {"dataset": user_path(dataset[len("folder:"):])})
     if data_root:
-        check_apart(folder, {"data root": Path(data_root).expanduser()})
+        check_apart(folder, {"data root": user_path(data_root)})
 
 
 def run_options(command, options=RUN_OPTIONS):

@@ -75,6 +75,15 @@ def is_staging(path: Path, folder: Path) -> bool:
     return any(part.startswith(STAGING_PREFIX) for part in path.relative_to(folder).parts[:-1])
 
 
+def user_path(text: str) -> Path:
+    """``text`` as a path, a leading ``~`` or ``~user`` expanded; :class:`DataError` when the
+    home folder cannot be found (an unknown user)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as e:  # pathlib: "Could not determine home directory."
+        raise DataError(f"cannot expand '~' in {text}: {e}") from None
+
+
 def files_below(folder: Path, pattern: str = "*", suffixes: Sequence[str] | None = None) -> list[Path]:
     """The files matching ``pattern`` at any depth below ``folder`` (with one of ``suffixes``,
     case-insensitive, when given), sorted, leaving out staging folders' contents. A matching

@@ -441,6 +441,17 @@ def test_a_count_given_as_null_is_refused(tmp_path, cli_runner, name):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option", [["--dataset", "folder:~no-such-user-29/data"],
+                                    ["--dataset", "cifar10", "--data-root", "~no-such-user-29/data"]])
+def test_a_home_folder_of_an_unknown_user_is_bad_input(tmp_path, cli_runner, option):
+    """folder:~nobody/... failed as "unexpected RuntimeError: Could not determine home
+    directory" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     *option, "--out", str(tmp_path / "run")])
+    refused(result, "cannot expand '~' in ~no-such-user-29/data")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])
