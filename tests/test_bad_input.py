@@ -317,6 +317,17 @@ def tampered(tmp_path, result_dir: Path, change) -> Path:
     return folder
 
 
+def test_a_case_that_fails_once_it_runs_is_named(tmp_path, cli_runner):
+    """A bound whose attack turns out not to apply only once it runs (pe under keyrec) failed
+    with the attack's message alone: which bound of the baseline was it? (issue 29)"""
+    baseline = tmp_path / "b.toml"
+    baseline.write_text('[defaults]\ndataset = "samples"\nlimit = 4\n\n[[bound]]\ncipher = "pe"\n'
+                        'attack = "keyrec"\nmax_ssim = 0.5\n')
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(tmp_path / "kept")])
+    refused(result, "the case pe / keyrec [quick]: ", "uses a key per image")
+    assert not (tmp_path / "kept").exists()
+
+
 def test_a_valid_result_is_used_without_running(tmp_path, cli_runner, result_dir):
     """The control for the tampering tests below: the untouched result passes."""
     result = check_with(cli_runner, tmp_path, tampered(tmp_path, result_dir, lambda d: None))
