@@ -276,6 +276,7 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
            force: bool) -> None:
     """Generate a key and write it (permissions 0600). The key is never printed. Missing
     folders above it are created, as for every command's outputs, only once it is written."""
+    from . import key_parsing
     from .file_io import check_placeable, staged_output
     from .keys import save_key
     from .params import parse_assignments
@@ -292,6 +293,10 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
     key = cipher.generate_key(parse_shape(shape), seed=seed)
     with staged_output(out.parent) as staging:  # no new folder is left behind by a failure
         save_key(key, staging / out.name)
+        size = (staging / out.name).stat().st_size
+        if size > key_parsing.MAX_KEY_BYTES:  # encrypt and decrypt would refuse to read it
+            raise DataError(f"the key for shape {shape} would be a file of {size >> 20} MiB, more than ppattack "
+                            f"reads ({key_parsing.MAX_KEY_BYTES >> 20} MiB): use a larger block_size or smaller images")
     click.echo(f"wrote {cipher.name} key for shape {','.join(map(str, key.shape))} to {out_path} "
                f"({cipher.key_space_bits(key.shape):.2f} key-space bits)", err=True)
 

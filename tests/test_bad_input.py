@@ -807,6 +807,18 @@ def test_a_key_file_with_a_field_given_twice_is_refused(tmp_path, cli_runner):
     assert not (tmp_path / "out").exists()
 
 
+def test_keygen_refuses_a_key_larger_than_ppattack_reads(tmp_path, cli_runner, monkeypatch):
+    """keygen wrote a key beyond the size bound of key files (over 1 GiB from about 35000x35000
+    pixels at block size 4), which encrypt then refused to read (issue 29)."""
+    import ppattack.key_parsing
+
+    monkeypatch.setattr(ppattack.key_parsing, "MAX_KEY_BYTES", 2 << 10)
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--param", "block_size=4", "--shape", "3,64,64",
+                                     "-o", str(tmp_path / "keys" / "key.json")])
+    refused(result, "more than ppattack reads (0 MiB)", "use a larger block_size")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_key_file_is_read_with_a_size_bound(tmp_path, cli_runner, monkeypatch):
     """`--key /dev/zero` read without end; a file beyond the bound is refused unread."""
     import ppattack.key_parsing
