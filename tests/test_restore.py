@@ -173,6 +173,18 @@ def test_restore_refuses_plain_images_overlapping_the_ciphertexts(files, cli_run
     assert not (tmp_path / "out").exists()
 
 
+def test_restore_takes_a_truth_folder_holding_the_ciphertexts(files, cli_runner, tmp_path):
+    """Truth images are looked up by the ciphertexts' names, so plain images beside a ct/
+    folder of their ciphertexts are a truth folder like any other."""
+    for path in (files / "truth").iterdir():
+        shutil.copy(path, files / path.name)
+    result = cli_runner.invoke(cli, ["restore", "--attack", "keyrec", "--cipher", "proposed", "--param",
+                                     f"block_size={BLOCK}", "--ciphertexts", str(files / "ct"), "--public",
+                                     str(files / "public"), "--truth", str(files), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "report" / "result.json").is_file()
+
+
 def test_restore_refuses_a_ciphertext_where_the_report_goes(files, cli_runner, tmp_path):
     """A ciphertext report/grid.png would be overwritten by the report's grid (issue 29)."""
     for folder in ("ct", "truth"):
