@@ -49,7 +49,7 @@ from .threat import ThreatView, check_threat_model
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; other values are passed to torch.
+    """``"auto"`` -> CUDA when present, else CPU; ``"cpu"`` and ``"cuda[:N]"`` are passed to torch.
 
     Under torchrun, ``"auto"`` and ``"cuda"`` mean this rank's GPU, ``cuda:$LOCAL_RANK``; an
     explicit ``cuda:N`` there is refused (every rank would share one GPU, which NCCL rejects), as
@@ -60,7 +60,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError:
-        raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):  # torch knows mps, meta, ...: ppattack does not
+        raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError("device cuda was requested but CUDA is not available: use --device cpu")
     if resolved.type == "cuda" and resolved.index is not None and launched():

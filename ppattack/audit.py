@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .version import __version__
-from .bench import cell_params, expand
+from .bench import cell_params, check_params_taken, expand
 from .cipher import parse_int_param
 from .errors import DataError, MemoryNeedError, ParameterError, ShapeError
 from .case import config_options
@@ -211,6 +211,9 @@ def run_audit(cipher: str, out_dir: str | Path, template: RunConfig, *, budget: 
     out = Path(out_dir)
     check_placeable(out, [*AUDIT_FILES, *(Path(attack, threat, name) for attack, threat in cases
                                           for name in RUN_FILES)])
+    check_params_taken([replace(shared, attack=attack, threat=threat, control=True,
+                                attack_budget=attack_budget(attack, AUDIT_BUDGETS[budget].attacks))
+                        for attack, threat in cases], template.params)
     records: list[AuditCase] = []
     results: dict[tuple[str, str], RunResult] = {}
     accuracy: Accuracy | None = None

@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -108,6 +108,17 @@ def cell_params(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     return taken, ignored
 
 
+def check_params_taken(configs: Sequence[RunConfig],
+                       params: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """:func:`cell_params` of every config; a ``K=V`` parameter that no config takes raises
+    the error resolving it gives (a typo would otherwise be ignored by every cell)."""
+    routed = [cell_params(config) for config in configs]
+    for name, value in params.items():
+        if all(name in ignored for _, ignored in routed):
+            resolve(replace(configs[0], params={name: value}))  # its message
+    return routed
+
+
 def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Path, template: RunConfig, *,
               recorded: Sequence[str] | None = None, progress: Progress | None = None) -> BenchResult | None:
     """Run the cipher x attack matrix and write its files into ``out_dir``.
@@ -132,10 +143,7 @@ def run_bench(ciphers: Sequence[str], attacks: Sequence[str], out_dir: str | Pat
     out = Path(out_dir)
     check_placeable(out, [*BENCH_FILES, *(Path(c, a, name) for c in ciphers for a in attacks for name in RUN_FILES)])
     configs = [replace(template, cipher=c, attack=a) for c in ciphers for a in attacks]
-    routed = [cell_params(config) for config in configs]
-    for name, value in template.params.items():
-        if all(name in ignored for _, ignored in routed):
-            resolve(replace(configs[0], params={name: value}))  # its message
+    routed = check_params_taken(configs, template.params)
     cell_configs = [replace(config, params=taken) for config, (taken, _) in zip(configs, routed)]
     check_cells_memory(cell_configs)
     outcomes = run_cells(cell_configs, progress)

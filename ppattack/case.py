@@ -76,6 +76,8 @@ class Resolved:
 
 #: Preset values that must be positive integers (None: no limit, for the max_* values).
 COUNTS = ("image_size", "block_size", "known_pairs", "targets", "max_train", "max_test", "classifier_batch")
+#: The counts that may be None (no limit; known_pairs: as many as the attack asks for).
+UNBOUNDED = ("known_pairs", "max_train", "max_test")
 
 
 def resolve(config: RunConfig) -> Resolved:
@@ -92,12 +94,23 @@ def resolve(config: RunConfig) -> Resolved:
     attack_accepts = set(ATTACKS.get(config.attack).declared_params())
     cipher_params: dict[str, Any] = {}
     attack_params: dict[str, Any] = {}
+    spelled: dict[tuple[str, str], str] = {}  # (component, parameter) -> the name that set it
+
+    def give(component: str, params: dict[str, Any], bare: str, value: Any, name: str) -> None:
+        """Set ``params[bare]``; two spellings (``K``, ``cipher.K``) with different values are
+        an error, since the last one given would win."""
+        earlier = spelled.setdefault((component, bare), name)
+        if earlier != name and params[bare] != value:
+            raise ParameterError(f"the {component}'s parameter '{bare}' is given twice, as '{earlier}' and "
+                                 f"'{name}', with different values: give it once")
+        params[bare] = value
+
     for name, value in config.params.items():
         target, _, bare = name.rpartition(".")
         if target == "cipher" and bare in cipher_accepts:
-            cipher_params[bare] = value
+            give("cipher", cipher_params, bare, value, name)
         elif target == "attack" and bare in attack_accepts:
-            attack_params[bare] = value
+            give("attack", attack_params, bare, value, name)
         elif target:
             raise ParameterError(f"parameter '{name}' is not taken by the {target} "
                                  f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
@@ -105,16 +118,16 @@ def resolve(config: RunConfig) -> Resolved:
             if name in settings:
                 settings[name] = value
             if name in cipher_accepts:
-                cipher_params[name] = value
+                give("cipher", cipher_params, name, value, name)
             if name in attack_accepts:
-                attack_params[name] = value
+                give("attack", attack_params, name, value, name)
         else:
             raise ParameterError(f"no preset value, cipher '{config.cipher}' or attack "
                                  f"'{config.attack}' takes parameter '{name}' (preset values: "
                                  f"{sorted(settings)})")
     for name in COUNTS:  # the harness's own numbers; the components check theirs
-        if settings.get(name) is not None:
-            settings[name] = parse_int_param(name, settings[name])
+        if settings.get(name) is not None or name not in UNBOUNDED:  # image_size=null is no size
+            settings[name] = parse_int_param(name, settings.get(name))
     if "block_size" in cipher_accepts:
         cipher_params.setdefault("block_size", settings["block_size"])
     return Resolved(settings, cipher_params, attack_params)

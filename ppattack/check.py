@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import DataError, ParameterError
+from .errors import DataError, ParameterError, PPAttackError
 from .file_io import files_below
 from .records import RunRecord
 from .schemas import schema_errors
@@ -378,9 +378,12 @@ def run_case(case: Case, out_dir: Path | None, accuracy: bool = True) -> RunReco
     from .report import write_run
 
     log.info("running %s", case.label())
-    result = run(RunConfig(cipher=case.cipher, attack=case.attack, dataset=case.dataset,
-                           data_root=case.data_root, preset=case.preset, params=dict(case.params),
-                           seed=case.seed, limit=case.limit, threat=case.threat, accuracy=accuracy))
+    try:
+        result = run(RunConfig(cipher=case.cipher, attack=case.attack, dataset=case.dataset,
+                               data_root=case.data_root, preset=case.preset, params=dict(case.params),
+                               seed=case.seed, limit=case.limit, threat=case.threat, accuracy=accuracy))
+    except PPAttackError as e:  # found only once the case runs: say which bound's case it was
+        raise type(e)(f"the case {case.label()}: {e}") from None
     if out_dir is not None and world().is_main:  # under torchrun, rank 0 writes
         digest = hashlib.sha256(case.label().encode() + repr(case).encode()).hexdigest()[:10]
         write_run(result, out_dir / f"{case.cipher}-{case.attack}-{case.preset}-{digest}")

@@ -366,7 +366,7 @@ def parse_int_param(name: str, value: Any, *, minimum: int = 1, even: bool = Fal
     """Validate an integer parameter given in code or as a command-line string."""
     try:
         number = int(value)
-        if isinstance(value, float) and number != value:
+        if isinstance(value, bool) or (isinstance(value, float) and number != value):  # true is no size
             raise ValueError
     except (TypeError, ValueError, OverflowError):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."

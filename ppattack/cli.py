@@ -7,6 +7,7 @@ with no traceback unless ``--debug`` is given before the command; 130 interrupte
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import click
 
@@ -93,7 +94,11 @@ class Interrupted(Exception):
 
 
 def stop(signum: int, frame: Any) -> None:
-    """SIGTERM stops a command as Ctrl-C does (exit status 130, staged outputs discarded)."""
+    """SIGINT (Ctrl-C) and SIGTERM stop a command (exit status 130, staged outputs discarded);
+    another one while it stops is ignored (a second Ctrl-C printed a traceback from the
+    interpreter's shutdown, which waits for a batch being read)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -107,7 +112,10 @@ class PPAttackGroup(click.Group):
     def main(self, args=None, prog_name=None, **extra: Any):  # noqa: D102
         own_process = args is None and threading.current_thread() is threading.main_thread()
         if own_process:  # the process's own command line (not a test's or a caller's)
+            signal.signal(signal.SIGINT, stop)
             signal.signal(signal.SIGTERM, stop)
+        if isinstance(sys.stdout, io.TextIOWrapper):  # as stderr is: a name that is not UTF-8
+            sys.stdout.reconfigure(errors="backslashreplace")  # cannot fail a finished command
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:  # bare `ppattack`: the help, not an error
             argv = ["--help"]
@@ -268,13 +276,14 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
            force: bool) -> None:
     """Generate a key and write it (permissions 0600). The key is never printed. Missing
     folders above it are created, as for every command's outputs, only once it is written."""
+    from . import key_parsing
     from .file_io import check_placeable, staged_output
     from .keys import save_key
     from .params import parse_assignments
     from .registry import create_cipher
 
     out = Path(out_path)
-    if not out.name or out.name == "..":
+    if not out.name or out.name == ".." or out_path.endswith(("/", os.sep)):  # "key.json/" names a folder
         raise DataError(f"-o {out_path!r} names no file: give the key file's name, e.g. -o key.json")
     if out.exists() and not force:
         raise DataError(f"{out_path} exists: refusing to overwrite a key (data encrypted with it "
@@ -284,6 +293,10 @@ def keygen(cipher_name: str, params: tuple[str, ...], shape: str, seed: int | No
     key = cipher.generate_key(parse_shape(shape), seed=seed)
     with staged_output(out.parent) as staging:  # no new folder is left behind by a failure
         save_key(key, staging / out.name)
+        size = (staging / out.name).stat().st_size
+        if size > key_parsing.MAX_KEY_BYTES:  # encrypt and decrypt would refuse to read it
+            raise DataError(f"the key for shape {shape} would be a file of {size >> 20} MiB, more than ppattack "
+                            f"reads ({key_parsing.MAX_KEY_BYTES >> 20} MiB): use a larger block_size or smaller images")
     click.echo(f"wrote {cipher.name} key for shape {','.join(map(str, key.shape))} to {out_path} "
                f"({cipher.key_space_bits(key.shape):.2f} key-space bits)", err=True)
 
@@ -343,21 +356,25 @@ RUN_OPTIONS = CASE_OPTIONS + (
 )
 
 
-def check_writable(folder: Path, dataset: str | None = None, data_root: str | None = None) -> None:
+def check_writable(folder: Path, dataset: str | None = None, data_root: str | None = None,
+                   params: Mapping[str, Any] | None = None) -> None:
     """Fail now, with exit status 2, when ``folder`` could not be created or written later, or
     when it overlaps the folder of a ``folder:PATH`` ``dataset`` (the results would land
-    among its images) or the ``--data-root`` (where datasets are read and downloaded)."""
-    from .file_io import check_apart
+    among its images) or the ``--data-root`` (where datasets are read and downloaded). A
+    ``dataset`` in ``params`` (``--param dataset=...``) wins over ``dataset``, as in the run."""
+    from .file_io import check_apart, user_path
+
+    dataset = (params or {}).get("dataset", dataset)
 
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"cannot write results to {folder}: {existing} is not a writable folder")
-    if dataset and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
-        check_apart(folder, {"dataset": Path(dataset[len("folder:"):]).expanduser()})
+    if isinstance(dataset, str) and dataset.startswith("folder:") and dataset[len("folder:"):].strip():
+        check_apart(folder, {"dataset": user_path(dataset[len("folder:"):])})
     if data_root:
-        check_apart(folder, {"data root": Path(data_root).expanduser()})
+        check_apart(folder, {"data root": user_path(data_root)})
 
 
 def run_options(command, options=RUN_OPTIONS):
@@ -395,7 +412,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
 
     config = RunConfig(cipher=cipher_name, attack=attack_name, **run_config_values(options))
     out = Path(out_dir or f"runs/{cipher_name}-{attack_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])  # before the work, not after it
+    check_writable(out, options["dataset"], options["data_root"], config.params)  # before the work
     check_placeable(out, RUN_FILES)
     with status(f"running {attack_name} against {cipher_name} ..."):
         result = run_case(config)
@@ -421,8 +438,8 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
     from .harness import RunConfig
 
     out = Path(out_dir or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
+    check_writable(out, options["dataset"], options["data_root"], values["params"])
     template = RunConfig(cipher="*", attack="*", **values)  # each cell sets its cipher and attack
     with status("bench ...") as spinner:
         result = run_bench(split_names(ciphers), split_names(attacks), out, template, recorded=tuple(values),
@@ -450,8 +467,8 @@ def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **op
     from .harness import RunConfig
 
     out = Path(out_dir or f"runs/audit-{cipher_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_writable(out, options["dataset"], options["data_root"])
     values = run_config_values(options)
+    check_writable(out, options["dataset"], options["data_root"], values["params"])
     template = RunConfig(cipher=cipher_name, attack="*", **values)  # each case sets its attack
     with status(f"auditing {cipher_name} ...") as spinner:
         result = run_audit(cipher_name, out, template, budget=budget, attacks=split_names(attacks),
@@ -598,9 +615,11 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
                         "[[bound]] entries in a baseline of their own")
     if out_dir:
         check_writable(Path(out_dir))
-        for dataset, root in ({(b.case.dataset, b.case.data_root) for b in bounds}
-                              | {(a.options.get("dataset"), a.options.get("data_root")) for a in audits}):
-            check_writable(Path(out_dir), dataset, root)  # the kept runs never land among the data
+        for bound in bounds:  # the kept runs never land among the data
+            check_writable(Path(out_dir), bound.case.dataset, bound.case.data_root, dict(bound.case.params))
+        for entry in audits:
+            check_writable(Path(out_dir), entry.options.get("dataset"), entry.options.get("data_root"),
+                           entry.options.get("params"))
     # the runs the check makes are kept in --out only once every bound was measured
     with status("checking bounds ..."), \
             (staged_output(out_dir) if out_dir else contextlib.nullcontext(None)) as kept:

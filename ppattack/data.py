@@ -25,7 +25,7 @@ from .runtime.distributed import main_first
 from .errors import DataError, UnknownComponentError
 from .images.disk_cache import MAX_SIDE, CacheSource, Decoder, ImageCache
 from .images.image_set import ImageSet, fit_square_batch
-from .file_io import IMAGE_SUFFIXES, files_below, read_image_exact
+from .file_io import IMAGE_SUFFIXES, files_below, read_image_exact, user_path
 from .offline import offline, offline_flag
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,13 @@ def _catalogue(spec: str, data_root: str | os.PathLike | None) -> _Catalogue:
     if spec.startswith("folder:"):
         if not spec[len("folder:"):].strip():
             raise DataError("dataset 'folder:' names no folder: give folder:PATH (use folder:. for the current one)")
-        folder = Path(spec[len("folder:"):]).expanduser()
+        folder = user_path(spec[len("folder:"):])
         splits = _folder_files(folder)
         listing = hashlib.sha256()
         for split, files in splits.items():
             for path, _ in files:
                 stat = path.stat()
-                listing.update(f"{split}/{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+                listing.update(os.fsencode(f"{split}/{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n"))
         return _Catalogue("folder", f"folder-{folder.resolve()}-{listing.hexdigest()}",
                           MAX_SIDE, lambda: _open_folder(splits))
     raise UnknownComponentError(f"unknown dataset '{spec}': use samples, cifar10, cifar100 or folder:PATH")

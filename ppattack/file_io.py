@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 
 from .errors import DataError, ShapeError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -72,11 +75,35 @@ def is_staging(path: Path, folder: Path) -> bool:
     return any(part.startswith(STAGING_PREFIX) for part in path.relative_to(folder).parts[:-1])
 
 
+def user_path(text: str) -> Path:
+    """``text`` as a path, a leading ``~`` or ``~user`` expanded; :class:`DataError` when the
+    home folder cannot be found (an unknown user)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as e:  # pathlib: "Could not determine home directory."
+        raise DataError(f"cannot expand '~' in {text}: {e}") from None
+
+
 def files_below(folder: Path, pattern: str = "*", suffixes: Sequence[str] | None = None) -> list[Path]:
     """The files matching ``pattern`` at any depth below ``folder`` (with one of ``suffixes``,
-    case-insensitive, when given), sorted, leaving out staging folders' contents."""
-    return sorted(p for p in folder.rglob(pattern)
-                  if (suffixes is None or p.suffix.lower() in suffixes) and p.is_file() and not is_staging(p, folder))
+    case-insensitive, when given), sorted, leaving out staging folders' contents. A matching
+    link to a missing file is a :class:`DataError`, a link to a folder (not followed) a warning:
+    both were left out without a word."""
+    found = []
+    for path in folder.rglob(pattern):
+        if is_staging(path, folder):
+            continue
+        if path.is_symlink() and path.is_dir():
+            log.warning("%s is a link to a folder, which is not followed: its files are left out "
+                        "(give the folder itself)", path)
+            continue
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_symlink() and not path.exists():
+            raise DataError(f"{path} is a link to a missing file: remove the link or restore what it points to")
+    return sorted(found)
 
 
 def existing_folder_above(out_dir: str | os.PathLike) -> Path:

@@ -55,6 +55,8 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
             pairs += [(p, out_dir / p.relative_to(item).with_suffix(".png")) for p in files]
         elif item.is_file():
             pairs.append((item, out_dir / (item.stem + ".png")))
+        elif item.exists():  # a device, a pipe, a socket
+            raise DataError(f"input {item} is neither a file nor a folder: give image files or folders")
         else:
             raise DataError(f"input {item} does not exist")
     names = [target.relative_to(out_dir) for _, target in pairs]

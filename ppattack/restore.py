@@ -79,6 +79,20 @@ def read_batch(files: list[Path], what: str, *, exact: bool = False, as_displaye
     return torch.stack(images)
 
 
+def check_plain_apart(ciphertexts_dir: Path, public_dir: Path, truth_dir: Path | None) -> None:
+    """Raise :class:`DataError` when a folder of plain images is or lies inside the ciphertexts
+    folder, or the public folder holds it (compared resolved): the folder scans would read
+    plain images as ciphertexts, or ciphertexts as public images (truth images are looked up
+    by name, so a truth folder may hold the ciphertexts folder)."""
+    ciphertexts = ciphertexts_dir.resolve()
+    for what, folder, scanned in (("public", public_dir, True), ("truth", truth_dir, False)):
+        where = folder.resolve() if folder is not None else None
+        if where is not None and (where == ciphertexts or ciphertexts in where.parents
+                                  or (scanned and where in ciphertexts.parents)):
+            raise DataError(f"the {what} folder {folder} overlaps the ciphertexts folder {ciphertexts_dir}: "
+                            f"the {what} images are plain images; give them in a folder apart from the ciphertexts")
+
+
 def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, public_dir: Path, out_dir: Path, *,
                   params: Mapping[str, Any] | None = None, truth_dir: Path | None = None, preset: str = "quick",
                   seed: int = 0, device: str = "auto", lpips_weights: str | None = None) -> RestoreResult:
@@ -90,6 +104,7 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
     succeeded (:func:`~ppattack.file_io.staged_output`)."""
     started = time.time()
     check_apart(out_dir, {"ciphertexts": ciphertexts_dir, "public": public_dir, "truth": truth_dir})
+    check_plain_apart(ciphertexts_dir, public_dir, truth_dir)
     attack_class = ATTACKS.get(attack_name)
     threat = next((t for t in FILE_THREATS if t in attack_class.threat_models), None)
     if threat is None:

@@ -150,3 +150,35 @@ def test_sia_gan_declares_its_own_paper_defaults_over_gan():
     assert (sia.g_width, sia.d_width, sia.epochs, sia.lr_g, sia.lr_d) == (64, 128, 100, 1e-4, 4e-4)
     assert (gan.g_width, gan.d_width, gan.epochs, gan.lr_g, gan.lr_d) == (None, 64, 25, 2e-4, 2e-4)
     assert ppattack.create_attack("sia-gan", budget="quick", device="cpu", d_width=128).d_width == 128
+
+
+@pytest.mark.parametrize("attack, param, fragment", [
+    ("itn", "attack.steps=-1", "steps must be >= 1"), ("itn", "attack.steps=0", "steps must be >= 1"),
+    ("itn", "attack.lr=inf", "learning rates must be finite"), ("gan", "attack.lr_d=nan", "learning rates must be finite"),
+    ("sia-gan", "attack.epochs=-2", "epochs must be a finite number > 0"),
+    ("itn", "attack.epochs=nan", "epochs must be a finite number > 0, got nan"),
+    ("itn", "attack.val_fraction=nan", "val_fraction must lie in [0, 1)"), ("itn", "attack.ssim_weight=-1", "ssim_weight"),
+    ("itn", "attack.eval_every=-1", "eval_every >= 0"), ("gan", "attack.g_width=-1", "g_width, d_width and batch_size")])
+def test_a_training_budget_that_trains_nothing_is_refused(tmp_path, cli_runner, attack, param, fragment):
+    """steps=-1 or 0 reported an untrained network as the attack's result, and lr=inf one
+    trained into NaN (exit 0 both), as did ssim_weight=-1, eval_every=-1; val_fraction=nan and
+    g_width=-1 failed as unexpected errors (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "plain", "--attack", attack, "--no-accuracy", "--limit", "4",
+                                     "--param", param, "--out", str(tmp_path / "out")])
+    refused(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("attack, param, fragment", [
+    ("fr", "attack.icm_iterations=-1", "icm_iterations must be >= 0"),
+    ("keyrec", "attack.reg=nan", "reg must be finite and >= 0"), ("keyrec", "attack.restarts=0", "restarts at least 1"),
+    ("jigsaw", "attack.reg=-inf", "reg must be finite and >= 0"), ("jigsaw", "attack.top=0", "top and max_public"),
+    ("model-leak", "attack.restarts=0", "restarts and max_ciphertexts"),
+    ("model-leak", "attack.max_ciphertexts=-1", "restarts and max_ciphertexts")])
+def test_a_solver_parameter_out_of_range_is_refused(tmp_path, cli_runner, attack, param, fragment):
+    """fr's icm_iterations=-1, keyrec's reg=nan and model-leak's restarts=-1 ran, exit 0 (keyrec
+    with an "All-NaN slice" warning; issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", attack, "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", param, "--out", str(tmp_path / "out")])
+    refused(result, fragment)
+    assert not (tmp_path / "out").exists()

@@ -317,6 +317,17 @@ def tampered(tmp_path, result_dir: Path, change) -> Path:
     return folder
 
 
+def test_a_case_that_fails_once_it_runs_is_named(tmp_path, cli_runner):
+    """A bound whose attack turns out not to apply only once it runs (pe under keyrec) failed
+    with the attack's message alone: which bound of the baseline was it? (issue 29)"""
+    baseline = tmp_path / "b.toml"
+    baseline.write_text('[defaults]\ndataset = "samples"\nlimit = 4\n\n[[bound]]\ncipher = "pe"\n'
+                        'attack = "keyrec"\nmax_ssim = 0.5\n')
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(tmp_path / "kept")])
+    refused(result, "the case pe / keyrec [quick]: ", "uses a key per image")
+    assert not (tmp_path / "kept").exists()
+
+
 def test_a_valid_result_is_used_without_running(tmp_path, cli_runner, result_dir):
     """The control for the tampering tests below: the untouched result passes."""
     result = check_with(cli_runner, tmp_path, tampered(tmp_path, result_dir, lambda d: None))
@@ -425,10 +436,87 @@ def test_a_bare_folder_dataset_is_refused(tmp_path, cli_runner):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("cipher", ["etc", "le"])
+def test_a_block_size_given_as_true_is_refused(cli_runner, cipher):
+    """--param block_size=true was read as block size 1 (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["info", "--cipher", cipher, "--param", "block_size=true", "--shape", "3,32,32"])
+    refused(result, "block_size must be an integer, got True")
+
+
+@pytest.mark.parametrize("name", ["image_size", "block_size", "targets"])
+def test_a_count_given_as_null_is_refused(tmp_path, cli_runner, name):
+    """--param image_size=null reached int(None): "unexpected TypeError" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy",
+                                     "--param", f"{name}=null", "--out", str(tmp_path / "run")])
+    refused(result, f"parameter {name} must be an integer, got None")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option", [["--dataset", "folder:~no-such-user-29/data"],
+                                    ["--dataset", "cifar10", "--data-root", "~no-such-user-29/data"]])
+def test_a_home_folder_of_an_unknown_user_is_bad_input(tmp_path, cli_runner, option):
+    """folder:~nobody/... failed as "unexpected RuntimeError: Could not determine home
+    directory" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     *option, "--out", str(tmp_path / "run")])
+    refused(result, "cannot expand '~' in ~no-such-user-29/data")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])
     refused(result, "parameter 'block_size' is given twice")
+
+
+@pytest.mark.parametrize("param, fragment", [("attack.foo=1", "'attack.foo' is not taken"),
+                                             ("foo=1", "takes parameter 'foo'")])
+def test_an_audit_refuses_a_parameter_no_audited_attack_takes(tmp_path, cli_runner, param, fragment):
+    """`run` and `bench` refused a misspelt parameter; `audit` ignored it and wrote its audit
+    as if it were not given (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["audit", "--cipher", "proposed", "--attacks", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", param, "--out", str(tmp_path / "a")])
+    refused(result, fragment)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("first, second", [("block_size=4", "cipher.block_size=8"),
+                                           ("cipher.block_size=8", "block_size=4")])
+def test_a_parameter_given_bare_and_prefixed_with_two_values_is_refused(tmp_path, cli_runner, first, second):
+    """block_size=4 with cipher.block_size=8 ran with whichever came last (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", first, "--param", second, "--out", str(tmp_path / "run")])
+    refused(result, "parameter 'block_size' is given twice", "with different values")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_folder_named_in_another_encoding_is_printed_not_a_failure(tmp_path, cli_runner):
+    """An --out name that is not UTF-8 (Latin-1 caf\xe9) made printing the summary fail after
+    the results were in place: exit 2, "unexpected UnicodeEncodeError" (issue 29)."""
+    import os
+
+    out = tmp_path / os.fsdecode(b"caf\xe9")
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "caf\\udce9" in result.stdout and (out / "result.json").is_file()
+
+
+def test_a_folder_dataset_with_names_in_another_encoding_runs(tmp_path, cli_runner):
+    """A class folder or image named in Latin-1 (caf\xe9) failed the dataset's identity:
+    "unexpected UnicodeEncodeError", exit 2 (issue 29)."""
+    import os
+
+    for split in ("train", "test"):
+        for label, name in enumerate(["plain", os.fsdecode(b"caf\xe9")]):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for seed in range(3):
+                Image.fromarray(photo(seed=seed + 3 * label)).save(tmp_path / "data" / split / name / f"{name}{seed}.png")
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--param", "block_size=4", "--param", "image_size=32",
+                                     "--dataset", f"folder:{tmp_path / 'data'}", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "result.json").is_file()
 
 
 def test_an_unforeseen_error_is_one_line_and_status_2(tmp_path, cli_runner, monkeypatch, encrypted):
@@ -454,6 +542,15 @@ def test_a_gpu_index_beyond_the_gpus_present_is_refused(tmp_path, cli_runner, mo
                                      "--device", "cuda:7", "--out", str(out)])
     refused(result, "cuda:7 does not exist", "2 GPU(s)")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["mps", "meta"])
+def test_a_device_torch_knows_but_ppattack_does_not_is_refused(tmp_path, cli_runner, device):
+    """--device mps failed deep in the run as "unexpected NotImplementedError" (issue 29)."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "proposed", "--attack", "fr", "--no-accuracy", "--limit", "4",
+                                     "--device", device, "--out", str(tmp_path / "run")])
+    refused(result, f"unknown device '{device}': use auto, cpu or cuda")
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_explicit_gpu_under_torchrun_is_refused(tmp_path, cli_runner, monkeypatch):
@@ -501,6 +598,40 @@ def test_encrypt_writes_nothing_when_an_output_folder_is_a_file(tmp_path, cli_ru
     (out / "sub").write_text("mine")
     refused(encrypt(cli_runner, key, tmp_path / "photos", out), "sub", "is a file")
     assert listing(out) == {"sub": b"mine"}
+
+
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_a_link_to_a_missing_image_is_refused_not_skipped(tmp_path, cli_runner, command):
+    """A folder's b.png linking to a deleted file was left out without a word: encrypt wrote
+    one image of two, exit 0 (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo()).save(tmp_path / "photos" / "a.png")
+    (tmp_path / "photos" / "b.png").symlink_to(tmp_path / "deleted.png")
+    result = cli_runner.invoke(cli, [command, "--key", str(key), str(tmp_path / "photos"), "-o", str(tmp_path / "out")])
+    refused(result, "b.png is a link to a missing file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_link_to_a_folder_among_the_inputs_is_named_in_a_warning(tmp_path, cli_runner):
+    """A linked sub-folder is not followed; its images were left out without a word (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    for folder, seed in (("photos", 0), ("elsewhere", 1)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(photo(seed=seed)).save(tmp_path / folder / "a.png")
+    (tmp_path / "photos" / "more").symlink_to(tmp_path / "elsewhere")
+    result = encrypt(cli_runner, key, tmp_path / "photos", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("wrote 1 image(s)"), result.stderr
+    assert lines[0].startswith("warning: ") and "more is a link to a folder, which is not followed" in lines[0]
+
+
+def test_an_input_that_is_a_device_is_not_called_missing(tmp_path, cli_runner):
+    """/dev/null as an input was reported as "does not exist" (issue 29)."""
+    key = keygen(cli_runner, tmp_path / "key.json")
+    refused(encrypt(cli_runner, key, Path("/dev/null"), tmp_path / "out"), "/dev/null is neither a file nor a folder")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_failed_encrypt_leaves_no_new_folders(tmp_path, cli_runner):
@@ -627,6 +758,14 @@ def test_audit_refuses_a_file_where_a_case_folder_goes_before_the_work(tmp_path,
     assert listing(out) == {"fr": None, "fr/coa": b"mine"}
 
 
+def test_keygen_refuses_a_key_path_ending_in_a_slash(tmp_path, cli_runner):
+    """-o key.json/ names a folder; a key file key.json was written (exit 0; issue 29)."""
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--param", "block_size=4", "--shape", "3,32,32",
+                                     "-o", f"{tmp_path / 'key.json'}/"])
+    refused(result, "names no file")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keygen_without_shape_is_a_usage_error(tmp_path, cli_runner):
     """It was "unexpected TypeError" (click 8.3 drops `required` when default=None is passed)."""
     result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "-o", str(tmp_path / "key.json")])
@@ -666,6 +805,18 @@ def test_a_key_file_with_a_field_given_twice_is_refused(tmp_path, cli_runner):
     Image.fromarray(photo()).save(tmp_path / "a.png")
     refused(encrypt(cli_runner, key, tmp_path / "a.png", tmp_path / "out"), str(key), "'cipher' twice")
     assert not (tmp_path / "out").exists()
+
+
+def test_keygen_refuses_a_key_larger_than_ppattack_reads(tmp_path, cli_runner, monkeypatch):
+    """keygen wrote a key beyond the size bound of key files (over 1 GiB from about 35000x35000
+    pixels at block size 4), which encrypt then refused to read (issue 29)."""
+    import ppattack.key_parsing
+
+    monkeypatch.setattr(ppattack.key_parsing, "MAX_KEY_BYTES", 2 << 10)
+    result = cli_runner.invoke(cli, ["keygen", "--cipher", "proposed", "--param", "block_size=4", "--shape", "3,64,64",
+                                     "-o", str(tmp_path / "keys" / "key.json")])
+    refused(result, "more than ppattack reads (0 MiB)", "use a larger block_size")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_key_file_is_read_with_a_size_bound(tmp_path, cli_runner, monkeypatch):
@@ -749,6 +900,35 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing(tmp_path, cli_runner):
     assert listing(tmp_path) == before
 
 
+def test_a_second_ctrl_c_while_stopping_prints_nothing_more(tmp_path, cli_runner):
+    """Ctrl-C twice: the second one, while the interpreter shut down, printed a KeyboardInterrupt
+    traceback after the error line (issue 29)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, os, signal, sys, time\n"
+        "import ppattack.files\n"
+        "def again():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "def write_png(*args, **kwargs):\n"
+        "    atexit.register(again)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(1)\n"
+        "ppattack.files.write_png = write_png\n"
+        "import ppattack.cli\n"
+        "sys.argv = ['ppattack'] + sys.argv[1:]\n"
+        "ppattack.cli.main()\n")
+    key = keygen(cli_runner, tmp_path / "key.json")
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    done = subprocess.run([sys.executable, "-c", script, "encrypt", "--key", str(key), str(tmp_path / "a.png"),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", ["run", "audit"])
 def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_runner, monkeypatch, command):
     """`--out` inside `folder:PATH` put result files (and an audit's fr/coa/grid.png, a new
@@ -768,6 +948,31 @@ def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_ru
     args = ["--cipher", "proposed", "--no-accuracy", "--dataset", f"folder:{tmp_path / 'data'}",
             "--out", str(tmp_path / "data" / "results")]
     result = cli_runner.invoke(cli, [command, *args, *(["--attack"] if command == "run" else ["--attacks"]), "fr"])
+    refused(result, "dataset folder", "apart from the inputs")
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", [["run", "--cipher", "proposed", "--attack", "fr"],
+                                     ["audit", "--cipher", "proposed", "--attacks", "fr"],
+                                     ["bench", "--ciphers", "proposed", "--attacks", "fr"]])
+def test_results_are_not_written_among_a_param_datasets_images(tmp_path, cli_runner, monkeypatch, command):
+    """`--param dataset=folder:PATH` (a preset value, as --dataset) escaped the check: the
+    results landed among the images, in a class folder (exit 0; issue 29)."""
+    import ppattack.audit
+    import ppattack.bench
+    import ppattack.harness
+
+    def run(config, **options):
+        raise AssertionError("the work started")
+
+    for module in (ppattack.harness, ppattack.audit, ppattack.bench):
+        monkeypatch.setattr(module, "run", run)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(photo(seed=len(name))).save(tmp_path / "data" / name / "0.png")
+    before = listing(tmp_path)
+    result = cli_runner.invoke(cli, [*command, "--no-accuracy", "--param", f"dataset=folder:{tmp_path / 'data'}",
+                                     "--out", str(tmp_path / "data" / "a")])
     refused(result, "dataset folder", "apart from the inputs")
     assert listing(tmp_path) == before
 

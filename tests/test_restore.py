@@ -159,6 +159,32 @@ def test_restore_refuses_an_output_folder_overlapping_an_input(files, cli_runner
     assert snapshot(files) == before
 
 
+@pytest.mark.parametrize("option, folder", [("--public", "ct"), ("--truth", "ct"), ("--public", "."),
+                                            ("--truth", "ct/sub")])
+def test_restore_refuses_plain_images_overlapping_the_ciphertexts(files, cli_runner, tmp_path, option, folder):
+    """--public or --truth the ciphertexts folder (or one holding it): the ciphertexts were read
+    as the attacker's plain images, or scored as their own truth (exit 0; issue 29)."""
+    (files / "ct" / "sub").mkdir()
+    given = {"--public": files / "public", "--truth": files / "truth", option: files / folder}
+    result = cli_runner.invoke(cli, ["restore", "--attack", "keyrec", "--cipher", "proposed", "--param",
+                                     f"block_size={BLOCK}", "--ciphertexts", str(files / "ct"),
+                                     *(str(v) for item in given.items() for v in item), "-o", str(tmp_path / "out")])
+    refused(result, f"the {option[2:]} folder", "overlaps the ciphertexts folder")
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_takes_a_truth_folder_holding_the_ciphertexts(files, cli_runner, tmp_path):
+    """Truth images are looked up by the ciphertexts' names, so plain images beside a ct/
+    folder of their ciphertexts are a truth folder like any other."""
+    for path in (files / "truth").iterdir():
+        shutil.copy(path, files / path.name)
+    result = cli_runner.invoke(cli, ["restore", "--attack", "keyrec", "--cipher", "proposed", "--param",
+                                     f"block_size={BLOCK}", "--ciphertexts", str(files / "ct"), "--public",
+                                     str(files / "public"), "--truth", str(files), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "report" / "result.json").is_file()
+
+
 def test_restore_refuses_a_ciphertext_where_the_report_goes(files, cli_runner, tmp_path):
     """A ciphertext report/grid.png would be overwritten by the report's grid (issue 29)."""
     for folder in ("ct", "truth"):

@@ -297,6 +297,8 @@ class FR(Attack):
         self.store_params(locals())
         if self.solver not in ("auto", "fold", "edge"):
             raise ParameterError(f"fr solver must be auto, fold or edge, got {self.solver!r}")
+        if self.icm_iterations < 0:
+            raise ParameterError(f"fr icm_iterations must be >= 0, got {self.icm_iterations}")
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher = view.cipher

@@ -92,10 +92,9 @@ class GAN(TrainedAttack):
                  c_width: int = 64, polarity: bool = True, **common: Any):
         super().__init__(**common)
         self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
-        if self.steps is None and self.epochs is None:
-            raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
-        if self.d_width < 1 or self.batch_size < 1 or min(self.lr_g, self.lr_d) <= 0:
-            raise ParameterError(f"{self.name}: d_width and batch_size must be >= 1, learning rates > 0")
+        self.check_budget(self.lr_g, self.lr_d)
+        if min(self.d_width, self.batch_size, 1 if self.g_width is None else self.g_width) < 1:
+            raise ParameterError(f"{self.name}: g_width, d_width and batch_size must be >= 1")
         if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
             raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
         self.generator: nn.Module | None = None

@@ -136,10 +136,12 @@ class ITN(TrainedAttack):
             raise ParameterError(f"itn schedule must be constant or cosine, got {self.schedule!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ParameterError(f"itn optimizer must be sgd or adam, got {self.optimizer!r}")
-        if self.steps is None and self.epochs is None:
-            raise ParameterError("itn needs steps or epochs: pass --param steps=N")
-        if min(self.width, self.depth, self.batch_size) < 1 or self.lr <= 0:
-            raise ParameterError("itn width, depth and batch_size must be >= 1 and lr > 0")
+        self.check_budget(self.lr)
+        if min(self.width, self.depth, self.batch_size) < 1:
+            raise ParameterError("itn width, depth and batch_size must be >= 1")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.ssim_weight < math.inf) or (self.eval_every or 0) < 0:
+            raise ParameterError(f"itn val_fraction must lie in [0, 1) (got {self.val_fraction}), ssim_weight be "
+                                 f"finite and >= 0 (got {self.ssim_weight}), eval_every >= 0 (got {self.eval_every})")
         self.net: UNet | None = None
         self._transforms: UnitTransforms | None = None
 

@@ -33,6 +33,7 @@ neighbour comparison, largest component; :mod:`ppattack.solvers.keyscore`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -181,6 +182,9 @@ class Jigsaw(Attack):
                  top: int = 3, max_public: int = 500, **common):
         super().__init__(**common)
         self.store_params(locals())
+        if not (math.isfinite(self.reg) and self.reg >= 0) or min(self.top, self.max_public) < 1:
+            raise ParameterError(f"jigsaw reg must be finite and >= 0 (got {self.reg}), top and max_public "
+                                 f"at least 1 (got {self.top}, {self.max_public})")
 
     def public_images_wanted(self) -> int:
         return self.max_public

@@ -106,6 +106,9 @@ class KeyRec(Attack):
                 or self.mirror_steps < 0:
             raise ParameterError("max_ciphertexts, max_public, mirror_public and mirror_width must be at least 1, "
                                  "mirror_steps at least 0")
+        if not (math.isfinite(self.reg) and self.reg >= 0) or self.restarts < 1:
+            raise ParameterError(f"keyrec reg must be finite and >= 0 (got {self.reg}), restarts at least 1 "
+                                 f"(got {self.restarts})")
 
     def public_images_wanted(self) -> int:
         return max(self.max_public, self.mirror_public)

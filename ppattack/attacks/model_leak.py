@@ -220,6 +220,9 @@ class ModelLeak(Attack):
     def __init__(self, *, restarts: int = 8, max_ciphertexts: int = 200, **common):
         super().__init__(**common)
         self.store_params(locals())
+        if min(self.restarts, self.max_ciphertexts) < 1:
+            raise ParameterError(f"model-leak restarts and max_ciphertexts must be at least 1 (got {self.restarts}, "
+                                 f"{self.max_ciphertexts})")
 
     def reconstruct(self, view: ThreatView) -> AttackResult:
         cipher, shape = view.cipher, tuple(view.plain_shape)

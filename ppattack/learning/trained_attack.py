@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..attack import Attack
+from ..errors import ParameterError
 from ..threat import ThreatView
 from .cache import cached
 from ..runtime.digest import tensor_digest
@@ -79,6 +80,20 @@ class TrainedAttack(Attack):
         if self.steps is not None:
             return int(self.steps)
         return math.ceil(float(self.epochs) * examples / (batch_size or self.batch_size))
+
+    def check_budget(self, *learning_rates: float) -> None:
+        """Raise :class:`ParameterError` unless ``steps`` (when given) is >= 1, ``epochs`` (when
+        given) a finite number > 0 and every learning rate finite and > 0: a budget that trains
+        nothing, or diverges at once, would report an untrained network as a result."""
+        if self.steps is None and self.epochs is None:
+            raise ParameterError(f"{self.name} needs steps or epochs: pass --param steps=N")
+        if self.steps is not None and self.steps < 1:
+            raise ParameterError(f"{self.name} steps must be >= 1, got {self.steps}")
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and 0 < self.epochs < math.inf):
+            raise ParameterError(f"{self.name} epochs must be a finite number > 0, got {self.epochs}")
+        if not all(math.isfinite(lr) and lr > 0 for lr in learning_rates):
+            raise ParameterError(f"{self.name} learning rates must be finite and > 0, got "
+                                 f"{', '.join(map(str, learning_rates))}")
 
     # -- one training step -------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
