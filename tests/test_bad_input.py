@@ -900,6 +900,31 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing(tmp_path, cli_runner):
     assert listing(tmp_path) == before
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_command_loads_stops_it_with_one_line(tmp_path, signame):
+    """Ctrl-C or SIGTERM while `ppattack` imports the package (torch: seconds) printed a
+    KeyboardInterrupt traceback, or aborted in torch's C++ code (issue 29). The entry point
+    notes it and stops with the interrupted line and 130. The signal is sent by an import hook
+    as the package starts to load, so the test does not depend on timing."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "import ppattack_entry\n"
+        "class SignalOnLoad:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == 'ppattack': os.kill(os.getpid(), signal.{signame})\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, SignalOnLoad())\n"
+        "sys.argv = ['ppattack', 'list']\n"
+        "ppattack_entry.main()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted; outputs appear only when a command completes"], done.stderr
+    assert done.stdout == ""
+
+
 def test_a_second_ctrl_c_while_stopping_prints_nothing_more(tmp_path, cli_runner):
     """Ctrl-C twice: the second one, while the interpreter shut down, printed a KeyboardInterrupt
     traceback after the error line (issue 29)."""
