@@ -16,6 +16,9 @@ from .keys import KEY_FORMAT, MAX_SIDE, Key
 from .registry import create_cipher
 
 
+#: The fields of a key document (docs/protocol.md, "Key files"), in the order keygen writes them.
+KEY_FIELDS = ("format", "cipher", "params", "shape", "material")
+
 #: Integers in a key file are at most this many digits: a 256-bit seed (a key per image) has up to
 #: 78; each field's own range is checked after parsing. Python refuses to parse beyond 4300.
 MAX_KEY_DIGITS = 80
@@ -92,9 +95,13 @@ def key_from_json(document: Any, cipher: Cipher | None = None) -> Key:
     """
     if not isinstance(document, dict):
         raise KeyFileError("not a key document (expected a JSON object)")
-    for name in ("format", "cipher", "params", "shape", "material"):
+    for name in KEY_FIELDS:
         if name not in document:
             raise KeyFileError(f"field '{name}' is missing")
+    unknown = sorted(set(document) - set(KEY_FIELDS))
+    if unknown:
+        raise KeyFileError(f"field {unknown[0]!r} is not a field of a key file ({', '.join(KEY_FIELDS)}): "
+                           "remove it, or regenerate the key with `ppattack keygen`")
     if not isinstance(document["cipher"], str):
         raise KeyFileError("field 'cipher' must be a cipher name (a string)")
     if document["format"] != KEY_FORMAT:
@@ -118,6 +125,10 @@ def key_from_json(document: Any, cipher: Cipher | None = None) -> Key:
         elif document["params"] != cipher.params:
             raise KeyFileError(f"field 'params' is {document['params']!r}, expected {cipher.params!r}")
         cipher.check_shape(tuple(shape))
+        for name, value in document["params"].items():  # as written: no "4" read as 4, no true as 1
+            if json.dumps(value) != json.dumps(cipher.params.get(name)):
+                raise KeyFileError(f"field 'params.{name}' is {value!r}, which the cipher reads as "
+                                   f"{cipher.params.get(name)!r}: write {json.dumps(cipher.params.get(name))}")
     except KeyFileError:
         raise
     except PPAttackError as e:

@@ -81,6 +81,9 @@ def test_hand_written_key_works(tmp_path):
     (lambda d: d["material"].update(pixel_perm=[0.5, 1, 2, 3]), "material.pixel_perm' must hold integers"),
     (lambda d: d["material"].pop("pixel_perm"), "material.pixel_perm' is missing"),
     (lambda d: d["material"].update(extra=[1]), "material.extra' is not a key field"),
+    (lambda d: d.update(comment="mine"), "field 'comment' is not a field of a key file"),
+    (lambda d: d.update(params={"block_size": "4"}), "field 'params.block_size' is '4', which the cipher reads as 4"),
+    (lambda d: d.update(params={"block_size": 4.0}), "field 'params.block_size' is 4.0"),
 ])
 def test_invalid_key_fields_are_named(tmp_path, change, message):
     document = proposed_key().to_json()
