@@ -111,8 +111,11 @@ def resolve(config: RunConfig) -> Resolved:
             give("cipher", cipher_params, bare, value, name)
         elif target == "attack" and bare in attack_accepts:
             give("attack", attack_params, bare, value, name)
-        elif target:
+        elif target in ("cipher", "attack"):
             raise ParameterError(f"parameter '{name}' is not taken by the {target} "
+                                 f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
+        elif target:
+            raise ParameterError(f"parameter '{name}': a prefix is 'cipher.' or 'attack.' only, then one name "
                                  f"(cipher takes: {sorted(cipher_accepts)}; attack takes: {sorted(attack_accepts)})")
         elif name in settings or name in cipher_accepts or name in attack_accepts:
             if name in settings:

@@ -142,7 +142,9 @@ def restore_files(attack_name: str, cipher_name: str, ciphertexts_dir: Path, pub
             raise ShapeError(f"truth images are {truth.shape[2]}x{truth.shape[3]}, the ciphertexts {shape[1]}x{shape[2]}")
     names = [p.relative_to(ciphertexts_dir).with_suffix(".png") for p in files]
     if len(set(names)) != len(names):
-        raise DataError("two ciphertexts differ only in their suffix and would be restored to one PNG: rename one")
+        first = next(i for i, name in enumerate(names) if names.index(name) != i)
+        raise DataError(f"ciphertexts {files[names.index(names[first])].name} and {files[first].name} differ "
+                        f"only in their suffix and would be restored to one PNG: rename one")
     report_names: list[Path] = []
     if truth is not None:  # the report goes to out_dir/report: no restoration may go there
         clash = next((name for name in names if name.parts[0] == REPORT_FOLDER), None)

@@ -463,6 +463,14 @@ def test_a_home_folder_of_an_unknown_user_is_bad_input(tmp_path, cli_runner, opt
     assert not (tmp_path / "run").exists()
 
 
+def test_a_parameter_with_a_prefix_other_than_cipher_or_attack_is_refused_as_such(tmp_path, cli_runner):
+    """`cipher.attack.x=1` was refused as "not taken by the cipher.attack"."""
+    result = cli_runner.invoke(cli, ["run", "--cipher", "plain", "--attack", "fr", "--no-accuracy",
+                                     "--param", "cipher.attack.x=1", "--out", str(tmp_path / "out")])
+    refused(result, "parameter 'cipher.attack.x': a prefix is 'cipher.' or 'attack.' only")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])

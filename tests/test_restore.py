@@ -294,3 +294,12 @@ def test_restore_skips_a_staging_folder_left_in_its_input_folders(files, cli_run
     result = restore(cli_runner, files, tmp_path / "out", truth=False)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"img{i:03d}.png" for i in range(8)]
+
+
+def test_restore_names_two_ciphertexts_that_would_be_restored_to_one_png(files, cli_runner, tmp_path):
+    """img000.png and img000.PNG both restore to img000.png: the refusal names them (it said only
+    "two ciphertexts differ only in their suffix")."""
+    shutil.copy(files / "ct" / "img000.png", files / "ct" / "img000.PNG")
+    result = restore(cli_runner, files, tmp_path / "out", truth=False)
+    refused(result, "ciphertexts img000.PNG and img000.png differ only in their suffix")
+    assert not (tmp_path / "out").exists()
