@@ -42,8 +42,18 @@ param_option = click.option("--param", "params", multiple=True, metavar="K=V",
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 key_option = click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
                           metavar="KEY.json", help="Key file made by `ppattack keygen`.")
+
+
+def named_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output folder option's value: an empty name is refused (``run --out ''`` meant the
+    default folder and ``encrypt -o ''`` the current one: neither is what an empty name says)."""
+    if value == "":
+        raise click.BadParameter("'' names no folder: give the output folder's name", ctx=ctx, param=param)
+    return value
+
+
 out_dir_option = click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-                              metavar="OUTDIR", help="Output folder (created if missing).")
+                              callback=named_folder, metavar="OUTDIR", help="Output folder (created if missing).")
 
 
 def parse_shape(value: str) -> tuple[int, int, int]:
@@ -403,7 +413,7 @@ def run_config_values(options: dict[str, Any]) -> dict[str, Any]:
 @cipher_option
 @click.option("--attack", "attack_name", required=True, metavar="NAME", help="Registered attack name.")
 @run_options
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Result folder (default runs/<cipher>-<attack>-<time>).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), callback=named_folder, help="Result folder (default runs/<cipher>-<attack>-<time>).")
 def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any) -> None:
     """Attack a cipher on a dataset and write result.json, report.md and grid.png."""
     from .file_io import check_placeable, staged_output
@@ -427,7 +437,7 @@ def run(cipher_name: str, attack_name: str, out_dir: str | None, **options: Any)
 @click.option("--ciphers", required=True, metavar="A,B,...", help="Comma-separated cipher names (wildcards allowed, e.g. '*').")
 @click.option("--attacks", required=True, metavar="X,Y,...", help="Comma-separated attack names (wildcards allowed).")
 @run_options
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Bench folder (default runs/bench-<time>).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), callback=named_folder, help="Bench folder (default runs/bench-<time>).")
 def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> None:
     """Attack every cipher with every attack; write bench.json, leaderboard.md, grid.png and
     index.html (plus each cell's result folder) and print the leaderboard.
@@ -457,7 +467,7 @@ def bench(ciphers: str, attacks: str, out_dir: str | None, **options: Any) -> No
               help="What the audit spends: quick / cpu (attacks at their quick budget, the quick "
                    "preset's ViT for accuracy, at most 64 / 256 targets, 2000 / 10000 training images) "
                    "or paper (the preset's own values).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Audit folder (default runs/audit-<cipher>-<time>).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), callback=named_folder, help="Audit folder (default runs/audit-<cipher>-<time>).")
 def audit(cipher_name: str, attacks: str, budget: str, out_dir: str | None, **options: Any) -> None:
     """Run every registered attack under every threat model it supports (with positive
     controls) and report the worst case per threat model: audit.json, audit.md, audit.png,
@@ -594,7 +604,7 @@ def print_summary(record: RunRecord, out: Path) -> None:
 @cli.command()
 @click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Baseline TOML with the bounds to hold.")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), callback=named_folder,
               help="Keep the results of runs the check had to make here.")
 @click.argument("result_dirs", nargs=-1, type=click.Path(file_okay=False))
 def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...]) -> int:
@@ -609,6 +619,9 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
 
     audits = load_audit_bounds(baseline_path)
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
+    if out_dir and result_dirs:  # it was silently ignored: with result folders no case runs
+        raise DataError("--out keeps the runs a check makes, and a check given result folders makes none: "
+                        "leave out --out or the result folders")
     if audits and result_dirs:  # they were silently ignored: the audits ran anyway
         raise DataError(f"result folders answer [[bound]] entries only, and {baseline_path} holds {len(audits)} "
                         "[[audit]] entries, which run their audits: leave the folders out, or put the "

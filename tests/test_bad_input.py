@@ -471,6 +471,31 @@ def test_a_parameter_with_a_prefix_other_than_cipher_or_attack_is_refused_as_suc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", [["run", "--cipher", "plain", "--attack", "fr", "--no-accuracy", "--out", ""],
+                                     ["audit", "--cipher", "plain", "--attacks", "fr", "--no-accuracy", "--out", ""],
+                                     ["encrypt", "--key", "KEY", "a.png", "-o", ""]])
+def test_an_empty_output_folder_name_is_refused(tmp_path, cli_runner, monkeypatch, command):
+    """`run --out ''` wrote to the default runs/ folder and `encrypt -o ''` into the current one."""
+    monkeypatch.chdir(tmp_path)
+    key = keygen(cli_runner, tmp_path / "key.json")
+    Image.fromarray(photo()).save(tmp_path / "a.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = cli_runner.invoke(cli, [str(key) if part == "KEY" else part for part in command])
+    refused(result, "'' names no folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_check_refuses_out_beside_result_folders(tmp_path, cli_runner):
+    """`check --out DIR RESULTS...` ignored --out: with result folders a check runs nothing."""
+    baseline = tmp_path / "b.toml"
+    baseline.write_text('[[bound]]\ncipher = "plain"\nattack = "fr"\nmin_ssim = 0.5\n')
+    (tmp_path / "results").mkdir()
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(tmp_path / "kept"),
+                                     str(tmp_path / "results")])
+    refused(result, "leave out --out or the result folders")
+    assert not (tmp_path / "kept").exists()
+
+
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])
