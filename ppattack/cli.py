@@ -619,9 +619,6 @@ def check(baseline_path: str, out_dir: str | None, result_dirs: tuple[str, ...])
 
     audits = load_audit_bounds(baseline_path)
     bounds = load_baseline(baseline_path) if has_case_bounds(baseline_path) or not audits else []
-    if out_dir and result_dirs:  # it was silently ignored: with result folders no case runs
-        raise DataError("--out keeps the runs a check makes, and a check given result folders makes none: "
-                        "leave out --out or the result folders")
     if audits and result_dirs:  # they were silently ignored: the audits ran anyway
         raise DataError(f"result folders answer [[bound]] entries only, and {baseline_path} holds {len(audits)} "
                         "[[audit]] entries, which run their audits: leave the folders out, or put the "

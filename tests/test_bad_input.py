@@ -485,17 +485,6 @@ def test_an_empty_output_folder_name_is_refused(tmp_path, cli_runner, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_check_refuses_out_beside_result_folders(tmp_path, cli_runner):
-    """`check --out DIR RESULTS...` ignored --out: with result folders a check runs nothing."""
-    baseline = tmp_path / "b.toml"
-    baseline.write_text('[[bound]]\ncipher = "plain"\nattack = "fr"\nmin_ssim = 0.5\n')
-    (tmp_path / "results").mkdir()
-    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), "--out", str(tmp_path / "kept"),
-                                     str(tmp_path / "results")])
-    refused(result, "leave out --out or the result folders")
-    assert not (tmp_path / "kept").exists()
-
-
 def test_a_parameter_given_twice_is_refused(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["info", "--cipher", "proposed", "--param", "block_size=8",
                                      "--param", "block_size=16"])

@@ -128,9 +128,11 @@ def test_a_result_without_the_bounded_measurement_is_an_input_error(tmp_path, cl
     assert run.exit_code == 0, run.output
     baseline = tmp_path / "b.toml"
     baseline.write_text('[defaults]\nlimit = 32\n[[bound]]\ncipher = "proposed"\nattack = "fr"\nmin_accuracy = 0.2\n')
-    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(tmp_path / "given")])
+    result = cli_runner.invoke(cli, ["check", "--baseline", str(baseline), str(tmp_path / "given"),
+                                     "--out", str(tmp_path / "made")])
     assert result.exit_code == 2, result.output
     assert "holds no measurement for min_accuracy" in result.stderr and "result.json" in result.stderr
+    assert not (tmp_path / "made").exists()
 
 
 SEEDS_BASELINE = """
