@@ -54,24 +54,29 @@ class AuditBudget:
         classifier: the preset whose ``classifier_*`` values train the accuracy classifiers
             (and the provider model of the ``model`` threat model).
         max_train: the most training images decoded (the victim's and the attacker's halves).
+        control_beside: on a CPU, evaluate each case's positive control in a second process
+            while the case attacks, the threads split between the two
+            (:func:`~ppattack.harness.beside_control`).
     """
 
     targets: int | None
     attacks: tuple[str, ...] | None
     classifier: str | None
     max_train: int | None
+    control_beside: bool = False
 
 
 #: ``--budget`` -> what an audit may spend. ``quick`` and ``cpu`` fit a 2-core CPU (``cpu``: the
 #: CIFAR-10 copy at 32x32 in under 30 minutes): every attack at its ``audit`` budget where it has
 #: one (the unpaired GANs: the smallest whose positive control passes), else its quick budget, and
 #: the quick preset's small ViT for accuracy; ``cpu`` first takes an attack's own ``cpu`` budget
-#: where it has one (itn: a longer training that reads pe's canonical form well);
-#: ``paper`` spends what the preset says.
+#: where it has one (itn: a longer training that reads pe's canonical form well) and trains each
+#: control beside its attack; ``paper`` spends what the preset says.
 AUDIT_BUDGETS: dict[str, AuditBudget] = {
     "quick": AuditBudget(targets=64, attacks=("audit", "quick"), classifier="quick", max_train=2000),
-    "cpu": AuditBudget(targets=256, attacks=("cpu", "audit", "quick"), classifier="quick", max_train=10000),
-    "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None),
+    "cpu": AuditBudget(targets=256, attacks=("cpu", "audit", "quick"), classifier="quick", max_train=10000,
+                       control_beside=True),
+    "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None, control_beside=True),
 }
 #: ``progress(done, total, attack, threat_model)`` before each case.
 Progress = Callable[[int, int, str, str], None]
@@ -226,7 +231,7 @@ def run_audit(cipher: str, out_dir: str | Path, template: RunConfig, *, budget: 
         config = replace(config, params=cell_params(config)[0])  # K=V only where it is taken
         outcome, error, not_applicable = None, None, None
         try:
-            outcome = run(config)
+            outcome = run(config, control_beside=AUDIT_BUDGETS[budget].control_beside)
         except MemoryNeedError:  # the size, not the attack: every case would fail alike
             raise
         except (ParameterError, ShapeError) as e:

@@ -9,13 +9,14 @@ Following breaching's split, the case holds the ground truth and the attacker ge
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -28,7 +29,8 @@ from .case import (COUNTS, Case, Resolved, RunConfig, Victim, build_case, case_v
 from .cipher import Cipher
 from .learning import classifier
 from .data import Dataset, Roles, assign_roles, load_dataset
-from .runtime.distributed import init_from_env, main_first, world
+from .runtime.distributed import init_from_env, launched, main_first, world
+from .runtime.side_process import SideProcess, SideProcessLost, can_split_threads
 from .errors import MemoryNeedError, PPAttackError
 from .images.image_set import ImageSet
 from .keys import Key
@@ -224,7 +226,7 @@ def accuracy_inputs(config: RunConfig) -> str:
                       sort_keys=True, default=str)
 
 
-def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
+def run(config: RunConfig, *, accuracy: Accuracy | None = None, control_beside: bool = False) -> RunResult:
     """Run one case end to end and return its result (nothing is written).
 
     The case composes three pipelines: the attack (:func:`evaluate_attack`), the provider's
@@ -232,6 +234,8 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     (:func:`measure_accuracy`), then the positive control when asked (:func:`positive_control`).
     ``accuracy``: the classifiers' measurement of this case's cipher, key and data when already
     made (a bench measures it once per cipher); None: measured here when ``config.accuracy``.
+    ``control_beside``: evaluate the control in a second process while this one attacks, the
+    CPU threads split between them (:func:`beside_control`; ``audit --budget cpu`` asks for it).
     """
     started = time.time()
     init_from_env()  # under torchrun: join the process group (training is then data parallel)
@@ -249,20 +253,21 @@ def run(config: RunConfig, *, accuracy: Accuracy | None = None) -> RunResult:
     dataset, roles = case_data(config, settings, case.attack)
     check_memory(size, len(roles.targets), batch, device)  # the targets there are
     victim = victim_case(case, dataset, roles)
-    model = (provider_model(settings, cipher, victim.key, roles, len(dataset.classes), seed=config.seed,
-                            device=device) if case.attack.threat_model == "model" else None)
-    evaluation = evaluate_attack(case, victim, perceptual, model=model)
-    baseline = baseline_scores(victim, perceptual)
-    if accuracy is None:  # victim-train images train the classifiers; the whole test split scores them
-        accuracy = (measure_accuracy(settings, victim, seed=config.seed, device=device) if config.accuracy
-                    else Accuracy.not_measured("skipped (--no-accuracy)"))
-    images = (victim.plain.cpu(), victim.ciphertexts.cpu(), evaluation.restored.cpu())
-    # the control attacks again: free this case's networks and device tensors first
-    attack_record, metrics = evaluation.attack, evaluation.metrics
-    del victim, evaluation, model, case
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    control = positive_control(config, resolved, cipher, metrics, dataset, roles, perceptual, device)
+    with beside_control(config, resolved, cipher, device, wanted=control_beside) as side:
+        model = (provider_model(settings, cipher, victim.key, roles, len(dataset.classes), seed=config.seed,
+                                device=device) if case.attack.threat_model == "model" else None)
+        evaluation = evaluate_attack(case, victim, perceptual, model=model)
+        baseline = baseline_scores(victim, perceptual)
+        if accuracy is None:  # victim-train images train the classifiers; the whole test split scores them
+            accuracy = (measure_accuracy(settings, victim, seed=config.seed, device=device) if config.accuracy
+                        else Accuracy.not_measured("skipped (--no-accuracy)"))
+        images = (victim.plain.cpu(), victim.ciphertexts.cpu(), evaluation.restored.cpu())
+        # the control attacks again: free this case's networks and device tensors first
+        attack_record, metrics = evaluation.attack, evaluation.metrics
+        del victim, evaluation, model, case
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        control = positive_control(config, resolved, cipher, metrics, dataset, roles, perceptual, device, side)
     record = run_record(config, settings, cipher, shape, device, started=started, perceptual=perceptual,
                         dataset=DatasetRecord(settings["dataset"], shape, len(dataset.classes),
                                               {**roles.sizes(), "test": len(dataset.test)}),
@@ -336,26 +341,71 @@ def evaluate_control(control: RunConfig, dataset: Dataset, roles: Roles, percept
     return evaluate_attack(case, victim, perceptual, model=model)
 
 
+def evaluate_control_apart(control: RunConfig) -> Scores:
+    """:func:`evaluate_control` in a process of its own (:func:`beside_control`): the control's
+    scores, on the data and roles that ``control``'s settings and limit give, as the case's."""
+    resolved = resolve(control)
+    device = resolve_device(control.device)
+    case = build_case(control, resolved, device)
+    dataset, roles = case_data(control, case.settings, case.attack)
+    perceptual = prepare_lpips(control.lpips_weights, device)
+    return evaluate_control(control, dataset, roles, perceptual, device).metrics
+
+
+@contextlib.contextmanager
+def beside_control(config: RunConfig, resolved: Resolved, cipher: Cipher, device: torch.device, *,
+                   wanted: bool) -> Iterator[SideProcess | None]:
+    """The positive control of ``config`` evaluated in a second process for the duration of the
+    block, when ``wanted`` and it can help: a control is asked of a cipher other than ``plain``,
+    on the CPU, outside torchrun, with two or more threads to split. Yields the side process
+    (:func:`positive_control` takes its result) or None (the control then runs after the attack)."""
+    if not (wanted and config.control and cipher.name != "plain" and device.type == "cpu"
+            and not launched() and can_split_threads()):
+        yield None
+        return
+    control = control_config(config, resolved, cipher)
+    log.info("positive control: %s on plain, in a second process", config.attack)
+    with SideProcess(evaluate_control_apart, (control,)) as side:
+        yield side
+
+
+def side_scores(side: SideProcess | None) -> Scores | None:
+    """The control's scores from ``side``; None when there is no side process or it was lost
+    (a warning: the control then runs in this process)."""
+    if side is None:
+        return None
+    try:
+        return side.result()
+    except SideProcessLost as e:
+        log.warning("%s: the positive control runs after the attack instead", e)
+        return None
+
+
 def positive_control(config: RunConfig, resolved: Resolved, cipher: Cipher, metrics: Scores,
-                     dataset: Dataset, roles: Roles, perceptual: Any, device: torch.device) -> Control:
+                     dataset: Dataset, roles: Roles, perceptual: Any, device: torch.device,
+                     side: SideProcess | None = None) -> Control:
     """result.json's ``control``: the attack's mean SSIM on ``plain`` and whether it reaches
     :data:`CONTROL_SSIM` (docs/attacks.md, "Positive controls": an attack that cannot restore
     unencrypted images proves nothing by failing on a cipher). ``metrics``: the case's own
     scores, which are the control's when the cipher is ``plain``; otherwise the control is a
-    second evaluation on ``plain`` (:func:`evaluate_control`)."""
+    second evaluation on ``plain`` (:func:`evaluate_control`), or the one ``side`` made
+    (:func:`beside_control`)."""
     if not config.control:
         return Control.not_run("not requested (--control runs the same attack on plain)")
     if cipher.name == "plain":
         params, seconds = dict(config.params), 0.0
     else:
         control = control_config(config, resolved, cipher)
-        log.info("positive control: %s on plain", config.attack)
         started = time.time()
         try:
-            metrics = evaluate_control(control, dataset, roles, perceptual, device).metrics
+            metrics = side_scores(side)
+            if metrics is None:
+                log.info("positive control: %s on plain", config.attack)
+                metrics = evaluate_control(control, dataset, roles, perceptual, device).metrics
         except PPAttackError as e:  # an attack that cannot take plain: say so, keep the result
             return Control.not_run(f"the control on plain failed: {e}")
-        params, seconds = dict(control.params), time.time() - started
+        params = dict(control.params)
+        seconds = time.time() - started if side is None or side.seconds is None else side.seconds
     ssim = float(metrics.ssim.mean)
     return Control(True, params=params, ssim=ssim, psnr=metrics.psnr.mean, threshold=CONTROL_SSIM,
                    passed=ssim >= CONTROL_SSIM, seconds=seconds)

@@ -100,12 +100,12 @@ def test_audit_writes_its_files(proposed_audit):
 def test_an_attack_that_cannot_take_the_cipher_is_not_applicable_and_a_crash_is_an_error(tmp_path, monkeypatch):
     real_run = audit_module.run
 
-    def run(config):
+    def run(config, **options):
         if config.attack == "kpa":
             raise ParameterError("kpa: outside this attack's class (test)")
         if config.attack == "cpa":
             raise RuntimeError("boom")
-        return real_run(config)
+        return real_run(config, **options)
 
     monkeypatch.setattr(audit_module, "run", run)
     result = run_audit("plain", tmp_path / "a", RunConfig(cipher="plain", attack="*", accuracy=False, limit=8),
@@ -136,10 +136,11 @@ def test_budget_sets_the_attacks_budget_and_a_small_classifier_where_the_user_di
 
 
 def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypatch):
-    seen = []
+    seen, beside = [], []
 
-    def run(config):
+    def run(config, *, control_beside=False):
         seen.append((config.attack, config.attack_budget, config.preset, dict(config.params)))
+        beside.append(control_beside)
         raise ParameterError("recorded (test)")
 
     monkeypatch.setattr(audit_module, "run", run)
@@ -151,11 +152,13 @@ def test_every_case_of_a_budgeted_audit_trains_at_the_budget(tmp_path, monkeypat
     assert sorted((attack, budget) for attack, budget, _, _ in seen) == [
         ("fr", "quick"), ("fr", "quick"), ("gan", "audit"), ("itn", "cpu"), ("itn", "cpu")]
     assert all(preset == "cifar" and params["classifier_width"] == 48 for _, _, preset, params in seen)
-    seen.clear()
+    assert beside == [True] * 5  # the cpu audit trains each control beside its attack
+    seen.clear(), beside.clear()
     with pytest.raises(ParameterError, match="no registered attack applies"):
         run_audit("plain", tmp_path / "b", RunConfig(cipher="plain", attack="*", preset="cifar", accuracy=False),
                   budget="quick", attacks=["itn"])
     assert [budget for _, budget, _, _ in seen] == ["quick", "quick"]  # the quick audit keeps itn quick
+    assert beside == [False, False]  # and its controls after their attacks, in one process
 
 
 def test_audit_bad_input_exits_2_and_writes_nothing(cli_runner, tmp_path):

@@ -699,11 +699,11 @@ def test_an_interrupted_audit_writes_nothing(tmp_path, cli_runner, monkeypatch):
 
     real_run, calls = ppattack.audit.run, []
 
-    def run(config):
+    def run(config, **options):
         calls.append(config)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_run(config)
+        return real_run(config, **options)
 
     monkeypatch.setattr(ppattack.audit, "run", run)
     out = tmp_path / "audit"
@@ -753,7 +753,7 @@ def test_a_late_interrupt_changes_neither_the_status_nor_stderr(tmp_path):
 def test_run_refuses_a_folder_where_a_result_file_goes_before_the_work(tmp_path, cli_runner, monkeypatch):
     import ppattack.harness
 
-    def run(config):
+    def run(config, **options):
         raise AssertionError("the run started")
 
     monkeypatch.setattr(ppattack.harness, "run", run)
@@ -767,7 +767,7 @@ def test_run_refuses_a_folder_where_a_result_file_goes_before_the_work(tmp_path,
 def test_audit_refuses_a_file_where_a_case_folder_goes_before_the_work(tmp_path, cli_runner, monkeypatch):
     import ppattack.audit
 
-    def run(config):
+    def run(config, **options):
         raise AssertionError("the audit started")
 
     monkeypatch.setattr(ppattack.audit, "run", run)
@@ -801,7 +801,7 @@ def test_audit_refuses_targets_that_are_not_a_positive_integer(tmp_path, cli_run
     """targets=-5 ran with limit -5; targets=abc was "unexpected ValueError"."""
     import ppattack.audit
 
-    def run(config):
+    def run(config, **options):
         raise AssertionError("the audit started")
 
     monkeypatch.setattr(ppattack.audit, "run", run)
@@ -860,7 +860,7 @@ def test_every_stderr_line_is_an_error_or_a_warning(tmp_path, cli_runner, monkey
     """Logged warnings were rich "WARNING  ..." lines (wrapped at 80 columns)."""
     import ppattack.audit
 
-    def run(config):
+    def run(config, **options):
         raise RuntimeError(f"{config.threat} broke " + "at length " * 10)
 
     monkeypatch.setattr(ppattack.audit, "run", run)
@@ -983,7 +983,7 @@ def test_results_are_not_written_among_a_folder_datasets_images(tmp_path, cli_ru
     import ppattack.audit
     import ppattack.harness
 
-    def run(config):
+    def run(config, **options):
         raise AssertionError("the work started")
 
     monkeypatch.setattr(ppattack.harness, "run", run)

@@ -6,13 +6,22 @@ import sys
 from typing import Iterator
 
 
+_shown = True
+
+
+def hide() -> None:
+    """Show no progress bar in this process from now on (a side process: its parent shows its own)."""
+    global _shown
+    _shown = False
+
+
 @contextlib.contextmanager
 def progress(description: str, total: int) -> Iterator:
     """A rich progress bar on stderr when it is a terminal; a no-op otherwise.
 
     Yields ``advance(n=1)``.
     """
-    if not sys.stderr.isatty():
+    if not (_shown and sys.stderr.isatty()):
         yield lambda n=1: None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
