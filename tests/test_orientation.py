@@ -23,7 +23,7 @@ from ppattack_shared_maps import ColumnMask, TileQuarter  # noqa: E402
 def cifar(shared_cifar: Path, targets: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``targets`` CIFAR-10 test images and 1,000 public (training) images."""
     roles = assign_roles(load_dataset(f"folder:{shared_cifar}", 32, max_test=targets), targets)
-    return roles.targets.tensor(), roles.public.tensor()[:1000]
+    return roles.targets.tensor(), roles.public[:1000].tensor()
 
 
 def test_the_turn_prior_sets_single_cifar_pictures_upright(shared_cifar):
