@@ -30,7 +30,6 @@ import torch
 
 from . import progress
 
-log = logging.getLogger(__name__)
 
 
 class SideProcessLost(RuntimeError):
