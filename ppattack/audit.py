@@ -71,12 +71,13 @@ class AuditBudget:
 #: one (the unpaired GANs: the smallest whose positive control passes), else its quick budget, and
 #: the quick preset's small ViT for accuracy; ``cpu`` first takes an attack's own ``cpu`` budget
 #: where it has one (itn: a longer training that reads pe's canonical form well) and trains each
-#: control beside its attack; ``paper`` spends what the preset says.
+#: control beside its attack; ``paper`` spends what the preset says, in one process (a second
+#: would hold a second copy of the paper's networks).
 AUDIT_BUDGETS: dict[str, AuditBudget] = {
     "quick": AuditBudget(targets=64, attacks=("audit", "quick"), classifier="quick", max_train=2000),
     "cpu": AuditBudget(targets=256, attacks=("cpu", "audit", "quick"), classifier="quick", max_train=10000,
                        control_beside=True),
-    "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None, control_beside=True),
+    "paper": AuditBudget(targets=None, attacks=None, classifier=None, max_train=None),
 }
 #: ``progress(done, total, attack, threat_model)`` before each case.
 Progress = Callable[[int, int, str, str], None]
