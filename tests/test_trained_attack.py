@@ -47,11 +47,13 @@ def test_one_optimizer_step_updates_every_network_once_as_a_plain_step_does():
 
 def test_inference_in_chunks_covers_every_image_in_order(monkeypatch):
     attack = ppattack.create_attack("itn", device="cpu")
-    images = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8)
+    images = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     net = nn.Conv2d(3, 3, 1)
     whole = [(rows, out) for rows, out in attack.forward_in_chunks(net, images, 1)]
     monkeypatch.setattr(trained_attack, "inference_chunk", lambda *args, **kwargs: 3)
     chunks = list(attack.forward_in_chunks(net, images, 1))
     assert [(r.start, r.stop) for r, _ in chunks] == [(0, 3), (3, 6), (6, 9)]
     assert len(whole) == 1 and not whole[0][1].requires_grad
-    assert torch.allclose(torch.cat([out for _, out in chunks]), whole[0][1])
+    # equal up to float32 rounding: a conv may round the last bit differently for another batch
+    # size (1 ulp, about 1e-7, in 7 % of random inputs); a chunk left out or out of order is off by ~1
+    torch.testing.assert_close(torch.cat([out for _, out in chunks]), whole[0][1])

@@ -138,7 +138,8 @@ class TrainedAttack(Attack):
         device), mapped to [-1, 1] and moved to the attack's device. A chunk holds as many images
         as keep ``activations_per_image`` each within the memory budget, at most ``most``; no
         gradients; float16 AMP on CUDA, float32 on the CPU (as trained there unless the CPU has
-        native bf16), so the outputs do not depend on the chunking."""
+        native bf16), so the outputs do not depend on the chunking (up to float rounding: a conv may
+        round the last bit differently for another batch size)."""
         chunk = inference_chunk(activations_per_image, self.device, most=most)
         for start in range(0, len(images), chunk):
             rows = slice(start, start + chunk)
