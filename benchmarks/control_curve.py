@@ -13,6 +13,7 @@ is that command's score. The trained network is not cached.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -31,12 +32,15 @@ from ppattack.metrics import ssim  # noqa: E402
 from ppattack.params import parse_assignments  # noqa: E402
 from ppattack.registry import ATTACKS, CIPHERS  # noqa: E402
 from ppattack.learning.training import to_signed, to_uint8  # noqa: E402
+from ppattack.learning.weight_average import WeightAverage  # noqa: E402
 
 
 def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, checkpoints: list[int],
-          params: dict[str, object]) -> list[dict[str, float]]:
+          params: dict[str, object], averages: tuple[float, ...] = ()) -> list[dict[str, float]]:
     """One training run of ``attack_name`` on ``plain``; a row per checkpoint (step, SSIM mean and
-    median over the targets, seconds since training began)."""
+    median over the targets, seconds since training began), and for each decay in ``averages``
+    the same scores of an average of the generator's weights kept beside the run (it does not
+    change the training: ``ssim_mean_ema<decay>``, ``ssim_median_ema<decay>``)."""
     resolved = resolve(RunConfig(cipher="plain", attack=attack_name, dataset=dataset, preset=preset,
                                  params={**params, "attack.steps": max(checkpoints)}, device="cpu",
                                  seed=seed, limit=limit, accuracy=False))
@@ -49,21 +53,37 @@ def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, ch
     key = cipher.generate_key((3, size, size), seed=role_seed(seed, "victim-key"))
     rows: list[dict[str, float]] = []
     marks = set(checkpoints)
+    shadows: dict[float, WeightAverage] = {}
+
+    def scores_of(generator: nn.Module) -> np.ndarray:
+        generator.eval()
+        with torch.no_grad():
+            restored = torch.cat([to_uint8(generator(to_signed(view.ciphertexts[i:i + 256])))
+                                  for i in range(0, len(view.ciphertexts), 256)])
+        generator.train()
+        return ssim(restored, roles.targets.tensor())
 
     class Scored(ATTACKS.get(attack_name)):
         def after_step(self, step: int, generator: nn.Module) -> None:
+            for decay in averages:
+                if decay not in shadows:
+                    shadows[decay] = WeightAverage(generator, decay)
+                shadows[decay].update(generator)
             if step not in marks:
                 return
-            generator.eval()
-            with torch.no_grad():
-                restored = torch.cat([to_uint8(generator(to_signed(view.ciphertexts[i:i + 256])))
-                                      for i in range(0, len(view.ciphertexts), 256)])
-            generator.train()
-            scores = ssim(restored, roles.targets.tensor())
-            rows.append({"step": step, "ssim_mean": float(np.mean(scores)),
-                         "ssim_median": float(np.median(scores)), "seconds": time.perf_counter() - began})
-            print(f"| {step} | {rows[-1]['ssim_mean']:.3f} | {rows[-1]['ssim_median']:.3f} | "
-                  f"{rows[-1]['seconds']:.0f} |", flush=True)
+            scores = scores_of(generator)
+            row = {"step": step, "ssim_mean": float(np.mean(scores)), "ssim_median": float(np.median(scores))}
+            for decay, shadow in shadows.items():
+                scratch = copy.deepcopy(generator)
+                scratch.load_state_dict(shadow.state_dict(generator))
+                averaged = scores_of(scratch)
+                row[f"ssim_mean_ema{decay:g}"] = float(np.mean(averaged))
+                row[f"ssim_median_ema{decay:g}"] = float(np.median(averaged))
+            row["seconds"] = time.perf_counter() - began
+            rows.append(row)
+            extra = "".join(f" | {row[f'ssim_mean_ema{d:g}']:.3f}" for d in shadows)
+            print(f"| {step} | {row['ssim_mean']:.3f} | {row['ssim_median']:.3f}{extra} | "
+                  f"{row['seconds']:.0f} |", flush=True)
 
     attack = Scored(budget=preset, seed=role_seed(seed, "attack"), device="cpu", threat="coa+public",
                     **resolved.attack_params)
@@ -74,7 +94,8 @@ def curve(attack_name: str, dataset: str, preset: str, limit: int, seed: int, ch
           f"{len(view.training_ciphertexts)} training ciphertexts, {len(view.public_images)} public images; "
           f"params {attack.params}; {platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
-    print("| step | SSIM mean | SSIM median | s |\n|---|---|---|---|", flush=True)
+    heads = "".join(f" | mean, average {d:g}" for d in averages)
+    print(f"| step | SSIM mean | SSIM median{heads} | s |\n|---|---|---{'|---' * len(averages)}|---|", flush=True)
     began = time.perf_counter()
     attack(view)
     return rows
@@ -89,11 +110,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoints", default="250,500,1000")
     parser.add_argument("--param", action="append", default=[], help="K=V, as ppattack run's --param")
+    parser.add_argument("--averages", default="", help="decays of weight averages to score too, e.g. 0.99,0.998")
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args()
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")})
     rows = curve(args.attack, args.dataset, args.preset, args.limit, args.seed, checkpoints,
-                 parse_assignments(args.param))
+                 parse_assignments(args.param), tuple(float(d) for d in args.averages.split(",") if d))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

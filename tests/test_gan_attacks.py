@@ -11,11 +11,13 @@ import torch.nn.functional as F
 
 import ppattack
 from ppattack.attacks.gan import GAN
+from ppattack.attacks.sia_gan import SIAGAN
 from ppattack.cli import cli
 from ppattack.data import assign_roles, load_dataset
 from ppattack.harness import threat_view
 from ppattack.learning.nets.sagan import SIAGenerator
 from ppattack.learning.training import to_signed, to_uint8
+from ppattack.learning.weight_average import WeightAverage
 
 SMALL = {"steps": 3, "batch_size": 8, "d_width": 4, "c_width": 4}
 
@@ -157,6 +159,34 @@ def test_the_term_trains_the_generator_on_the_training_labels(attack, roles, tmp
     assert torch.equal(off, images(relabelled, 0.0)[0])
     unlabelled = dataclasses.replace(view, training_labels=None)
     assert images(unlabelled, 1.0)[1]["classification_loss"].startswith("not used: the view holds no")
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_the_generator_restores_with_its_weight_average(roles, tmp_path, monkeypatch, decay):
+    """With g_average the trained generator is the exponential average of the weights after
+    every step (kept here beside the run from the hook); without it, the last step's weights."""
+    monkeypatch.setenv("PPATTACK_CACHE", str(tmp_path))
+    seen = {}
+
+    class Watched(SIAGAN):
+        def after_step(self, step, generator):
+            seen.setdefault("average", WeightAverage(generator, 0.5)).update(generator)
+            seen["live"] = {k: v.clone() for k, v in generator.state_dict().items()}
+
+    attack = Watched(**SMALL, g_average=decay, polarity=False)
+    facts = attack(plain_view(roles)).facts
+    expected = seen["average"].state_dict(attack.generator) if decay else seen["live"]
+    returned = attack.generator.state_dict()
+    assert set(returned) == set(expected)
+    assert all(torch.equal(returned[name], expected[name]) for name in expected)
+    differs = any(not torch.equal(returned[name], seen["live"][name]) for name in returned)
+    assert differs == bool(decay)
+    assert facts["generator_weights"] == ("exponential average, decay 0.5" if decay else "the last step's")
+
+
+def test_a_weight_average_decay_outside_0_1_is_refused():
+    with pytest.raises(ppattack.errors.ParameterError, match="g_average"):
+        ppattack.create_attack("gan", g_average=1.0)
 
 
 # -- inference -------------------------------------------------------------------------------------

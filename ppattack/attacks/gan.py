@@ -45,6 +45,7 @@ from ppattack.learning.nets.aux_classifier import AuxClassifier
 from ppattack.learning.nets.dcgan import BlockwiseGenerator, DCGANDiscriminator
 from ppattack.learning.trained_attack import TrainedAttack
 from ppattack.learning.training import batch_indices, random_flip, to_signed, to_uint8
+from ppattack.learning.weight_average import WeightAverage
 from ppattack.solvers.polarity import fit_polarity_prior, polarity_vote
 from ppattack.threat import ThreatView
 
@@ -64,6 +65,8 @@ class GAN(TrainedAttack):
     classifier's width. ``polarity`` (default on, a ppattack addition): the restorations are
     negated as a set when a prior fitted on the public images judges them negatives (an
     unpaired generator keeps the sign it starts with: some seeds restore every negative).
+    ``g_average`` (default 0: off, a ppattack addition): restore with an exponential average
+    of the generator's weights of this decay (:mod:`ppattack.learning.weight_average`).
     """
 
     name = "gan"
@@ -89,7 +92,7 @@ class GAN(TrainedAttack):
                  d_width: int = 64, steps: int | None = None, epochs: int | float | None = 25,
                  batch_size: int = 64, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  augment: bool = False, class_weight: float = 0.0,
-                 c_width: int = 64, polarity: bool = True, **common: Any):
+                 c_width: int = 64, polarity: bool = True, g_average: float = 0.0, **common: Any):
         super().__init__(**common)
         self.store_params(locals())  # block_size None: the cipher's; g_width None: max(3B^2, 64)
         self.check_budget(self.lr_g, self.lr_d)
@@ -97,6 +100,9 @@ class GAN(TrainedAttack):
             raise ParameterError(f"{self.name}: g_width, d_width and batch_size must be >= 1")
         if not (self.class_weight >= 0 and math.isfinite(self.class_weight)) or self.c_width < 1:
             raise ParameterError(f"{self.name}: class_weight must be finite and >= 0, c_width >= 1")
+        if not 0.0 <= self.g_average < 1.0:
+            raise ParameterError(f"{self.name}: g_average (the decay of the generator's weight average) "
+                                 f"must be in [0, 1), got {self.g_average}")
         self.generator: nn.Module | None = None
 
     # -- what a subclass changes -------------------------------------------------------------------
@@ -118,9 +124,10 @@ class GAN(TrainedAttack):
         return self.build_generator(view).to(self.device)
 
     def after_step(self, step: int, generator: nn.Module) -> None:
-        """Called after training step ``step`` (1-based) with the generator in train mode; a hook
-        for experiments (benchmarks/control_curve.py scores checkpoints). Must leave the
-        generator's parameters, buffers and mode as it found them. Default: nothing."""
+        """Called after training step ``step`` (1-based) with the generator in train mode (the
+        trained weights, not their average); a hook for experiments (benchmarks/control_curve.py
+        scores checkpoints). Must leave the generator's parameters, buffers and mode as it found
+        them. Default: nothing."""
 
     def build_discriminator(self, view: ThreatView) -> nn.Module:
         return DCGANDiscriminator(self.d_width, view.plain_shape[0], view.plain_shape[1])
@@ -217,6 +224,7 @@ class GAN(TrainedAttack):
         reals = batch_indices(len(public), self.batch_size, generator_rng)
         g.train()
         d.train()
+        average: WeightAverage | None = None  # with g_average: starts at the first step's weights
         # Losses stay on the device (no host sync per step); read once, after the loop.
         last = torch.full((3,), math.nan, device=device)
         with self.progress(f"adversarial training ({view.cipher.name})", steps) as advance:
@@ -245,6 +253,9 @@ class GAN(TrainedAttack):
                 joint = [(opt_c, c)] if opt_c is not None else []  # the classifier learns from loss_g too
                 self.optimizer_step(loss_g, scaler_g, (opt_g, g), *joint)
                 last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
+                if self.g_average > 0:
+                    average = average or WeightAverage(g, self.g_average)
+                    average.update(g)
                 self.after_step(step, g)
                 advance()
         final_d, final_g, final_c = last.tolist()
@@ -255,10 +266,13 @@ class GAN(TrainedAttack):
                  "public_images": len(public),
                  "generator_parameters": sum(p.numel() for p in g.parameters()),
                  "classification_loss": self.classification_fact(c, labels),
+                 "generator_weights": (f"exponential average, decay {self.g_average:g}" if average is not None
+                                       else "the last step's"),
                  **self.generator_facts(view)}
         if c is not None:
             facts["final_loss_class"] = final_c
-        return {"generator": {k: v.cpu() for k, v in g.state_dict().items()}, "facts": facts}
+        weights = average.state_dict(g) if average is not None else g.state_dict()
+        return {"generator": {k: v.cpu() for k, v in weights.items()}, "facts": facts}
 
     def classification_fact(self, classifier: nn.Module | None, labels: torch.Tensor | None) -> str:
         """Whether the joint classifier's term was used, in words (for the result's facts)."""
