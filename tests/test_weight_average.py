@@ -23,17 +23,20 @@ def test_the_average_follows_the_weights_at_the_decay():
 
 
 def test_batchnorm_statistics_are_averaged_and_spectral_vectors_taken_as_they_are():
-    net = nn.Sequential(spectral_norm(nn.Conv2d(1, 2, 1)), nn.BatchNorm2d(2))
+    net = nn.Sequential(spectral_norm(nn.Conv2d(2, 2, 1)), nn.BatchNorm2d(2))
     average = WeightAverage(net, decay=0.5)
     start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():  # a new weight, so that the power iteration's vectors move
+        net[0].parametrizations.weight.original.copy_(torch.tensor([[1.0, 2.0], [-3.0, 0.5]]).view(2, 2, 1, 1))
     net.train()
-    net(torch.randn(4, 1, 3, 3) * 5 + 3)  # moves the running statistics and the power iteration
+    net(torch.randn(4, 2, 3, 3) * 5 + 3)  # moves the running statistics and the power iteration
     average.update(net)
     now, averaged = net.state_dict(), average.state_dict(net)
     for name in ("1.running_mean", "1.running_var"):
         assert not torch.equal(now[name], start[name])
         assert torch.allclose(averaged[name], (now[name] + start[name]) / 2)
     for name in ("0.parametrizations.weight.0._u", "0.parametrizations.weight.0._v", "1.num_batches_tracked"):
+        assert not torch.equal(now[name], start[name])
         assert torch.equal(averaged[name], now[name])
 
 

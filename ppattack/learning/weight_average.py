@@ -33,9 +33,9 @@ class WeightAverage:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"weight average decay must be in [0, 1), got {decay}")
         self.decay = decay
+        self.names = averaged_entries(net)
         state = net.state_dict()
-        self.names = [name for name in state if averaged(net, name)]
-        self.average = {name: state[name].detach().clone().float() for name in self.names}
+        self.average = {name: state[name].clone().float() for name in self.names}
 
     @torch.no_grad()
     def update(self, net: nn.Module) -> None:
@@ -51,12 +51,12 @@ class WeightAverage:
         return state
 
 
-def averaged(net: nn.Module, name: str) -> bool:
-    """Whether state-dict entry ``name`` of ``net`` is averaged: a parameter, or a BatchNorm's
-    running mean or variance."""
-    parameters = {n for n, _ in net.named_parameters()}
-    if name in parameters:
-        return True
-    module_name, _, leaf = name.rpartition(".")
-    module = net.get_submodule(module_name) if module_name else net
-    return isinstance(module, nn.modules.batchnorm._BatchNorm) and leaf in ("running_mean", "running_var")
+def averaged_entries(net: nn.Module) -> list[str]:
+    """The state-dict entries of ``net`` that are averaged: its parameters and its BatchNorms'
+    running means and variances."""
+    entries = [name for name, _ in net.named_parameters()]
+    for module_name, module in net.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+            prefix = f"{module_name}." if module_name else ""
+            entries += [f"{prefix}running_mean", f"{prefix}running_var"]
+    return entries

@@ -31,7 +31,6 @@ import torch
 from . import progress
 
 
-
 class SideProcessLost(RuntimeError):
     """The side process ended without sending a result (it was killed, or could not start)."""
 
