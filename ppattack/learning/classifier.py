@@ -50,6 +50,7 @@ from torch import nn
 
 from .cache import cached
 from ..cipher import Cipher, parse_int_param
+from ..runtime.digest import class_source_digest
 from ..runtime.distributed import data_parallel, shard, world
 from ..errors import DataError, ParameterError, ShapeError
 from ..images.image_set import ImageSet
@@ -353,11 +354,12 @@ def fit(cipher: Cipher, key: Key, images: ImageSet, model_config: ModelConfig,
     A small set is read once and held as one tensor; a large one is streamed in batches
     (:meth:`ImageSet.batches`), with the same batches and augmentation either way. The cache
     key holds the cipher and its parameters, a SHA-256 of the key (never the key), both
-    configurations, the set's identity (source, positions, labels, size), the seed and the
-    device type.
+    configurations, the set's identity (source, positions, labels, size), the seed, the device
+    type and the source file of the cipher's class (a plugin's code; the cache adds ppattack's).
     """
     device = torch.device(device)
-    identity = {"cipher": cipher.name, "cipher_params": cipher.params, "key_sha256": key_fingerprint(key),
+    identity = {"cipher": cipher.name, "cipher_params": cipher.params, "cipher_code": class_source_digest(type(cipher)),
+                "key_sha256": key_fingerprint(key),
                 "model": asdict(model_config), "training": asdict(train_config),
                 "data": images.identity(), "seed": int(seed), "device": device.type}
 

@@ -30,7 +30,7 @@ from ..attack import Attack
 from ..errors import ParameterError
 from ..threat import ThreatView
 from .cache import cached
-from ..runtime.digest import tensor_digest
+from ..runtime.digest import class_source_digest, tensor_digest
 from ..runtime.distributed import average_gradients, data_parallel
 from ..runtime.progress import progress
 from .training import autocast, cpu_bf16_supported, grad_scaler, inference_chunk, to_signed
@@ -51,13 +51,15 @@ class TrainedAttack(Attack):
         Cipher name and parameters, attack name and resolved parameters (seed included), image
         shape, the view's data identity and the device type (a GPU's float16 training is not the
         CPU's network); ``extra`` adds what else the training reads (e.g. a
-        digest of the ciphertexts or known pairs). The cache adds the code version.
+        digest of the ciphertexts or known pairs). The source files of the attack's and the
+        cipher's classes name a plugin's code; the cache adds ppattack's own.
         """
         data = view.data_id
         if data is None:  # a view built by hand: identify the public data by content
             data = "unnamed|" + (tensor_digest(view.public_images) if view.public_images is not None else "-")
-        return {"attack": self.name, "params": self.params, "cipher": view.cipher.name,
-                "cipher_params": view.cipher.params, "plain_shape": list(view.plain_shape),
+        return {"attack": self.name, "params": self.params, "attack_code": class_source_digest(type(self)),
+                "cipher": view.cipher.name, "cipher_params": view.cipher.params,
+                "cipher_code": class_source_digest(type(view.cipher)), "plain_shape": list(view.plain_shape),
                 "data": data, "device": self.device.type, **extra}
 
     def trained(self, view: ThreatView, build: Callable[[], dict[str, Any]], **extra: Any) -> dict[str, Any]:
