@@ -6,7 +6,8 @@ Each AUDIT_DIR holds the audit.json that ``ppattack audit`` wrote. A row gives t
 key space (bits), the accuracy of the plain and the protected classifier, the ciphertexts' own
 mean SSIM, the worst case of each threat model and the audit's wall time (s). A cell names the
 rung of the verdict ladder (:data:`ppattack.verdict.VERDICTS`, shortened), the best attack and
-its mean SSIM, and "control failed" where that attack's positive control on ``plain`` failed:
+its mean SSIM (for "restored (mirrored)": its SSIM up to a left-right mirror of every restoration,
+and as restored), and "control failed" where that attack's positive control on ``plain`` failed:
 such a figure is a lower bound, no evidence of strength.
 """
 from __future__ import annotations
@@ -34,6 +35,9 @@ def cell(summary: ThreatSummary | None) -> str:
         return "no attack applies"
     if summary.key_recovered:
         text = f"key recovered ({', '.join(summary.key_recovered_by)})"
+    elif summary.verdict == "restored (mirrored)":  # the figure that earned it: up to a mirror
+        text = (f"restored (mirrored): {number(summary.best_ssim_up_to_mirror)} "
+                f"{summary.best_attack_up_to_mirror} ({number(summary.best_ssim)} as restored)")
     else:
         text = f"{SHORT[summary.verdict]}: {number(summary.best_ssim)} {summary.best_attack}"
     return text + (", control failed" if summary.control_passed is False else "")
