@@ -434,6 +434,8 @@ def test_prefetched_keeps_the_order_of_a_plain_loop():
     assert list(prefetched(lambda: 1, 0)) == []
 
 
+# isinstance() over every live object touches torch.distributed's deprecated reduce_op, which warns
+@pytest.mark.filterwarnings("ignore:`torch.distributed.reduce_op` is deprecated:FutureWarning")
 def test_the_control_runs_after_the_outer_run_let_go_of_its_attack_and_view(monkeypatch):
     """--control attacks a second time: the case's trained attack and threat view (and the
     device tensors they hold) are released before the control starts."""
