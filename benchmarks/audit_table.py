@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ppattack.audit_records import AuditDocument, ThreatSummary
@@ -55,16 +56,22 @@ def row(document: AuditDocument) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("audits", nargs="+", type=Path, help="folders holding audit.json")
     args = parser.parse_args()
+    missing = [str(folder) for folder in args.audits if not (folder / "audit.json").is_file()]
+    if missing:
+        print(f"error: no audit.json in {', '.join(missing)}: give the folders `ppattack audit --out` wrote",
+              file=sys.stderr)
+        return 2
     print("| cipher | key space bits | accuracy plain / protected | ciphertext SSIM | "
           + " | ".join(THREAT_MODELS) + " | s |")
     print("|---|---:|---|---:|" + "---|" * len(THREAT_MODELS) + "---:|")
     for folder in args.audits:
         print(row(AuditDocument.from_json(json.loads((folder / "audit.json").read_text()))))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

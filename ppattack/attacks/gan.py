@@ -254,7 +254,8 @@ class GAN(TrainedAttack):
                 self.optimizer_step(loss_g, scaler_g, (opt_g, g), *joint)
                 last = torch.stack([loss_d.detach(), loss_adv.detach(), loss_c.detach()]).float()
                 if self.g_average > 0:
-                    average = average or WeightAverage(g, self.g_average)
+                    if average is None:
+                        average = WeightAverage(g, self.g_average)
                     average.update(g)
                 self.after_step(step, g)
                 advance()
